@@ -1,0 +1,105 @@
+"""The one analyzer for index and query: NFKC, casefold, diacritics folded, stopwords, Snowball stems."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from functools import cache
+from importlib.resources import files
+
+# Words: letters/digits, inner apostrophes (don't, Azerbaijan's), or dotted acronyms (U.S., D.C.).
+TOKEN = re.compile(r"(?:[^\W_]\.){2,}|[^\W_]+(?:['’][^\W_]+)*")
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'"})
+# Letters that Unicode does not decompose into base + mark.
+_UNDECOMPOSABLE = str.maketrans({"ı": "i", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe"})
+_MAX_TOKEN_CHARS = 64
+
+
+@cache
+def stopwords() -> frozenset[str]:
+    """NLTK's English stopword list, shipped in qabot/data."""
+    text = files("qabot").joinpath("data/stopwords_en.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+@cache
+def irregular_verbs() -> dict[str, str]:
+    """Irregular verb forms -> base form ("met" -> "meet"), shipped in qabot/data."""
+    text = files("qabot").joinpath("data/irregular_verbs.txt").read_text(encoding="utf-8")
+    pairs = (line.split() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return {form: base for form, base in pairs}
+
+
+@cache
+def _stemmer():  # noqa: ANN202 - PyStemmer has no type stubs
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def fold(word: str) -> str:
+    """NFKC, casefold and strip diacritics: 'Erdoğan' -> 'erdogan', 'İlke' -> 'ilke'."""
+    if word.isascii():
+        return word.lower()
+    word = unicodedata.normalize("NFKC", word).casefold().translate(_APOSTROPHES).translate(_UNDECOMPOSABLE)
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@cache
+def term_of(token: str, acronyms: bool = True) -> str | None:
+    """The index term of one surface token, or None for a stopword (cached: tokens are Zipfian).
+
+    Dotted or all-capital short tokens (U.S., US, EU) are acronyms: kept, never stopwords.
+    Other words are folded, lose a possessive 's, irregular verbs become their base form
+    ("met" -> "meet"), and the result is stemmed with Snowball English (PyStemmer).
+    """
+    if len(token) > _MAX_TOKEN_CHARS:
+        return None
+    if "." in token:
+        return fold(token.replace(".", ""))
+    if acronyms and 2 <= len(token) <= 5 and token.isupper():
+        return fold(token)
+    word = fold(token)
+    if word.endswith("'s"):
+        word = word[:-2]
+    if word in stopwords():
+        return None
+    if word.isdigit():
+        return word
+    word = irregular_verbs().get(word, word)
+    return _stemmer().stemWord(word.replace("'", ""))
+
+
+def _acronyms_allowed(text: str) -> bool:
+    # In a shouted question ("WHO WROTE HAMLET") capitals carry no acronym signal.
+    letters = [ch for ch in text if ch.isalpha()]
+    return not letters or sum(ch.isupper() for ch in letters) < 0.6 * len(letters)
+
+
+def analyze(text: str) -> list[str]:
+    """Index terms of text, in order, stopwords removed."""
+    acronyms = _acronyms_allowed(text)
+    terms = (term_of(match.group(), acronyms) for match in TOKEN.finditer(text))
+    return [term for term in terms if term]
+
+
+def term_spans(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, term) for each non-stopword token of text; text[start:end] is the token."""
+    acronyms = _acronyms_allowed(text)
+    for match in TOKEN.finditer(text):
+        term = term_of(match.group(), acronyms)
+        if term:
+            yield match.start(), match.end(), term
+
+
+def surface_words(text: str) -> list[tuple[str, str]]:
+    """(folded word as typed, term) for each non-stopword token: what users recognise."""
+    acronyms = _acronyms_allowed(text)
+    pairs = []
+    for match in TOKEN.finditer(text):
+        term = term_of(match.group(), acronyms)
+        if term:
+            pairs.append((fold(match.group()).replace(".", ""), term))
+    return pairs

@@ -1,0 +1,214 @@
+"""The extractive answerer: retrieval, spelling variants, near-duplicate grouping, context, abstention."""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qabot.analyze import surface_words
+from qabot.index import Index, idf_of_unknown
+from qabot.model import Answer, Location, Passage
+from qabot.variants import VariantFinder
+
+RARE_DF = 2  # a term in at most this many sentences also searches its spelling variants
+MAX_QUERY_TERMS = 64
+CANDIDATES = 50  # sentences re-ranked and grouped per question
+DUPLICATE_JACCARD = 0.8  # token-set overlap that makes two sentences the same wire copy
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerParams:
+    """Tunables of the answerer (defaults tuned on the dev set; see config/qabot.toml)."""
+
+    top_k: int = 3
+    min_coverage: float = 0.5
+    variant_weight: float = 0.7
+    context_weight: float = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class QueryTerm:
+    """One distinct analyzed word of the question, with the vocabulary terms that stand for it."""
+
+    word: str  # as typed, folded
+    count: int  # times it occurs in the question
+    ids: tuple[tuple[int, float], ...]  # (term id, weight): the term itself at 1, variants lower
+    mass: float  # its share of the question's IDF mass
+
+
+def clean_question(question: str) -> str:
+    """The question without control, zero-width or bidi-override characters, whitespace collapsed."""
+    return " ".join(_CONTROL.sub(" ", unicodedata.normalize("NFC", question)).split())
+
+
+class Answerer:
+    """Answers questions from one Index; pure given the index, safe to call from several threads."""
+
+    def __init__(self, index: Index, params: AnswerParams | None = None) -> None:
+        self.index = index
+        self.params = params or AnswerParams()
+        self._variants: VariantFinder | None = None
+        self._variants_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, settings, warn: Callable[[str], None] = lambda message: None, progress=None
+    ) -> Answerer:  # noqa: ANN001 - Settings is imported lazily to keep layers one-way
+        """Open (load, refresh or build) the index the settings describe and wrap it."""
+        from qabot.store import IndexParams, open_index
+
+        params = IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
+        index, _ = open_index(settings.corpus, settings.index_dir, params, warn, progress)
+        return cls(index, AnswerParams(settings.top_k, settings.min_coverage, settings.variant_weight))
+
+    @property
+    def root(self) -> Path:
+        return self.index.root
+
+    def ask(self, question: str, top_k: int | None = None) -> Answer:
+        """The best passages for question (at most top_k), or an abstention saying why."""
+        top_k = self.params.top_k if top_k is None else max(1, int(top_k))
+        searched = self.index.n_sentences
+        cleaned = clean_question(question)
+        if not cleaned:
+            return Answer(question, (), True, "The question is empty.", (), searched)
+        if not self.index.n_sentences:
+            return Answer(question, (), True, "The corpus has no sentences to search.", (), searched)
+        terms, expansions = self._query_terms(cleaned)
+        if not terms:
+            reason = "The question has only common words; ask about a name, place or topic."
+            return Answer(question, (), True, reason, (), searched)
+        known = [term for term in terms if term.ids]
+        if not known:
+            words = ", ".join(term.word for term in terms[:8])
+            return Answer(question, (), True, f"No article mentions any of: {words}.", expansions, searched)
+        ranked, coverage, scores = self._rank(terms)
+        if not ranked or coverage[ranked[0]] < self.params.min_coverage:
+            missing = ", ".join(term.word for term in terms if not term.ids) or "most of the question's words"
+            reason = (
+                "The articles do not answer this: no sentence matches enough of the question"
+                f" (best match covers {coverage.get(ranked[0], 0.0) if ranked else 0.0:.0%}; not found: {missing})."
+            )
+            return Answer(question, (), True, reason, expansions, searched)
+        passages = self._passages(ranked, scores, top_k, terms)
+        reason = ""
+        if expansions:
+            reason = "also searched: " + ", ".join(f"{variant} (for {word})" for word, variant in expansions)
+        return Answer(question, tuple(passages), False, reason, expansions, searched)
+
+    def _query_terms(self, question: str) -> tuple[list[QueryTerm], tuple[tuple[str, str], ...]]:
+        index = self.index
+        counts: dict[str, list] = {}
+        for word, term in surface_words(question):
+            if term in counts:
+                counts[term][1] += 1
+            elif len(counts) < MAX_QUERY_TERMS:
+                counts[term] = [word, 1]
+        unknown_idf = idf_of_unknown(index.n_sentences)
+        terms, expansions = [], []
+        for term, (word, count) in counts.items():
+            term_id = index.term_ids.get(term)
+            ids: list[tuple[int, float]] = []
+            if term_id is not None:
+                ids.append((term_id, 1.0))
+            if term_id is None or index.df[term_id] <= RARE_DF:
+                for variant_id, _ in self._variant_finder().find(term):
+                    ids.append((variant_id, self.params.variant_weight))
+                    expansions.append((word, index.vocab[variant_id]))
+            mass = float(index.idf[term_id]) if term_id is not None else unknown_idf
+            terms.append(QueryTerm(word, count, tuple(ids), mass))
+        return terms, tuple(expansions)
+
+    def _variant_finder(self) -> VariantFinder:
+        with self._variants_lock:
+            if self._variants is None:
+                self._variants = VariantFinder(self.index.vocab)
+            return self._variants
+
+    def _rank(self, terms: list[QueryTerm]) -> tuple[list[int], dict[int, float], dict[int, float]]:
+        """Candidate sentences best first, the share of question IDF mass each covers, their scores."""
+        index = self.index
+        weighted: dict[int, float] = {}
+        for term in terms:
+            for term_id, weight in term.ids:
+                weighted[term_id] = weighted.get(term_id, 0.0) + weight * term.count
+        sents, scores = index.search(list(weighted.items()), CANDIDATES)
+        total_mass = sum(term.mass for term in terms) or 1.0
+        coverage: dict[int, float] = {}
+        combined: dict[int, float] = {}
+        score_of = dict(zip(sents.tolist(), scores.tolist(), strict=True))
+        for sent, score in score_of.items():
+            present = set(index.sentence_terms(sent).tolist())
+            covered = sum(
+                term.mass * max((w for tid, w in term.ids if tid in present), default=0.0) for term in terms
+            )
+            coverage[sent] = covered / total_mass
+            before, after = index.neighbours(sent)
+            context = max(score_of.get(before, 0.0) if before is not None else 0.0,
+                          score_of.get(after, 0.0) if after is not None else 0.0)
+            combined[sent] = score + self.params.context_weight * context
+        ranked = sorted(combined, key=lambda s: (-combined[s], s))
+        return ranked, coverage, combined
+
+    def _passages(
+        self, ranked: list[int], scores: dict[int, float], top_k: int, terms: list[QueryTerm]
+    ) -> list[Passage]:
+        index = self.index
+        groups: list[tuple[int, set[int], list[int]]] = []  # (sentence, its term set, duplicates)
+        for sent in ranked:
+            tokens = set(index.sentence_terms(sent).tolist())
+            for lead, lead_tokens, duplicates in groups:
+                if index.sent_doc[lead] != index.sent_doc[sent] and _jaccard(tokens, lead_tokens) >= DUPLICATE_JACCARD:
+                    duplicates.append(sent)
+                    break
+            else:
+                if len(groups) < top_k:
+                    groups.append((sent, tokens, []))
+        return [
+            self._passage(lead, scores[lead], tokens, duplicates, terms) for lead, tokens, duplicates in groups
+        ]
+
+    def _passage(
+        self, sent: int, score: float, tokens: set[int], duplicates: list[int], terms: list[QueryTerm]
+    ) -> Passage:
+        index = self.index
+        before, after = index.neighbours(sent)
+        doc = index.docs[int(index.sent_doc[sent])]
+        matched = tuple(term.word for term in terms if any(tid in tokens for tid, _ in term.ids))
+        return Passage(
+            text=index.sentence_text(sent),
+            location=self._location(sent),
+            score=round(score, 6),
+            matched_terms=matched,
+            context_before=index.sentence_text(before) if before is not None else "",
+            context_after=index.sentence_text(after) if after is not None else "",
+            also_in=tuple(self._location(dup) for dup in duplicates),
+            title=doc.title,
+            date=doc.date,
+        )
+
+    def _location(self, sent: int) -> Location:
+        index = self.index
+        doc = index.docs[int(index.sent_doc[sent])]
+        return Location(
+            source=doc.path,
+            file=index.root / doc.path,
+            start=int(index.sent_start[sent]),
+            end=int(index.sent_end[sent]),
+            line=int(index.sent_line[sent]),
+            end_line=int(index.sent_end_line[sent]),
+            sha256=doc.sha256,
+        )
+
+
+def _jaccard(a: set[int], b: set[int]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)

@@ -1,0 +1,233 @@
+"""The `qabot` command: a thin skin over the library (exit 0 ok, 1 no answer, 2 user error)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from qabot import __version__
+from qabot.config import Settings, load_settings
+from qabot.errors import QabotError
+
+EXIT_OK, EXIT_NO_ANSWER, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(QabotError):
+    """Bad command-line usage."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one clear line, not a usage dump
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--corpus", metavar="DIR", default=argparse.SUPPRESS,
+                        help="folder of .txt articles (env QABOT_CORPUS; default from config: seeds/)")
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="settings file (default config/qabot.toml)")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks for errors")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = _Parser(
+        prog="qabot",
+        description="Ask questions of a folder of articles; get the exact sentences that answer, with citations.",
+        parents=[common],
+        epilog="With no command, qabot opens the interactive prompt (same as 'qabot repl').",
+    )
+    parser.add_argument("--version", action="version", version=f"qabot {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    ask = commands.add_parser("ask", parents=[common], help="answer one question (or '-' for one per stdin line)",
+                              description="Print the sentences that answer QUESTION, each with its citation.")
+    ask.add_argument("question", metavar="QUESTION", help="the question, or '-' to read one question per line from stdin")
+    ask.add_argument("--top-k", type=_positive_int, metavar="N", help="number of passages (default from config: 3)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object (one per line in batch mode)")
+
+    evaluate = commands.add_parser("eval", parents=[common], help="score an eval set (R@1, R@3, MRR@10, abstention)",
+                                   description="Score FILE.jsonl (schema in DESIGN.md) and list the misses.")
+    evaluate.add_argument("file", metavar="FILE.jsonl", type=Path)
+    evaluate.add_argument("--top-k", type=_positive_int, default=10, metavar="N", help="passages per question (10)")
+
+    commands.add_parser("index", parents=[common], help="build or refresh the persisted index and print stats",
+                        description="Build or refresh the index (only changed files are re-read) and print stats.")
+
+    show = commands.add_parser("show", parents=[common], help="print a cited sentence with its surrounding lines",
+                               description="Print the text a citation points at, exactly as in the file, with "
+                               "line numbers and context. CITATION is PATH:LINE (as printed by 'ask') or the "
+                               "exact span PATH:START-END (character offsets, as in --json output).")
+    show.add_argument("citation", metavar="CITATION")
+    show.add_argument("--context", type=int, default=2, metavar="N", help="lines of context on each side (2)")
+
+    verify = commands.add_parser("verify", parents=[common], help="re-check every citation in saved --json output",
+                                 description="Re-read every cited file of FILE.json (output of 'qabot ask --json', "
+                                 "one object or JSON lines) and report OK, CHANGED or MISSING per citation. "
+                                 "Exit 0 only when all are OK.")
+    verify.add_argument("file", metavar="FILE.json", type=Path)
+
+    commands.add_parser("repl", parents=[common], help="interactive prompt (the default with no command)",
+                        description="Ask questions interactively; type :help at the prompt for commands.")
+
+    bot = commands.add_parser("bot", parents=[common], help="run the Discord bot (same as 'python bot.py')",
+                              description="Run the Discord bot. The token is read from the environment "
+                              "variable named by token_env (default DISCORD_TOKEN).")
+    bot.add_argument("--check", action="store_true", help="validate settings and token presence, do not connect")
+    bot.add_argument("--sync", action="store_true", help="sync slash commands to Discord on start")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from --config, QABOT_* variables and --corpus, in increasing priority."""
+    config = getattr(args, "config", None)
+    corpus = getattr(args, "corpus", None)
+    return load_settings(Path(config) if config else None, overrides={"corpus": corpus})
+
+
+def warn(message: str) -> None:
+    print(f"qabot: {message}", file=sys.stderr)
+
+
+def progress_bar(stream: TextIO = sys.stderr) -> Callable[[int, int], None] | None:
+    """A tqdm bar on a terminal (None elsewhere, or without tqdm: same results, no bar)."""
+    if not stream.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="file", file=stream, leave=False, desc="indexing")
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def open_answerer(settings: Settings):  # noqa: ANN201 - Answerer imported lazily
+    from qabot.answer import Answerer
+
+    return Answerer.from_settings(settings, warn=warn, progress=progress_bar())
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.render import render_json, render_text, use_color
+
+    answerer = open_answerer(settings)
+    top_k = args.top_k or settings.top_k
+    if args.question == "-":
+        for raw in sys.stdin.buffer:
+            question = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            answer = answerer.ask(question, top_k)
+            if args.json:
+                print(render_json(answer), flush=False)
+            else:
+                print(f"Q: {question}\n{render_text(answer)}\n")
+        sys.stdout.flush()
+        return EXIT_OK
+    answer = answerer.ask(args.question, top_k)
+    print(render_json(answer) if args.json else render_text(answer, color=use_color(sys.stdout)))
+    return EXIT_NO_ANSWER if answer.abstained else EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.evaluate import evaluate, load_eval, render_report
+
+    items = load_eval(args.file)
+    answerer = open_answerer(settings)
+    print(render_report(evaluate(items, answerer.ask, args.top_k)))
+    return EXIT_OK
+
+
+def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.store import IndexParams, open_index
+
+    started = time.perf_counter()
+    params = IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
+    index, report = open_index(settings.corpus, settings.index_dir, params, warn, progress_bar())
+    seconds = time.perf_counter() - started
+    detail = ""
+    if report.action == "refreshed":
+        detail = f" ({report.added} added, {report.changed} changed, {report.removed} removed)"
+    print(f"index {report.action}{detail} in {seconds:.2f}s: {len(index.docs)} articles, "
+          f"{index.n_sentences} sentences, {len(index.vocab)} terms, {len(index.skipped)} files skipped")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.cite import show_citation
+
+    print(show_citation(settings.corpus, args.citation, args.context))
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.cite import verify_saved_output
+
+    report, all_ok = verify_saved_output(settings.corpus, args.file)
+    print(report)
+    return EXIT_OK if all_ok else EXIT_NO_ANSWER
+
+
+def cmd_repl(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.repl import run_repl
+
+    return run_repl(settings)
+
+
+def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.discord_bot import run_bot
+
+    return run_bot(settings, check=args.check, sync=args.sync)
+
+
+COMMANDS = {
+    "ask": cmd_ask, "eval": cmd_eval, "index": cmd_index, "show": cmd_show,
+    "verify": cmd_verify, "repl": cmd_repl, "bot": cmd_bot, None: cmd_repl,
+}  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `qabot` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args, settings_from_args(args))
+    except QabotError as exc:
+        if debug:
+            raise
+        print(f"qabot: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("qabot: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

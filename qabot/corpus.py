@@ -1,0 +1,150 @@
+"""Finding and reading articles: Documents for the good files, Skipped reasons for the rest."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from qabot.errors import CorpusError
+
+DATE_HEADER = re.compile(r"[ \t]*date[ \t]+(\d{4}-\d{2}-\d{2})[ \t]+")
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """An article file found under the corpus root, not yet read."""
+
+    path: str  # relative to the corpus root, with forward slashes
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One article: `text` is the file decoded as UTF-8, unchanged."""
+
+    path: str
+    text: str
+    sha256: str
+    title: str
+    date: str | None
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file left out of the corpus, and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"skipped {self.path}: {self.reason}"
+
+
+def check_root(root: Path) -> Path:
+    """The resolved corpus root; CorpusError when it is missing or not a folder."""
+    if not root.exists():
+        raise CorpusError(f"corpus folder {root} does not exist; pass --corpus DIR or set QABOT_CORPUS")
+    if not root.is_dir():
+        raise CorpusError(f"corpus path {root} is not a folder; pass --corpus DIR")
+    return root.resolve()
+
+
+def list_articles(root: Path) -> tuple[list[FileEntry], list[Skipped]]:
+    """Every *.txt under root (sorted), without following links that leave it or hidden folders."""
+    root = check_root(root)
+    entries: list[FileEntry] = []
+    skipped: list[Skipped] = []
+    for folder, dirs, files in os.walk(root, followlinks=False, onerror=None):
+        here = Path(folder)
+        for name in list(dirs):
+            if name.startswith("."):
+                dirs.remove(name)
+            elif (here / name).is_symlink():
+                dirs.remove(name)
+                rel = (here / name).relative_to(root).as_posix()
+                skipped.append(Skipped(rel, "symbolic link to a folder; not followed"))
+        for name in files:
+            if not name.endswith(".txt") or name.startswith("."):
+                continue
+            path = here / name
+            rel = path.relative_to(root).as_posix()
+            problem = _link_problem(path, root)
+            if problem:
+                skipped.append(Skipped(rel, problem))
+                continue
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                skipped.append(Skipped(rel, f"cannot be read ({exc.strerror or exc})"))
+                continue
+            entries.append(FileEntry(rel, stat.st_size, stat.st_mtime_ns))
+    entries.sort(key=lambda entry: entry.path)
+    skipped.sort(key=lambda skip: skip.path)
+    return entries, skipped
+
+
+def _link_problem(path: Path, root: Path) -> str | None:
+    if not path.is_symlink():
+        return None
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return "broken or looping symbolic link"
+    if not target.is_relative_to(root):
+        return "symbolic link pointing outside the corpus folder; not followed"
+    return None
+
+
+def read_document(root: Path, entry: FileEntry, max_bytes: int) -> Document | Skipped:
+    """Read and validate one article; a Skipped (never an exception) when it is unusable."""
+    if entry.size > max_bytes:
+        return Skipped(entry.path, f"{entry.size:,} bytes is over the {max_bytes:,}-byte limit (max_file_bytes)")
+    try:
+        with open(root / entry.path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except FileNotFoundError:
+        return Skipped(entry.path, "disappeared before it could be read")
+    except OSError as exc:
+        return Skipped(entry.path, f"cannot be read ({exc.strerror or exc})")
+    if len(data) > max_bytes:
+        return Skipped(entry.path, f"grew over the {max_bytes:,}-byte limit (max_file_bytes)")
+    return parse_document(entry.path, data, entry.mtime_ns)
+
+
+def parse_document(path: str, data: bytes, mtime_ns: int = 0) -> Document | Skipped:
+    """A Document from a file's bytes, or Skipped when empty, binary or not UTF-8."""
+    if not data.strip():
+        return Skipped(path, "empty file")
+    if b"\x00" in data:
+        return Skipped(path, "binary file (contains NUL bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Skipped(path, f"not valid UTF-8 (bad byte at offset {exc.start})")
+    title, date = title_and_date(text)
+    return Document(path, text, hashlib.sha256(data).hexdigest(), title, date, len(data), mtime_ns)
+
+
+def title_and_date(text: str) -> tuple[str, str | None]:
+    """First non-empty line as title; a leading ` date YYYY-MM-DD` header becomes the date."""
+    date = None
+    header = DATE_HEADER.match(text)
+    if header:
+        date = header.group(1)
+        text = text[header.end() :]
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip(), date
+    return "", date
+
+
+def header_end(text: str) -> int:
+    """Offset just past a leading ` date YYYY-MM-DD ` header (0 when there is none)."""
+    header = DATE_HEADER.match(text)
+    return header.end() if header else 0

@@ -1,0 +1,17 @@
+"""User-facing errors: the CLI prints their message on one line and exits 2."""
+
+
+class QabotError(Exception):
+    """Base class for errors whose message is meant for the user."""
+
+
+class ConfigError(QabotError):
+    """Settings are missing, malformed or of the wrong type."""
+
+
+class CorpusError(QabotError):
+    """The corpus folder cannot be read or holds no usable article."""
+
+
+class CitationError(QabotError):
+    """A citation is malformed, stale, or points outside the corpus."""

@@ -1,0 +1,351 @@
+"""BM25 over sentences: build from documents, score with precomputed sparse weights, refresh.
+
+Scores are rank-bm25's BM25Okapi (Robertson et al., with ATIRE's epsilon floor on
+negative IDF), computed once per (term, sentence) at build time, so a query costs
+the sum of its posting lists instead of a pass over every sentence.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qabot.analyze import analyze
+from qabot.corpus import Document, Skipped
+from qabot.segment import line_starts, sentence_spans
+
+EPSILON = 0.25  # rank-bm25's default floor for negative IDF, as a share of the mean IDF
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DocInfo:
+    """What the index remembers of a file to tell whether it changed."""
+
+    path: str
+    sha256: str
+    title: str
+    date: str | None
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class DocSentences:
+    """One document's indexed sentences and their terms: the unit of incremental refresh."""
+
+    info: DocInfo
+    text: str
+    starts: np.ndarray  # int64, character offsets into text
+    ends: np.ndarray
+    lines: np.ndarray
+    end_lines: np.ndarray
+    terms: tuple[tuple[str, ...], ...]  # analyzed terms per sentence
+
+
+def idf_okapi(df: np.ndarray, n_docs: int, epsilon: float = EPSILON) -> np.ndarray:
+    """BM25Okapi IDF as in rank-bm25: log((N - df + .5) / (df + .5)); negatives floored to eps * mean."""
+    idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
+    if len(idf):
+        idf[idf < 0] = epsilon * (idf.sum() / len(idf))
+    return idf
+
+
+def tf_okapi(tf: np.ndarray, doc_len: np.ndarray, avgdl: float, k1: float, b: float) -> np.ndarray:
+    """BM25 term-frequency saturation: tf (k1 + 1) / (tf + k1 (1 - b + b |d| / avgdl))."""
+    return tf * (k1 + 1) / (tf + k1 * (1 - b + b * doc_len / avgdl))
+
+
+def analyze_document(doc: Document, boilerplate: re.Pattern[str] | None) -> DocSentences:
+    """Segment and analyze one document; boilerplate sentences are left out."""
+    spans = [(start, end) for start, end, flagged in sentence_spans(doc.text, boilerplate) if not flagged]
+    starts = np.array([s for s, _ in spans], dtype=np.int64)
+    ends = np.array([e for _, e in spans], dtype=np.int64)
+    newlines = np.array(line_starts(doc.text), dtype=np.int64)
+    info = DocInfo(doc.path, doc.sha256, doc.title, doc.date, doc.size, doc.mtime_ns)
+    return DocSentences(
+        info,
+        doc.text,
+        starts,
+        ends,
+        np.searchsorted(newlines, starts, side="right"),
+        np.searchsorted(newlines, np.maximum(ends - 1, starts), side="right"),
+        tuple(tuple(analyze(doc.text[s:e])) for s, e in spans),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """Sentences of a corpus with BM25Okapi weights in term-major (posting list) order.
+
+    For sentence i: docs[sent_doc[i]] is its file and the file's text[sent_start[i]:sent_end[i]]
+    is the sentence. Postings of term t are post_sent/post_weight[post_ptr[t]:post_ptr[t + 1]].
+    """
+
+    root: Path
+    docs: tuple[DocInfo, ...]
+    skipped: tuple[Skipped, ...]
+    k1: float
+    b: float
+    text_ptr: np.ndarray  # int64[D + 1], UTF-8 byte offsets of each document in text_blob
+    text_blob: np.ndarray  # uint8, every document's UTF-8 bytes
+    doc_sent_ptr: np.ndarray  # int64[D + 1], first sentence of each document
+    sent_doc: np.ndarray  # int32[N]
+    sent_start: np.ndarray  # int64[N], character offsets
+    sent_end: np.ndarray
+    sent_line: np.ndarray  # int32[N], 1-based
+    sent_end_line: np.ndarray
+    tok_ptr: np.ndarray  # int64[N + 1]
+    tok_ids: np.ndarray  # int32[T], term ids of every sentence in order
+    vocab: tuple[str, ...]  # sorted terms; a term's id is its position
+    df: np.ndarray  # int64[V]
+    idf: np.ndarray  # float64[V]
+    post_ptr: np.ndarray  # int64[V + 1]
+    post_sent: np.ndarray  # int32[P]
+    post_weight: np.ndarray  # float64[P]
+    term_ids: dict[str, int] = field(init=False, repr=False, compare=False)
+    _buffers: threading.local = field(init=False, repr=False, compare=False)
+    _text_cache: dict[int, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "term_ids", {term: i for i, term in enumerate(self.vocab)})
+        object.__setattr__(self, "_buffers", threading.local())
+        object.__setattr__(self, "_text_cache", {})
+
+    @property
+    def n_sentences(self) -> int:
+        return len(self.sent_doc)
+
+    def doc_text(self, doc_id: int) -> str:
+        """The document's full text, exactly as read from its file."""
+        cached = self._text_cache.get(doc_id)
+        if cached is None:
+            raw = self.text_blob[self.text_ptr[doc_id] : self.text_ptr[doc_id + 1]]
+            cached = raw.tobytes().decode("utf-8")
+            if len(self._text_cache) > 4096:
+                self._text_cache.clear()
+            self._text_cache[doc_id] = cached
+        return cached
+
+    def sentence_text(self, sent: int) -> str:
+        """text[start:end] of sentence `sent` in its document."""
+        return self.doc_text(int(self.sent_doc[sent]))[int(self.sent_start[sent]) : int(self.sent_end[sent])]
+
+    def sentence_terms(self, sent: int) -> np.ndarray:
+        return self.tok_ids[self.tok_ptr[sent] : self.tok_ptr[sent + 1]]
+
+    def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.post_ptr[term], self.post_ptr[term + 1]
+        return self.post_sent[lo:hi], self.post_weight[lo:hi]
+
+    def score_all(self, terms: Sequence[str]) -> np.ndarray:
+        """BM25Okapi score of every sentence for a query given as terms (rank-bm25's get_scores)."""
+        scores = np.zeros(self.n_sentences)
+        for term in terms:
+            term_id = self.term_ids.get(term)
+            if term_id is not None:
+                sents, weights = self.postings(term_id)
+                scores[sents] += weights
+        return scores
+
+    def search(self, weighted_terms: Sequence[tuple[int, float]], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k sentences (ids, scores, best first) for a weighted sum of term weights.
+
+        Touches only the query terms' postings; thread-safe (one buffer per thread).
+        """
+        if not weighted_terms or k <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        acc = self._accumulator()
+        touched = []
+        for term_id, query_weight in weighted_terms:
+            sents, weights = self.postings(term_id)
+            acc[sents] += weights * query_weight
+            touched.append(sents)
+        candidates = np.unique(np.concatenate(touched)) if len(touched) > 1 else touched[0]
+        scores = acc[candidates]
+        acc[candidates] = 0.0
+        if len(candidates) > k:
+            top = np.argpartition(-scores, k - 1)[:k]
+            candidates, scores = candidates[top], scores[top]
+        order = np.lexsort((candidates, -scores))
+        return candidates[order].astype(np.int64), scores[order]
+
+    def _accumulator(self) -> np.ndarray:
+        acc = getattr(self._buffers, "acc", None)
+        if acc is None or len(acc) != self.n_sentences:
+            acc = np.zeros(self.n_sentences)
+            self._buffers.acc = acc
+        return acc
+
+    def neighbours(self, sent: int) -> tuple[int | None, int | None]:
+        """The indexed sentences just before and after `sent` in the same document."""
+        doc = int(self.sent_doc[sent])
+        before = sent - 1 if sent - 1 >= self.doc_sent_ptr[doc] else None
+        after = sent + 1 if sent + 1 < self.doc_sent_ptr[doc + 1] else None
+        return before, after
+
+
+def build_index(
+    root: Path,
+    parts: Iterable[DocSentences],
+    skipped: Sequence[Skipped],
+    k1: float,
+    b: float,
+) -> Index:
+    """Assemble an Index from analyzed documents (order kept: sorted by path by the caller)."""
+    parts = list(parts)
+    vocab = sorted({term for part in parts for sentence in part.terms for term in sentence})
+    term_ids = {term: i for i, term in enumerate(vocab)}
+    sent_counts = np.array([len(part.starts) for part in parts], dtype=np.int64)
+    lengths = np.fromiter(
+        (len(sentence) for part in parts for sentence in part.terms), dtype=np.int64, count=int(sent_counts.sum())
+    )
+    tok_ids = np.fromiter(
+        (term_ids[term] for part in parts for sentence in part.terms for term in sentence),
+        dtype=np.int32,
+        count=int(lengths.sum()),
+    )
+    return _assemble(root, parts, skipped, k1, b, vocab, sent_counts, lengths, tok_ids)
+
+
+def _assemble(
+    root: Path,
+    parts: Sequence[DocSentences],
+    skipped: Sequence[Skipped],
+    k1: float,
+    b: float,
+    vocab: Sequence[str],
+    sent_counts: np.ndarray,
+    lengths: np.ndarray,
+    tok_ids: np.ndarray,
+) -> Index:
+    n_sent = int(sent_counts.sum())
+    tok_ptr = np.zeros(n_sent + 1, dtype=np.int64)
+    np.cumsum(lengths, out=tok_ptr[1:])
+    doc_sent_ptr = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(sent_counts, out=doc_sent_ptr[1:])
+    sent_doc = np.repeat(np.arange(len(parts), dtype=np.int32), sent_counts)
+    postings = _okapi_postings(tok_ids, lengths, len(vocab), n_sent, k1, b)
+    blobs = [part.text.encode("utf-8") for part in parts]
+    text_ptr = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([len(blob) for blob in blobs], out=text_ptr[1:])
+
+    def column(name: str, dtype: type) -> np.ndarray:
+        if not parts:
+            return np.empty(0, dtype=dtype)
+        return np.concatenate([getattr(part, name) for part in parts]).astype(dtype)
+
+    return Index(
+        root=root,
+        docs=tuple(part.info for part in parts),
+        skipped=tuple(skipped),
+        k1=k1,
+        b=b,
+        text_ptr=text_ptr,
+        text_blob=np.frombuffer(b"".join(blobs), dtype=np.uint8),
+        doc_sent_ptr=doc_sent_ptr,
+        sent_doc=sent_doc,
+        sent_start=column("starts", np.int64),
+        sent_end=column("ends", np.int64),
+        sent_line=column("lines", np.int32),
+        sent_end_line=column("end_lines", np.int32),
+        tok_ptr=tok_ptr,
+        tok_ids=tok_ids,
+        vocab=tuple(vocab),
+        **postings,
+    )
+
+
+def _okapi_postings(
+    tok_ids: np.ndarray, lengths: np.ndarray, n_terms: int, n_sent: int, k1: float, b: float
+) -> dict[str, np.ndarray]:
+    """Posting lists (term-major, sentences ascending) with BM25Okapi weights, fully vectorised."""
+    sent_of_token = np.repeat(np.arange(n_sent, dtype=np.int64), lengths)
+    pairs = tok_ids.astype(np.int64) * max(n_sent, 1) + sent_of_token
+    pairs, tf = np.unique(pairs, return_counts=True)
+    post_term = pairs // max(n_sent, 1)
+    post_sent = (pairs % max(n_sent, 1)).astype(np.int32)
+    df = np.bincount(post_term, minlength=n_terms).astype(np.int64)
+    post_ptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(df, out=post_ptr[1:])
+    idf = idf_okapi(df.astype(np.float64), n_sent)
+    avgdl = float(lengths.sum()) / n_sent if n_sent else 1.0
+    doc_len = lengths[post_sent].astype(np.float64)
+    weight = idf[post_term] * tf_okapi(tf.astype(np.float64), doc_len, avgdl or 1.0, k1, b)
+    return {"df": df, "idf": idf, "post_ptr": post_ptr, "post_sent": post_sent, "post_weight": weight}
+
+
+def refresh_index(
+    old: Index,
+    changed: Iterable[DocSentences],
+    keep: Iterable[str],
+    skipped: Sequence[Skipped],
+) -> Index:
+    """A new Index where documents in `keep` reuse old tokens and `changed` ones are new.
+
+    The result equals build_index over the same documents: same vocabulary order, ids and weights.
+    """
+    by_path: dict[str, DocSentences] = {part.info.path: part for part in changed}
+    keep = set(keep) - set(by_path)
+    kept = {doc.path: i for i, doc in enumerate(old.docs) if doc.path in keep}
+    paths = sorted(set(by_path) | set(kept))
+    old_tok_chunks, new_terms = [], set()
+    for path in paths:
+        if path in kept:
+            doc = kept[path]
+            lo, hi = old.tok_ptr[old.doc_sent_ptr[doc]], old.tok_ptr[old.doc_sent_ptr[doc + 1]]
+            old_tok_chunks.append(old.tok_ids[lo:hi])
+        else:
+            new_terms.update(term for sentence in by_path[path].terms for term in sentence)
+    used_old = np.unique(np.concatenate(old_tok_chunks)) if old_tok_chunks else np.empty(0, dtype=np.int32)
+    vocab = sorted(new_terms | {old.vocab[i] for i in used_old})
+    term_ids = {term: i for i, term in enumerate(vocab)}
+    old_to_new = np.full(len(old.vocab), -1, dtype=np.int32)
+    old_to_new[used_old] = [term_ids[old.vocab[i]] for i in used_old]
+
+    parts, counts, length_chunks, tok_chunks = [], [], [], []
+    for path in paths:
+        if path in kept:
+            doc = kept[path]
+            s_lo, s_hi = int(old.doc_sent_ptr[doc]), int(old.doc_sent_ptr[doc + 1])
+            parts.append(_doc_from_index(old, doc))
+            length_chunks.append(np.diff(old.tok_ptr[s_lo : s_hi + 1]))
+            tok_chunks.append(old_to_new[old.tok_ids[old.tok_ptr[s_lo] : old.tok_ptr[s_hi]]])
+        else:
+            part = by_path[path]
+            parts.append(part)
+            length_chunks.append(np.array([len(sentence) for sentence in part.terms], dtype=np.int64))
+            tok_chunks.append(
+                np.array([term_ids[t] for sentence in part.terms for t in sentence], dtype=np.int32)
+            )
+        counts.append(len(parts[-1].starts))
+    lengths = np.concatenate(length_chunks) if length_chunks else np.empty(0, dtype=np.int64)
+    tok_ids = np.concatenate(tok_chunks).astype(np.int32) if tok_chunks else np.empty(0, dtype=np.int32)
+    return _assemble(
+        old.root, parts, skipped, old.k1, old.b, vocab, np.array(counts, dtype=np.int64), lengths, tok_ids
+    )
+
+
+def _doc_from_index(index: Index, doc: int) -> DocSentences:
+    """A kept document's sentences as stored (terms are carried as ids, not re-analyzed)."""
+    lo, hi = int(index.doc_sent_ptr[doc]), int(index.doc_sent_ptr[doc + 1])
+    return DocSentences(
+        index.docs[doc],
+        index.doc_text(doc),
+        index.sent_start[lo:hi],
+        index.sent_end[lo:hi],
+        index.sent_line[lo:hi],
+        index.sent_end_line[lo:hi],
+        (),
+    )
+
+
+def idf_of_unknown(n_sentences: int) -> float:
+    """IDF a term would have if no sentence contained it (BM25Okapi, df = 0)."""
+    return math.log(n_sentences + 0.5) - math.log(0.5)

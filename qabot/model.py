@@ -1,0 +1,58 @@
+"""Values that cross layers: sentences, passages and answers (frozen, slotted)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """A sentence of a document: `doc.text[start:end]` is its text; lines are 1-based."""
+
+    doc_id: int
+    start: int
+    end: int
+    line: int
+    end_line: int
+    boilerplate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a span sits: a file relative to the corpus root, character offsets and lines."""
+
+    source: str  # relative to the corpus root, forward slashes
+    file: Path  # absolute path of the same file
+    start: int
+    end: int
+    line: int
+    end_line: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """One answering sentence: `text` is exactly the file's text[start:end]."""
+
+    text: str
+    location: Location
+    score: float
+    matched_terms: tuple[str, ...]
+    context_before: str
+    context_after: str
+    also_in: tuple[Location, ...]
+    title: str
+    date: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The answer to one question: passages best first, or an abstention with its reason."""
+
+    question: str
+    passages: tuple[Passage, ...]
+    abstained: bool
+    reason: str
+    expansions: tuple[tuple[str, str], ...] = ()  # (typed term, variant also searched)
+    sentences_searched: int = 0

@@ -1,0 +1,122 @@
+"""Pure renderings of an Answer: plain text, ANSI-emphasised text and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from qabot.analyze import analyze, term_spans
+from qabot.model import Answer, Location, Passage
+
+BOLD, RESET = "\x1b[1m", "\x1b[0m"
+
+
+def display_path(file: Path, cwd: Path | None = None) -> str:
+    """The file relative to cwd when it lies under it (seeds/003_….txt), else absolute."""
+    cwd = (cwd or Path.cwd()).resolve()
+    try:
+        return file.relative_to(cwd).as_posix()
+    except ValueError:
+        return file.as_posix()
+
+
+def citation(location: Location, cwd: Path | None = None) -> str:
+    """`path:line` (the sentence's first line), as `qabot show` accepts."""
+    return f"{display_path(location.file, cwd)}:{location.line}"
+
+
+def span_citation(location: Location, cwd: Path | None = None) -> str:
+    """The exact-span form `path:start-end` (character offsets), as `qabot show` accepts."""
+    return f"{display_path(location.file, cwd)}:{location.start}-{location.end}"
+
+
+def matched_spans(text: str, matched_terms: tuple[str, ...]) -> list[tuple[int, int]]:
+    """(start, end) of every word in text whose index term is one of the matched words' terms."""
+    wanted = {term for word in matched_terms for term in analyze(word)}
+    return [(start, end) for start, end, term in term_spans(text) if term in wanted]
+
+
+def emphasise(text: str, matched_terms: tuple[str, ...], before: str, after: str) -> str:
+    """text with each matched word wrapped in before/after markers; nothing else changes."""
+    pieces, last = [], 0
+    for start, end in matched_spans(text, matched_terms):
+        pieces += [text[last:start], before, text[start:end], after]
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def render_text(answer: Answer, color: bool = False, cwd: Path | None = None) -> str:
+    """Human-readable answer: numbered quotes with citations, or a plain abstention sentence."""
+    if answer.abstained:
+        return f"No answer in the corpus. {answer.reason}"
+    lines = []
+    for number, passage in enumerate(answer.passages, 1):
+        text = _printable(passage.text)
+        if color:
+            text = emphasise(text, passage.matched_terms, BOLD, RESET)
+        lines.append(f"[{number}] “{text}”")
+        lines.append(f"    — {citation(passage.location, cwd)}  ({_title_line(passage)})")
+        for other in passage.also_in:
+            lines.append(f"    also in {citation(other, cwd)}")
+    if answer.reason:
+        lines.append(f"({answer.reason})")
+    return "\n".join(lines)
+
+
+def use_color(stream: Any, environ: dict[str, str] | None = None) -> bool:
+    """ANSI emphasis only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    environ = os.environ if environ is None else environ
+    return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in environ
+
+
+def _title_line(passage: Passage) -> str:
+    title = passage.title if len(passage.title) <= 70 else passage.title[:69].rstrip() + "…"
+    return f"{title}, {passage.date}" if passage.date else title
+
+
+def _printable(text: str) -> str:
+    # Terminal output must not carry escape sequences from a file; offsets live in JSON, not here.
+    return "".join(ch if ch.isprintable() or ch == "\n" else " " for ch in text).replace("\n", " ")
+
+
+def location_json(location: Location, cwd: Path | None = None) -> dict[str, Any]:
+    return {
+        "source": display_path(location.file, cwd),
+        "start": location.start,
+        "end": location.end,
+        "line": location.line,
+    }
+
+
+def answer_json(answer: Answer, cwd: Path | None = None) -> dict[str, Any]:
+    """The answer as DESIGN.md's JSON object (plus each passage's sha256 to detect stale citations)."""
+    return {
+        "question": answer.question,
+        "abstained": answer.abstained,
+        "reason": answer.reason,
+        "passages": [
+            {
+                "text": p.text,
+                "source": display_path(p.location.file, cwd),
+                "start": p.location.start,
+                "end": p.location.end,
+                "line": p.location.line,
+                "end_line": p.location.end_line,
+                "score": p.score,
+                "matched_terms": list(p.matched_terms),
+                "context_before": p.context_before,
+                "context_after": p.context_after,
+                "also_in": [location_json(other, cwd) for other in p.also_in],
+                "sha256": p.location.sha256,
+            }
+            for p in answer.passages
+        ],
+    }
+
+
+def render_json(answer: Answer, cwd: Path | None = None) -> str:
+    """One line of JSON (non-ASCII kept as is)."""
+    return json.dumps(answer_json(answer, cwd), ensure_ascii=False)

@@ -1,0 +1,129 @@
+"""Sentences with exact offsets, offline: NLTK Punkt with built-in parameters, no download."""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterable
+from functools import cache
+from typing import TYPE_CHECKING
+
+from qabot.corpus import Document, header_end
+from qabot.model import Sentence
+
+if TYPE_CHECKING:
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+# Lower-cased, without the final period, as Punkt stores them.
+ABBREVIATIONS = (
+    "u.s u.k u.n e.u u.s.a d.c a.m p.m e.g i.e etc vs al approx est dept govt gov sen rep "
+    "mr mrs ms dr prof st mt ft jr sr gen col lt sgt capt maj adm cmdr rev hon pres "
+    "jan feb mar apr jun jul aug sep sept oct nov dec inc ltd co corp bros no nos fig "
+    "a.s ave blvd rd"
+).split() + list("abcdefghijklmnopqrstuvwxyz")  # middle initials: George P. Shultz
+
+# A sentence longer than this is cut at a space, so one unpunctuated file cannot
+# become a single enormous passage.
+MAX_SENTENCE_CHARS = 1000
+_LINE_BREAK = re.compile(r"\n")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
+
+
+@cache
+def punkt_tokenizer() -> PunktSentenceTokenizer:
+    """Punkt (Kiss & Strunk 2006) with news abbreviations; needs no punkt_tab download."""
+    from nltk.tokenize.punkt import PunktLanguageVars, PunktParameters, PunktSentenceTokenizer
+
+    class NewsLanguageVars(PunktLanguageVars):
+        # Curly quotes open words too, so “U.S. is still seen as the abbreviation U.S.
+        _re_word_start = r"[^\(\"\`{\[:;&\#\*@\)}\]\-,“‘«]"
+
+    params = PunktParameters()
+    params.abbrev_types = set(ABBREVIATIONS)
+    return PunktSentenceTokenizer(params, lang_vars=NewsLanguageVars())
+
+
+def compile_boilerplate(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    """One case-insensitive regex matching a whole boilerplate line (None when no patterns)."""
+    patterns = list(patterns)
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
+def sentence_spans(text: str, boilerplate: re.Pattern[str] | None = None) -> list[tuple[int, int, bool]]:
+    """(start, end, is_boilerplate) for each sentence of text, in order.
+
+    Invariant: text[start:end] is the sentence with surrounding whitespace stripped.
+    Blank lines end paragraphs; a line break ends a sentence unless the next line
+    starts in lower case; a leading ` date YYYY-MM-DD` header is not part of any sentence.
+    """
+    tokenizer = punkt_tokenizer()
+    spans: list[tuple[int, int, bool]] = []
+    for unit_start, unit_end, flagged in _units(text, header_end(text), boilerplate):
+        unit = text[unit_start:unit_end]
+        for start, end in tokenizer.span_tokenize(unit):
+            for piece_start, piece_end in _cap_length(unit, start, end):
+                spans.append((unit_start + piece_start, unit_start + piece_end, flagged))
+    return spans
+
+
+def _units(
+    text: str, offset: int, boilerplate: re.Pattern[str] | None
+) -> Iterable[tuple[int, int, bool]]:
+    """(start, end, is_boilerplate) of stretches that may hold sentences.
+
+    A unit is a line, joined with the next when that starts in lower case; a
+    boilerplate line is always a unit of its own.
+    """
+    unit_start: int | None = None
+    unit_end = offset
+    position = offset
+    for line in text[offset:].split("\n"):
+        line_start, position = position, position + len(line) + 1
+        stripped = line.strip()
+        flagged = bool(stripped and boilerplate and boilerplate.fullmatch(stripped))
+        if unit_start is not None and (not stripped or flagged or not stripped[0].islower()):
+            yield unit_start, unit_end, False
+            unit_start = None
+        if not stripped:
+            continue
+        first = line_start + len(line) - len(line.lstrip())
+        if flagged:
+            yield first, first + len(stripped), True
+            continue
+        if unit_start is None:
+            unit_start = first
+        unit_end = first + len(stripped)
+    if unit_start is not None:
+        yield unit_start, unit_end, False
+
+
+def _cap_length(unit: str, start: int, end: int) -> Iterable[tuple[int, int]]:
+    while end - start > MAX_SENTENCE_CHARS:
+        cut = unit.rfind(" ", start + 1, start + MAX_SENTENCE_CHARS)
+        if cut <= start:
+            cut = start + MAX_SENTENCE_CHARS
+        piece_end = cut
+        while piece_end > start and unit[piece_end - 1].isspace():
+            piece_end -= 1
+        yield start, piece_end
+        start = cut
+        while start < end and unit[start].isspace():
+            start += 1
+    if end > start:
+        yield start, end
+
+
+def line_starts(text: str) -> list[int]:
+    """Offsets where each line begins (line n starts at result[n - 1])."""
+    return [0] + [match.end() for match in _LINE_BREAK.finditer(text)]
+
+
+def segment_document(doc: Document, doc_id: int = 0, boilerplate: re.Pattern[str] | None = None) -> list[Sentence]:
+    """Every sentence of doc with exact offsets and 1-based line numbers."""
+    starts = line_starts(doc.text)
+    return [
+        Sentence(doc_id, start, end, bisect_right(starts, start), bisect_right(starts, end - 1), flagged)
+        for start, end, flagged in sentence_spans(doc.text, boilerplate)
+    ]

@@ -1,0 +1,316 @@
+"""The persisted index: versioned, checksummed .npy arrays plus JSON metadata, written atomically.
+
+Layout under the cache folder: `<corpus-key>/CURRENT` names a complete generation
+folder `gen-<id>/` holding `meta.json` and one `.npy` per array. A writer fills a
+temporary folder, renames it into place, then replaces CURRENT; a crash at any
+point leaves the previous generation in force. No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qabot.corpus import FileEntry, Skipped, check_root, list_articles, read_document
+from qabot.index import DocInfo, DocSentences, Index, analyze_document, build_index, refresh_index
+from qabot.segment import compile_boilerplate
+
+FORMAT = "qabot-index"
+VERSION = 1
+ANALYZER = "nfkc-casefold-fold-nltk179-irregular1-snowball2-punkt1"  # bump when analysis or segmentation changes
+ARRAYS = (
+    "text_ptr", "text_blob", "doc_sent_ptr", "sent_doc", "sent_start", "sent_end", "sent_line",
+    "sent_end_line", "tok_ptr", "tok_ids", "df", "idf", "post_ptr", "post_sent", "post_weight",
+)  # fmt: skip
+Warn = Callable[[str], None]
+Progress = Callable[[int, int], None]
+
+
+class CacheInvalid(Exception):
+    """The stored index is missing, from another version or damaged; it must be rebuilt."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexParams:
+    """Everything that changes what the index holds; a stored index with other params is rebuilt."""
+
+    k1: float
+    b: float
+    boilerplate_patterns: tuple[str, ...]
+    max_file_bytes: int
+
+    def fingerprint(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "analyzer": ANALYZER,
+            "k1": self.k1,
+            "b": self.b,
+            "boilerplate_patterns": list(self.boilerplate_patterns),
+            "max_file_bytes": self.max_file_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OpenReport:
+    """How open_index obtained the index: loaded as stored, refreshed, or built from scratch."""
+
+    action: str  # "loaded", "refreshed" or "built"
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+
+
+def corpus_cache_dir(cache_root: Path, corpus_root: Path) -> Path:
+    """The cache folder of one corpus: cache_root/<name>-<hash of its absolute path>."""
+    resolved = corpus_root.resolve()
+    key = hashlib.sha256(str(resolved).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", resolved.name)[:40] or "corpus"
+    return cache_root / f"{name}-{key}"
+
+
+def open_index(
+    corpus_root: Path,
+    cache_root: Path,
+    params: IndexParams,
+    warn: Warn,
+    progress: Progress | None = None,
+) -> tuple[Index, OpenReport]:
+    """The corpus's index: loaded when no file changed, else refreshed or rebuilt, then saved."""
+    started = time.perf_counter()
+    root = check_root(corpus_root)
+    folder = corpus_cache_dir(cache_root, root)
+    entries, listing_skips = list_articles(root)
+    try:
+        stored = load_index(folder, root, params)
+    except CacheInvalid as exc:
+        if (folder / "CURRENT").exists():
+            warn(f"index cache {folder} is unusable ({exc}); rebuilding it")
+        stored = None
+    if stored is None:
+        index = build_corpus_index(root, entries, listing_skips, params, warn, progress)
+        _save_quietly(index, folder, params, warn)
+        return index, OpenReport("built", added=len(index.docs), seconds=time.perf_counter() - started)
+    index, stored_skips = stored
+    stale = _stale_entries(index, stored_skips, entries)
+    removed = {doc.path for doc in index.docs} - {entry.path for entry in entries}
+    if not stale and not removed and _same_skips(stored_skips, listing_skips, entries):
+        return index, OpenReport("loaded", seconds=time.perf_counter() - started)
+    known = {doc.path for doc in index.docs}
+    parts, skips = _read_and_analyze(root, stale, params, warn, progress)
+    keep = known - removed - {entry.path for entry in stale}
+    refreshed = refresh_index(index, parts, keep, sorted([*listing_skips, *skips, *_kept_skips(stored_skips, entries, stale)], key=lambda s: s.path))
+    _save_quietly(refreshed, folder, params, warn)
+    added = sum(1 for part in parts if part.info.path not in known)
+    report = OpenReport("refreshed", added, len(parts) - added, len(removed), time.perf_counter() - started)
+    return refreshed, report
+
+
+def build_corpus_index(
+    root: Path,
+    entries: Sequence[FileEntry],
+    listing_skips: Sequence[Skipped],
+    params: IndexParams,
+    warn: Warn,
+    progress: Progress | None = None,
+) -> Index:
+    """A fresh Index of every readable article (each unreadable one is reported through warn)."""
+    parts, skips = _read_and_analyze(root, entries, params, warn, progress)
+    skipped = sorted([*listing_skips, *skips], key=lambda s: s.path)
+    for skip in listing_skips:
+        warn(str(skip))
+    return build_index(root, parts, skipped, params.k1, params.b)
+
+
+def _read_and_analyze(
+    root: Path, entries: Sequence[FileEntry], params: IndexParams, warn: Warn, progress: Progress | None
+) -> tuple[list[DocSentences], list[Skipped]]:
+    boilerplate = compile_boilerplate(params.boilerplate_patterns)
+    parts: list[DocSentences] = []
+    skips: list[Skipped] = []
+    for done, entry in enumerate(entries, 1):
+        doc = read_document(root, entry, params.max_file_bytes)
+        if isinstance(doc, Skipped):
+            skips.append(_SkippedEntry(doc.path, doc.reason, entry.size, entry.mtime_ns))
+            warn(str(doc))
+        else:
+            parts.append(analyze_document(doc, boilerplate))
+        if progress:
+            progress(done, len(entries))
+    return parts, skips
+
+
+@dataclass(frozen=True, slots=True)
+class _SkippedEntry(Skipped):
+    """A skipped file with the size and mtime it had, so an unchanged one is not re-read."""
+
+    size: int = -1
+    mtime_ns: int = -1
+
+
+def _stale_entries(index: Index, stored_skips: Sequence[Skipped], entries: Sequence[FileEntry]) -> list[FileEntry]:
+    """Files that are new or whose size or mtime differ from what the index saw."""
+    seen = {doc.path: (doc.size, doc.mtime_ns) for doc in index.docs}
+    seen.update({s.path: (s.size, s.mtime_ns) for s in stored_skips if isinstance(s, _SkippedEntry)})
+    return [entry for entry in entries if seen.get(entry.path) != (entry.size, entry.mtime_ns)]
+
+
+def _kept_skips(stored: Sequence[Skipped], entries: Sequence[FileEntry], stale: Sequence[FileEntry]) -> list[Skipped]:
+    present = {entry.path for entry in entries} - {entry.path for entry in stale}
+    return [s for s in stored if isinstance(s, _SkippedEntry) and s.path in present]
+
+
+def _same_skips(stored: Sequence[Skipped], listing: Sequence[Skipped], entries: Sequence[FileEntry]) -> bool:
+    listed = {(s.path, s.reason) for s in listing}
+    stored_listing = {(s.path, s.reason) for s in stored if not isinstance(s, _SkippedEntry)}
+    return listed == stored_listing
+
+
+def _save_quietly(index: Index, folder: Path, params: IndexParams, warn: Warn) -> None:
+    try:
+        save_index(index, folder, params)
+    except OSError as exc:
+        warn(f"could not save the index to {folder} ({exc.strerror or exc}); it will be rebuilt next time")
+
+
+def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
+    """Write index as a new generation under folder and make it current (atomic); returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        arrays = {}
+        for name in ARRAYS:
+            path = tmp / f"{name}.npy"
+            np.save(path, np.ascontiguousarray(getattr(index, name)), allow_pickle=False)
+            arrays[name] = _file_sha256(path)
+        meta = {
+            **params.fingerprint(),
+            "root": str(index.root),
+            "docs": [[d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns] for d in index.docs],
+            "skipped": [
+                [s.path, s.reason, getattr(s, "size", -1), getattr(s, "mtime_ns", -1)] for s in index.skipped
+            ],
+            "vocab": list(index.vocab),
+            "arrays": arrays,
+        }
+        _write_synced(tmp / "meta.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+        generation = folder / f"gen-{uuid.uuid4().hex}"
+        os.rename(tmp, generation)
+        pointer = folder / f"CURRENT.{uuid.uuid4().hex}.tmp"
+        _write_synced(pointer, generation.name.encode())
+        os.replace(pointer, folder / "CURRENT")
+        _fsync_dir(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _remove_old_generations(folder, keep=generation.name)
+    return generation
+
+
+def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, list[Skipped]]:
+    """The current stored generation, verified; CacheInvalid when absent, stale-format or damaged."""
+    try:
+        name = (folder / "CURRENT").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CacheInvalid(f"no current index ({exc.__class__.__name__})") from None
+    if not re.fullmatch(r"gen-[0-9a-f]{32}", name):
+        raise CacheInvalid("CURRENT pointer is damaged")
+    generation = folder / name
+    try:
+        meta = json.loads((generation / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CacheInvalid(f"metadata unreadable ({exc.__class__.__name__})") from None
+    if not isinstance(meta, dict):
+        raise CacheInvalid("metadata is not an object")
+    expected = params.fingerprint()
+    for key, value in expected.items():
+        if meta.get(key) != value:
+            raise CacheInvalid(f"built with different {key} ({meta.get(key)!r}, now {value!r})")
+    arrays = {}
+    try:
+        for name in ARRAYS:
+            path = generation / f"{name}.npy"
+            if _file_sha256(path) != meta["arrays"][name]:
+                raise CacheInvalid(f"checksum mismatch in {name}.npy")
+            arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
+        docs = tuple(DocInfo(*row) for row in meta["docs"])
+        skipped = [_SkippedEntry(*row) for row in meta["skipped"]]
+        index = Index(
+            root=root, docs=docs, skipped=tuple(skipped), k1=params.k1, b=params.b, vocab=tuple(meta["vocab"]), **arrays
+        )
+    except CacheInvalid:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CacheInvalid(f"arrays unreadable ({exc.__class__.__name__}: {exc})") from None
+    _check_shapes(index)
+    return index, skipped
+
+
+def _check_shapes(index: Index) -> None:
+    n_docs, n_sent, n_terms = len(index.docs), len(index.sent_doc), len(index.vocab)
+    checks = (
+        len(index.text_ptr) == n_docs + 1,
+        len(index.doc_sent_ptr) == n_docs + 1,
+        len(index.tok_ptr) == n_sent + 1,
+        len(index.post_ptr) == n_terms + 1,
+        len(index.df) == n_terms == len(index.idf),
+        all(len(getattr(index, a)) == n_sent for a in ("sent_start", "sent_end", "sent_line", "sent_end_line")),
+        len(index.post_sent) == len(index.post_weight) == (int(index.post_ptr[-1]) if n_terms else 0),
+        len(index.text_blob) == (int(index.text_ptr[-1]) if n_docs else 0),
+    )
+    if not all(checks):
+        raise CacheInvalid("array sizes do not agree")
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_old_generations(folder: Path, keep: str) -> None:
+    """Delete superseded generations and abandoned temp files, sparing anything a concurrent
+    writer may still be finishing (younger than a minute) and whatever CURRENT names now."""
+    try:
+        current = (folder / "CURRENT").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        current = keep
+    young = time.time() - 60
+    for entry in folder.iterdir():
+        if entry.name in (keep, current, "CURRENT"):
+            continue
+        try:
+            if entry.stat().st_mtime >= young:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name.startswith("CURRENT."):
+                entry.unlink(missing_ok=True)
+        except OSError:
+            continue
