@@ -32,7 +32,7 @@ def irregular_verbs() -> dict[str, str]:
 
 
 @cache
-def _stemmer():  # noqa: ANN202 - PyStemmer has no type stubs
+def _stemmer():
     import Stemmer
 
     return Stemmer.Stemmer("english")

@@ -9,9 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from qabot.analyze import surface_words
+from qabot.analyze import surface_words, term_spans
+from qabot.answer_type import expected_type, has_answer_type
 from qabot.index import Index, idf_of_unknown
 from qabot.model import Answer, Location, Passage
 from qabot.variants import VariantFinder
@@ -20,6 +19,9 @@ RARE_DF = 2  # a term in at most this many sentences also searches its spelling 
 MAX_QUERY_TERMS = 64
 CANDIDATES = 50  # sentences re-ranked and grouped per question
 DUPLICATE_JACCARD = 0.8  # token-set overlap that makes two sentences the same wire copy
+NEIGHBOUR_COVERAGE = 0.5  # a question word found next door, not in the sentence, counts half
+# A sentence opening with a pronoun continues the previous one ("They met with ...").
+_ANAPHORIC = re.compile(r"[\W_]*(?:he|she|they|it|this|these|those|his|her|their|its)\b", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
@@ -28,9 +30,10 @@ class AnswerParams:
     """Tunables of the answerer (defaults tuned on the dev set; see config/qabot.toml)."""
 
     top_k: int = 3
-    min_coverage: float = 0.5
+    min_coverage: float = 0.6
     variant_weight: float = 0.7
     context_weight: float = 0.3
+    type_bonus: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +63,19 @@ class Answerer:
     @classmethod
     def from_settings(
         cls, settings, warn: Callable[[str], None] = lambda message: None, progress=None
-    ) -> Answerer:  # noqa: ANN001 - Settings is imported lazily to keep layers one-way
+    ) -> Answerer:
         """Open (load, refresh or build) the index the settings describe and wrap it."""
         from qabot.store import IndexParams, open_index
 
         params = IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
         index, _ = open_index(settings.corpus, settings.index_dir, params, warn, progress)
-        return cls(index, AnswerParams(settings.top_k, settings.min_coverage, settings.variant_weight))
+        return cls(
+            index,
+            AnswerParams(
+                settings.top_k, settings.min_coverage, settings.variant_weight, settings.context_weight,
+                settings.type_bonus,
+            ),
+        )
 
     @property
     def root(self) -> Path:
@@ -89,7 +98,7 @@ class Answerer:
         if not known:
             words = ", ".join(term.word for term in terms[:8])
             return Answer(question, (), True, f"No article mentions any of: {words}.", expansions, searched)
-        ranked, coverage, scores = self._rank(terms)
+        ranked, coverage, scores = self._rank(terms, expected_type(cleaned))
         if not ranked or coverage[ranked[0]] < self.params.min_coverage:
             missing = ", ".join(term.word for term in terms if not term.ids) or "most of the question's words"
             reason = (
@@ -132,30 +141,53 @@ class Answerer:
                 self._variants = VariantFinder(self.index.vocab)
             return self._variants
 
-    def _rank(self, terms: list[QueryTerm]) -> tuple[list[int], dict[int, float], dict[int, float]]:
-        """Candidate sentences best first, the share of question IDF mass each covers, their scores."""
-        index = self.index
+    def _rank(
+        self, terms: list[QueryTerm], answer_type: str | None
+    ) -> tuple[list[int], dict[int, float], dict[int, float]]:
+        """Candidate sentences best first, the share of question IDF mass each covers, their scores.
+
+        A sentence's score is its BM25 plus part of its neighbours' (all of the previous
+        sentence's when it opens with a pronoun: "They met with..."), raised when it holds
+        the kind of thing the question asks for. Coverage counts a neighbour's words at half.
+        """
+        index, params = self.index, self.params
         weighted: dict[int, float] = {}
         for term in terms:
             for term_id, weight in term.ids:
                 weighted[term_id] = weighted.get(term_id, 0.0) + weight * term.count
         sents, scores = index.search(list(weighted.items()), CANDIDATES)
+        score_of = dict(zip(sents.tolist(), scores.tolist(), strict=True))
         total_mass = sum(term.mass for term in terms) or 1.0
+        query_vocab = {index.vocab[term_id] for term_id in weighted}
         coverage: dict[int, float] = {}
         combined: dict[int, float] = {}
-        score_of = dict(zip(sents.tolist(), scores.tolist(), strict=True))
         for sent, score in score_of.items():
-            present = set(index.sentence_terms(sent).tolist())
-            covered = sum(
-                term.mass * max((w for tid, w in term.ids if tid in present), default=0.0) for term in terms
-            )
-            coverage[sent] = covered / total_mass
             before, after = index.neighbours(sent)
-            context = max(score_of.get(before, 0.0) if before is not None else 0.0,
-                          score_of.get(after, 0.0) if after is not None else 0.0)
-            combined[sent] = score + self.params.context_weight * context
+            text = index.sentence_text(sent)
+            own = self._match_weights(sent, terms)
+            near = [self._match_weights(n, terms) for n in (before, after) if n is not None]
+            coverage[sent] = sum(
+                term.mass * max([own[i], *(NEIGHBOUR_COVERAGE * m[i] for m in near)])
+                for i, term in enumerate(terms)
+            ) / total_mass
+            before_score = score_of.get(before, 0.0) if before is not None else 0.0
+            after_score = score_of.get(after, 0.0) if after is not None else 0.0
+            if _ANAPHORIC.match(text):
+                context = max(before_score, params.context_weight * after_score)
+            else:
+                context = params.context_weight * max(before_score, after_score)
+            combined[sent] = score + context
+            if answer_type:
+                focus = [(a, b) for a, b, term in term_spans(text) if term in query_vocab]
+                if has_answer_type(text, answer_type, focus):
+                    combined[sent] *= 1 + params.type_bonus
         ranked = sorted(combined, key=lambda s: (-combined[s], s))
         return ranked, coverage, combined
+
+    def _match_weights(self, sent: int, terms: list[QueryTerm]) -> list[float]:
+        """For each query term, 1 if the sentence has it, the variant weight for a variant, else 0."""
+        present = set(self.index.sentence_terms(sent).tolist())
+        return [max((w for tid, w in term.ids if tid in present), default=0.0) for term in terms]
 
     def _passages(
         self, ranked: list[int], scores: dict[int, float], top_k: int, terms: list[QueryTerm]

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = commands.add_parser("ask", parents=[common], help="answer one question (or '-' for one per stdin line)",
                               description="Print the sentences that answer QUESTION, each with its citation.")
-    ask.add_argument("question", metavar="QUESTION", help="the question, or '-' to read one question per line from stdin")
+    ask.add_argument("question", metavar="QUESTION", help="the question, or '-' to read stdin, one question a line")
     ask.add_argument("--top-k", type=_positive_int, metavar="N", help="number of passages (default from config: 3)")
     ask.add_argument("--json", action="store_true", help="print one JSON object (one per line in batch mode)")
 
@@ -127,7 +127,7 @@ def progress_bar(stream: TextIO = sys.stderr) -> Callable[[int, int], None] | No
     return update
 
 
-def open_answerer(settings: Settings):  # noqa: ANN201 - Answerer imported lazily
+def open_answerer(settings: Settings):
     from qabot.answer import Answerer
 
     return Answerer.from_settings(settings, warn=warn, progress=progress_bar())

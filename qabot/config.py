@@ -35,8 +35,10 @@ class Settings:
     k1: float = 1.2
     b: float = 0.75
     top_k: int = 3
-    min_coverage: float = 0.5
+    min_coverage: float = 0.6
     variant_weight: float = 0.7
+    context_weight: float = 0.3
+    type_bonus: float = 0.5
     history_file: Path | None = None
     token_env: str = "DISCORD_TOKEN"
     command_prefix: str = "!"
@@ -67,6 +69,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "top_k": ("posint", "a positive integer"),
     "min_coverage": ("unit", "a number from 0 to 1"),
     "variant_weight": ("unit", "a number from 0 to 1"),
+    "context_weight": ("unit", "a number from 0 to 1"),
+    "type_bonus": ("nonneg", "a non-negative number"),
     "history_file": ("optpath", "a file path (or empty)"),
     "token_env": ("envname", "an environment variable name"),
     "command_prefix": ("text", "a non-empty string"),

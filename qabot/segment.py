@@ -15,12 +15,15 @@ if TYPE_CHECKING:
     from nltk.tokenize.punkt import PunktSentenceTokenizer
 
 # Lower-cased, without the final period, as Punkt stores them.
-ABBREVIATIONS = (
-    "u.s u.k u.n e.u u.s.a d.c a.m p.m e.g i.e etc vs al approx est dept govt gov sen rep "
-    "mr mrs ms dr prof st mt ft jr sr gen col lt sgt capt maj adm cmdr rev hon pres "
-    "jan feb mar apr jun jul aug sep sept oct nov dec inc ltd co corp bros no nos fig "
-    "a.s ave blvd rd"
-).split() + list("abcdefghijklmnopqrstuvwxyz")  # middle initials: George P. Shultz
+ABBREVIATIONS = frozenset(
+    (
+        "u.s u.k u.n e.u u.s.a d.c a.m p.m e.g i.e etc vs al approx est dept govt gov sen rep "
+        "mr mrs ms dr prof st mt ft jr sr gen col lt sgt capt maj adm cmdr rev hon pres "
+        "jan feb mar apr jun jul aug sep sept oct nov dec inc ltd co corp bros no nos fig a.s ave blvd rd "
+        # single letters: middle initials, as in George P. Shultz
+        "a b c d e f g h i j k l m n o p q r s t u v w x y z"
+    ).split()
+)
 
 # A sentence longer than this is cut at a space, so one unpunctuated file cannot
 # become a single enormous passage.

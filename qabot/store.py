@@ -110,7 +110,8 @@ def open_index(
     known = {doc.path for doc in index.docs}
     parts, skips = _read_and_analyze(root, stale, params, warn, progress)
     keep = known - removed - {entry.path for entry in stale}
-    refreshed = refresh_index(index, parts, keep, sorted([*listing_skips, *skips, *_kept_skips(stored_skips, entries, stale)], key=lambda s: s.path))
+    skipped = sorted([*listing_skips, *skips, *_kept_skips(stored_skips, entries, stale)], key=lambda s: s.path)
+    refreshed = refresh_index(index, parts, keep, skipped)
     _save_quietly(refreshed, folder, params, warn)
     added = sum(1 for part in parts if part.info.path not in known)
     report = OpenReport("refreshed", added, len(parts) - added, len(removed), time.perf_counter() - started)

@@ -1,0 +1,77 @@
+"""Expected answer types (TREC-style QA): what a question asks for, and whether a sentence has one.
+
+A "when" question is better answered by a sentence that holds a date, a "where"
+question by one naming a place, "how many" by one with a number, "who" by one
+naming a person with a role. These are cheap surface cues, applied only to the
+few candidate sentences of a question.
+"""
+
+from __future__ import annotations
+
+import re
+
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december|"
+    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+_DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_TIME = re.compile(
+    rf"\b(?:(?:{_MONTHS})\.?\s+\d{{1,2}}\b|\d{{1,2}}\s+(?:{_MONTHS})\b|(?:in|since|until|by|from|of)\s+(?:1[5-9]|20)\d\d\b"
+    rf"|\b(?:1[89]|20)\d\d\b|\b(?:{_DAYS})\b|\b(?:yesterday|today|tomorrow|last|next)\s+(?:week|month|year|night)?"
+    r"|\b\d{4}-\d{2}-\d{2}\b)",
+    re.IGNORECASE,
+)
+_PLACE = re.compile(r"\b(?:in|at|from|near|to|inside|outside)\s+(?:the\s+)?[A-Z][\w’'-]+")
+_NUMBER = re.compile(r"\b\d[\d,.]*\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|"
+                     r"thousands?|millions?|billions?)\b", re.IGNORECASE)
+_DURATION = re.compile(
+    r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|many|few|nearly\s+\w+)\s+"
+    r"(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centuries)\b|\bdecades?long\b",
+    re.IGNORECASE,
+)
+_ROLE = re.compile(
+    r"\b(?:president|prime minister|minister|secretary|advis[oe]r|spokes(?:man|woman|person)|chief|director|"
+    r"ambassador|envoy|senator|governor|mayor|chair(?:man|woman)?|co-chair|ceo|head|leader|official|"
+    r"diplomat|king|queen|general|commander|judge|professor|chancellor|representative|negotiator)\b",
+    re.IGNORECASE,
+)
+
+_QUESTION_TYPES = (
+    (re.compile(r"^\s*who\s+(?:is|was|are|were)\s+[^\s?]+(?:\s+[^\s?]+)?\s*\??\s*$", re.IGNORECASE), "definition"),
+    (re.compile(r"^\s*how\s+(?:long|old)\b", re.IGNORECASE), "duration"),
+    (re.compile(r"^\s*how\s+(?:many|much)\b", re.IGNORECASE), "number"),
+    (re.compile(r"^\s*(?:when|what\s+(?:date|year|day|month|time))\b", re.IGNORECASE), "time"),
+    (re.compile(r"^\s*(?:where|what\s+(?:city|country|place))\b", re.IGNORECASE), "place"),
+    (re.compile(r"^\s*(?:who|whom|whose)\b", re.IGNORECASE), "person"),
+)
+_PATTERNS = {"duration": _DURATION, "number": _NUMBER, "time": _TIME, "place": _PLACE, "person": _ROLE}
+
+
+def expected_type(question: str) -> str | None:
+    """'definition', 'time', 'place', 'person', 'number' or 'duration' from the wh-word; else None."""
+    for pattern, kind in _QUESTION_TYPES:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+_APPOSITIVE = re.compile(r"\s*,\s+(?:the|a|an|[a-z]+\s+)?", re.IGNORECASE)
+_WINDOW = 40  # characters around the named entity where its role or apposition must be
+
+
+def has_answer_type(sentence: str, kind: str | None, focus: list[tuple[int, int]] = ()) -> bool:
+    """Whether the sentence holds something of the expected kind (always False for None).
+
+    A "definition" ("who is X?") needs a role word just before a focus span (the
+    question's words found in the sentence: "Prime Minister Nikol Pashinian") or an
+    apposition just after it ("Luis Bono, the State Department's Senior Advisor").
+    """
+    if kind == "definition":
+        for start, end in focus:
+            before = sentence[max(0, start - _WINDOW) : start]
+            after = sentence[end : end + _WINDOW]
+            if _ROLE.search(before) or (_APPOSITIVE.match(after) and _ROLE.search(after)):
+                return True
+        return False
+    pattern = _PATTERNS.get(kind or "")
+    return bool(pattern and pattern.search(sentence))

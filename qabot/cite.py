@@ -1,0 +1,326 @@
+"""Citations: parsing them, showing the text they point at, verifying saved answers, refusing outside paths.
+
+Two citation forms are accepted, PATH being relative to the current directory, absolute, or relative
+to the corpus root:
+
+- line form `PATH:LINE` (as `qabot ask` prints it): line LINE (1-based, lines end at "\\n");
+- exact-span form `PATH:START-END` (as the JSON `start`/`end`): `text[START:END]` where `text` is the
+  file decoded as UTF-8, offsets being Python string indices (characters, not bytes).
+
+Whichever way PATH is written, the file it names (after resolving `..` and symbolic links) must lie
+inside the corpus root; anything else is refused before a byte of it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qabot.corpus import check_root, title_and_date
+from qabot.errors import CitationError
+
+BOLD, RESET = "\x1b[1m", "\x1b[0m"
+OPEN_MARK, CLOSE_MARK = "»", "«"  # emphasis where ANSI is not wanted (pipes, NO_COLOR)
+_CITATION = re.compile(r"(?P<path>.+):(?:(?P<start>\d+)-(?P<end>\d+)|(?P<line>\d+))")
+_STATUSES = ("OK", "CHANGED", "MISSING", "REFUSED")
+
+
+class OutsideCorpus(CitationError):
+    """A cited path resolves outside the corpus root (through `..`, an absolute path or a link)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A parsed citation: `line` for the line form, `start`/`end` for the exact-span form."""
+
+    path: str
+    line: int | None = None
+    start: int | None = None
+    end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CitedFile:
+    """A cited file read from inside the corpus: its absolute path, UTF-8 text and sha256 of its bytes."""
+
+    file: Path
+    text: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The verdict on one saved citation: status is one of OK, CHANGED, MISSING, REFUSED."""
+
+    status: str
+    citation: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.status:<8} {self.citation}" + (f": {self.detail}" if self.detail else "")
+
+
+def parse_citation(text: str) -> Citation:
+    """`PATH:LINE` or `PATH:START-END`; CitationError with an example when it is neither."""
+    match = _CITATION.fullmatch(text.strip())
+    if not match or not match["path"].strip():
+        raise CitationError(
+            f"{text!r} is not a citation; expected PATH:LINE (seeds/003_b5d4c7ccf50ad595.txt:19) "
+            "or PATH:START-END (seeds/003_b5d4c7ccf50ad595.txt:1234-1456)"
+        )
+    if match["line"] is not None:
+        return Citation(match["path"], line=int(match["line"]))
+    return Citation(match["path"], start=int(match["start"]), end=int(match["end"]))
+
+
+def locate(corpus_root: Path, written: str, cwd: Path | None = None) -> Path:
+    """The resolved file `written` names, tried relative to cwd then to the corpus root.
+
+    Raises OutsideCorpus when it lies outside the root, CitationError when no such file exists.
+    """
+    root = check_root(corpus_root)
+    cwd = (cwd or Path.cwd()).resolve()
+    path = Path(written).expanduser()
+    candidates = [path] if path.is_absolute() else [cwd / path, root / path]
+    outside = None
+    for candidate in candidates:
+        try:
+            target = candidate.resolve()
+        except (OSError, RuntimeError):  # a link loop
+            continue
+        if not target.is_relative_to(root):
+            outside = outside or target
+        elif target.is_file():
+            return target
+    if outside is not None:
+        raise OutsideCorpus(f"{written} is outside the corpus folder {root}; refusing to read it")
+    raise CitationError(f"{written}: no such file in the corpus folder {root}")
+
+
+def read_cited(file: Path) -> CitedFile:
+    """The file's text and sha256; CitationError when it cannot be read, is binary or is not UTF-8."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise CitationError(f"cannot read {file}: {exc.strerror or exc}") from None
+    if b"\x00" in data:
+        raise CitationError(f"{file} is a binary file (contains NUL bytes), not an article")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CitationError(f"{file} is not valid UTF-8 (bad byte at offset {exc.start})") from None
+    return CitedFile(file, text, hashlib.sha256(data).hexdigest())
+
+
+def line_of(text: str, offset: int) -> int:
+    """1-based number of the line holding text[offset] (lines end at "\\n", as the index counts them)."""
+    return text.count("\n", 0, offset) + 1
+
+
+def show_citation(
+    corpus_root: Path, citation: str, context_lines: int, *, color: bool = False, cwd: Path | None = None
+) -> str:
+    """The cited text exactly as in the file, emphasised, with numbered lines of context around it."""
+    parsed = parse_citation(citation)
+    cited = read_cited(locate(corpus_root, parsed.path, cwd))
+    text = cited.text
+    if parsed.line is not None:
+        n_lines = text.count("\n") + 1
+        if not 1 <= parsed.line <= n_lines:
+            raise CitationError(f"{citation}: line {parsed.line} is not in the file, which has {n_lines} lines")
+        start = _line_start(text, parsed.line)
+        end = _line_end(text, start)
+    else:
+        start, end = parsed.start, parsed.end
+        assert start is not None and end is not None
+        if not start < end <= len(text):
+            raise CitationError(
+                f"{citation}: characters {start}-{end} are not a span of the file, which has {len(text)} "
+                "characters (START must be below END)"
+            )
+    return render_span(cited, start, end, max(0, context_lines), color=color, cwd=cwd)
+
+
+def render_span(
+    cited: CitedFile, start: int, end: int, context_lines: int, *, color: bool = False, cwd: Path | None = None
+) -> str:
+    """A header naming file, lines and offsets, then the numbered lines around text[start:end].
+
+    The span is emphasised (ANSI bold, or » « markers) and its lines are flagged with '>' in the gutter;
+    control characters are shown as escapes (\\x1b) so a file cannot drive the terminal.
+    """
+    text = cited.text
+    first, last = line_of(text, start), line_of(text, max(start, end - 1))
+    lines = text.split("\n")
+    low, high = max(1, first - context_lines), min(len(lines), last + context_lines)
+    title, date = title_and_date(text)
+    where = f"line {first}" if first == last else f"lines {first}-{last}"
+    about = f" — {title}" + (f", {date}" if date else "") if title else ""
+    out = [f"{_display(cited.file, cwd)}: {where}, characters {start}-{end}{about}"]
+    width = len(str(high))
+    before, after = (BOLD, RESET) if color else (OPEN_MARK, CLOSE_MARK)
+    offset = _line_start(text, low)
+    for number in range(low, high + 1):
+        line = lines[number - 1]
+        lo, hi = max(start - offset, 0), min(end - offset, len(line))
+        if first <= number <= last:
+            opening = before if number == first or color else ""
+            closing = after if number == last or color else ""
+            body = _safe(line[:lo]) + opening + _safe(line[lo:hi]) + closing + _safe(line[hi:])
+        else:
+            body = _safe(line)
+        out.append(f"{'>' if first <= number <= last else ' '} {number:>{width}} | {body.rstrip(chr(13))}")
+        offset += len(line) + 1
+    return "\n".join(out)
+
+
+def verify_saved_output(corpus_root: Path, json_file: Path, cwd: Path | None = None) -> tuple[str, bool]:
+    """Re-check every citation of saved `qabot ask --json` output: (report, True when all are OK).
+
+    One line per citation (OK, CHANGED, MISSING or REFUSED) then a summary; outside paths are never read.
+    """
+    checks = [
+        check
+        for answer in load_saved_answers(json_file)
+        for check in check_answer(corpus_root, answer, cwd)
+    ]
+    if not checks:
+        return "no citations to check (every saved answer abstained)", True
+    counts = Counter(check.status for check in checks)
+    summary = ", ".join(f"{counts[status]} {status}" for status in _STATUSES if counts[status])
+    lines = [str(check) for check in checks]
+    lines.append(f"{len(checks)} citation{'s' if len(checks) != 1 else ''} checked: {summary}")
+    return "\n".join(lines), counts["OK"] == len(checks)
+
+
+def load_saved_answers(json_file: Path) -> list[dict[str, Any]]:
+    """The answer objects of a saved file (one JSON object, pretty or not, or JSON lines).
+
+    CitationError naming the line when the file is unreadable, not JSON, or not `ask --json` output.
+    """
+    try:
+        text = json_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CitationError(f"cannot read {json_file}: {getattr(exc, 'strerror', None) or exc}") from None
+    decoder = json.JSONDecoder()
+    answers: list[dict[str, Any]] = []
+    position = 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            break
+        line = line_of(text, position)
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            raise CitationError(f"{json_file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        if not _looks_like_answer(value):
+            raise CitationError(
+                f"{json_file}:{line}: not an answer from 'qabot ask --json' "
+                "(expected an object with a 'passages' list of source/start/end/text)"
+            )
+        answers.append(value)
+    if not answers:
+        raise CitationError(f"{json_file} is empty; expected the output of 'qabot ask --json'")
+    return answers
+
+
+def check_answer(corpus_root: Path, answer: dict[str, Any], cwd: Path | None = None) -> list[Check]:
+    """One Check per passage of a saved answer, each followed by one per `also_in` entry."""
+    files: dict[str, CitedFile | Check] = {}
+    checks = []
+    for passage in answer["passages"]:
+        sha = passage.get("sha256")
+        checks.append(_check_span(corpus_root, passage, passage["text"], sha, files, cwd))
+        for other in passage.get("also_in") or ():
+            checks.append(_check_span(corpus_root, other, None, None, files, cwd, also=True))
+    return checks
+
+
+def _check_span(
+    corpus_root: Path,
+    entry: dict[str, Any],
+    expected_text: str | None,
+    expected_sha: str | None,
+    files: dict[str, CitedFile | Check],
+    cwd: Path | None,
+    also: bool = False,
+) -> Check:
+    source, start, end = entry["source"], entry["start"], entry["end"]
+    label = f"{'also in ' if also else ''}{source}:{start}-{end}"
+    if source not in files:
+        files[source] = _open_for_check(corpus_root, source, cwd)
+    cited = files[source]
+    if isinstance(cited, Check):
+        return Check(cited.status, label, cited.detail)
+    problems = []
+    if not 0 <= start < end <= len(cited.text):
+        problems.append(f"characters {start}-{end} are past the end of the file ({len(cited.text)} characters)")
+    elif expected_text is not None and cited.text[start:end] != expected_text:
+        problems.append("text at these offsets differs")
+    elif isinstance(entry.get("line"), int) and line_of(cited.text, start) != entry["line"]:
+        problems.append(f"the span now starts on line {line_of(cited.text, start)}, not {entry['line']}")
+    if expected_sha and cited.sha256 != expected_sha:
+        problems.append("file sha256 differs")
+    if problems:
+        return Check("CHANGED", label, "; ".join(problems))
+    return Check("OK", label)
+
+
+def _open_for_check(corpus_root: Path, source: str, cwd: Path | None) -> CitedFile | Check:
+    try:
+        return read_cited(locate(corpus_root, source, cwd))
+    except OutsideCorpus as exc:
+        return Check("REFUSED", source, str(exc))
+    except CitationError as exc:
+        reason = "file not found" if "no such file" in str(exc) else str(exc)
+        return Check("MISSING" if reason == "file not found" else "CHANGED", source, reason)
+
+
+def _looks_like_answer(value: Any) -> bool:
+    if not isinstance(value, dict) or not isinstance(value.get("passages"), list):
+        return False
+    return all(_looks_like_span(p, with_text=True) for p in value["passages"]) and all(
+        _looks_like_span(other) for p in value["passages"] for other in p.get("also_in") or ()
+    )
+
+
+def _looks_like_span(value: Any, with_text: bool = False) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("source"), str)
+        and all(isinstance(value.get(key), int) and not isinstance(value.get(key), bool) for key in ("start", "end"))
+        and (not with_text or isinstance(value.get("text"), str))
+    )
+
+
+def _line_start(text: str, line: int) -> int:
+    position = 0
+    for _ in range(line - 1):
+        position = text.index("\n", position) + 1
+    return position
+
+
+def _line_end(text: str, start: int) -> int:
+    newline = text.find("\n", start)
+    return len(text) if newline < 0 else newline
+
+
+def _safe(text: str) -> str:
+    # Escape sequences, bidi overrides and other controls in a file must not reach the terminal raw.
+    return "".join(
+        ch if ch == "\t" or unicodedata.category(ch) not in ("Cc", "Cf") else ch.encode("unicode_escape").decode()
+        for ch in text
+    )
+
+
+def _display(file: Path, cwd: Path | None) -> str:
+    cwd = (cwd or Path.cwd()).resolve()
+    return file.relative_to(cwd).as_posix() if file.is_relative_to(cwd) else file.as_posix()

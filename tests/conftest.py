@@ -1,0 +1,40 @@
+"""Shared fixtures: the real seeds corpus, settings pointing caches into tmp folders."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qabot.answer import Answerer
+from qabot.config import Settings, load_settings, replace
+
+PROJECT = Path(__file__).resolve().parent.parent
+SEEDS = PROJECT / "seeds"
+DEV_SET = PROJECT.parent / "shared" / "eval" / "dev.jsonl"
+
+
+def settings_for(corpus: Path, cache: Path, **changes) -> Settings:
+    """Project settings (config/qabot.toml) with corpus and cache moved; QABOT_* env ignored."""
+    base = load_settings(PROJECT / "config" / "qabot.toml", env={})
+    return replace(base, corpus=corpus, cache_dir=cache, **changes)
+
+
+@pytest.fixture(scope="session")
+def seeds_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return settings_for(SEEDS, tmp_path_factory.mktemp("seeds-cache"))
+
+
+@pytest.fixture(scope="session")
+def answerer(seeds_settings: Settings) -> Answerer:
+    """The answerer over the real seeds corpus (built once per session)."""
+    return Answerer.from_settings(seeds_settings)
+
+
+@pytest.fixture
+def corpus_copy(tmp_path: Path) -> Path:
+    """A writable copy of the seeds corpus in tmp_path/corpus."""
+    target = tmp_path / "corpus"
+    shutil.copytree(SEEDS, target)
+    return target
