@@ -51,21 +51,19 @@ def fold(word: str) -> str:
 def term_of(token: str, acronyms: bool = True) -> str | None:
     """The index term of one surface token, or None for a stopword (cached: tokens are Zipfian).
 
-    Dotted or all-capital short tokens (U.S., US, EU) are acronyms: kept, never stopwords.
-    Other words are folded, lose a possessive 's, irregular verbs become their base form
+    Dotted or all-capital short tokens (U.S., IT, WHO) are acronyms: never stopwords.
+    Words are folded, lose a possessive 's, irregular verbs become their base form
     ("met" -> "meet"), and the result is stemmed with Snowball English (PyStemmer).
     """
     if len(token) > _MAX_TOKEN_CHARS:
         return None
     if "." in token:
         return fold(token.replace(".", ""))
-    if acronyms and 2 <= len(token) <= 5 and token.isupper():
-        return fold(token)
     word = fold(token)
     if word.endswith("'s"):
         word = word[:-2]
     if word in stopwords():
-        return None
+        return word if acronyms and 2 <= len(token) <= 5 and token.isupper() else None
     if word.isdigit():
         return word
     word = irregular_verbs().get(word, word)

@@ -20,7 +20,9 @@ MAX_QUERY_TERMS = 64
 CANDIDATES = 50  # sentences re-ranked and grouped per question
 DUPLICATE_JACCARD = 0.8  # token-set overlap that makes two sentences the same wire copy
 NEIGHBOUR_COVERAGE = 0.5  # a question word found next door, not in the sentence, counts half
-# A sentence opening with a pronoun continues the previous one ("They met with ...").
+# A sentence opening with a pronoun continues the previous one ("They met with ..."),
+# so it borrows more of that sentence's score than other neighbours do.
+ANAPHORA_WEIGHT = 0.7
 _ANAPHORIC = re.compile(r"[\W_]*(?:he|she|they|it|this|these|those|his|her|their|its)\b", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
@@ -99,11 +101,12 @@ class Answerer:
             words = ", ".join(term.word for term in terms[:8])
             return Answer(question, (), True, f"No article mentions any of: {words}.", expansions, searched)
         ranked, coverage, scores = self._rank(terms, expected_type(cleaned))
-        if not ranked or coverage[ranked[0]] < self.params.min_coverage:
+        best = max((coverage[sent] for sent in ranked[:top_k]), default=0.0)
+        if best < self.params.min_coverage:
             missing = ", ".join(term.word for term in terms if not term.ids) or "most of the question's words"
             reason = (
                 "The articles do not answer this: no sentence matches enough of the question"
-                f" (best match covers {coverage.get(ranked[0], 0.0) if ranked else 0.0:.0%}; not found: {missing})."
+                f" (best match covers {best:.0%}; not found: {missing})."
             )
             return Answer(question, (), True, reason, expansions, searched)
         passages = self._passages(ranked, scores, top_k, terms)
@@ -173,7 +176,7 @@ class Answerer:
             before_score = score_of.get(before, 0.0) if before is not None else 0.0
             after_score = score_of.get(after, 0.0) if after is not None else 0.0
             if _ANAPHORIC.match(text):
-                context = max(before_score, params.context_weight * after_score)
+                context = max(ANAPHORA_WEIGHT * before_score, params.context_weight * after_score)
             else:
                 context = params.context_weight * max(before_score, after_score)
             combined[sent] = score + context

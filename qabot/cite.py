@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +27,16 @@ from qabot.errors import CitationError
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
 OPEN_MARK, CLOSE_MARK = "»", "«"  # emphasis where ANSI is not wanted (pipes, NO_COLOR)
 _CITATION = re.compile(r"(?P<path>.+):(?:(?P<start>\d+)-(?P<end>\d+)|(?P<line>\d+))")
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _STATUSES = ("OK", "CHANGED", "MISSING", "REFUSED")
 
 
 class OutsideCorpus(CitationError):
     """A cited path resolves outside the corpus root (through `..`, an absolute path or a link)."""
+
+
+class MissingFile(CitationError):
+    """A cited file does not exist (or can no longer be opened)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,25 +86,21 @@ def parse_citation(text: str) -> Citation:
 def locate(corpus_root: Path, written: str, cwd: Path | None = None) -> Path:
     """The resolved file `written` names, tried relative to cwd then to the corpus root.
 
-    Raises OutsideCorpus when it lies outside the root, CitationError when no such file exists.
+    Raises OutsideCorpus when it lies outside the root, MissingFile when no such file exists.
     """
     root = check_root(corpus_root)
     cwd = (cwd or Path.cwd()).resolve()
     path = Path(written).expanduser()
     candidates = [path] if path.is_absolute() else [cwd / path, root / path]
-    outside = None
-    for candidate in candidates:
-        try:
-            target = candidate.resolve()
-        except (OSError, RuntimeError):  # a link loop
-            continue
-        if not target.is_relative_to(root):
-            outside = outside or target
-        elif target.is_file():
+    targets = [_resolved(candidate) for candidate in candidates]
+    for target in targets:
+        if target is not None and target.is_relative_to(root) and target.is_file():
             return target
-    if outside is not None:
+    # A missing file is refused too when the path itself leaves the root (../x, /elsewhere/x).
+    outside = [t for t in targets if t is not None and not t.is_relative_to(root)]
+    if any(t.exists() for t in outside) or (outside and outside[-1] == targets[-1]):
         raise OutsideCorpus(f"{written} is outside the corpus folder {root}; refusing to read it")
-    raise CitationError(f"{written}: no such file in the corpus folder {root}")
+    raise MissingFile(f"{written}: no such file in the corpus folder {root}")
 
 
 def read_cited(file: Path) -> CitedFile:
@@ -108,7 +108,7 @@ def read_cited(file: Path) -> CitedFile:
     try:
         data = file.read_bytes()
     except OSError as exc:
-        raise CitationError(f"cannot read {file}: {exc.strerror or exc}") from None
+        raise MissingFile(f"cannot read {file}: {exc.strerror or exc}") from None
     if b"\x00" in data:
         raise CitationError(f"{file} is a binary file (contains NUL bytes), not an article")
     try:
@@ -161,6 +161,8 @@ def render_span(
     low, high = max(1, first - context_lines), min(len(lines), last + context_lines)
     title, date = title_and_date(text)
     where = f"line {first}" if first == last else f"lines {first}-{last}"
+    if len(title) > 70:
+        title = title[:69].rstrip() + "…"
     about = f" — {title}" + (f", {date}" if date else "") if title else ""
     out = [f"{_display(cited.file, cwd)}: {where}, characters {start}-{end}{about}"]
     width = len(str(high))
@@ -168,14 +170,15 @@ def render_span(
     offset = _line_start(text, low)
     for number in range(low, high + 1):
         line = lines[number - 1]
-        lo, hi = max(start - offset, 0), min(end - offset, len(line))
+        shown = line.removesuffix("\r")  # part of a CRLF line break, not of the text
+        lo, hi = max(start - offset, 0), min(end - offset, len(shown))
         if first <= number <= last:
             opening = before if number == first or color else ""
             closing = after if number == last or color else ""
-            body = _safe(line[:lo]) + opening + _safe(line[lo:hi]) + closing + _safe(line[hi:])
+            body = _safe(shown[:lo]) + opening + _safe(shown[lo:hi]) + closing + _safe(shown[hi:])
         else:
-            body = _safe(line)
-        out.append(f"{'>' if first <= number <= last else ' '} {number:>{width}} | {body.rstrip(chr(13))}")
+            body = _safe(shown)
+        out.append(f"{'>' if first <= number <= last else ' '} {number:>{width}} | {body}")
         offset += len(line) + 1
     return "\n".join(out)
 
@@ -235,12 +238,12 @@ def load_saved_answers(json_file: Path) -> list[dict[str, Any]]:
 def check_answer(corpus_root: Path, answer: dict[str, Any], cwd: Path | None = None) -> list[Check]:
     """One Check per passage of a saved answer, each followed by one per `also_in` entry."""
     files: dict[str, CitedFile | Check] = {}
+    shas = {p["source"]: p["sha256"] for p in answer["passages"] if isinstance(p.get("sha256"), str)}
     checks = []
     for passage in answer["passages"]:
-        sha = passage.get("sha256")
-        checks.append(_check_span(corpus_root, passage, passage["text"], sha, files, cwd))
+        checks.append(_check_span(corpus_root, passage, passage["text"], shas, files, cwd))
         for other in passage.get("also_in") or ():
-            checks.append(_check_span(corpus_root, other, None, None, files, cwd, also=True))
+            checks.append(_check_span(corpus_root, other, None, shas, files, cwd, also=True))
     return checks
 
 
@@ -248,7 +251,7 @@ def _check_span(
     corpus_root: Path,
     entry: dict[str, Any],
     expected_text: str | None,
-    expected_sha: str | None,
+    shas: dict[str, str],
     files: dict[str, CitedFile | Check],
     cwd: Path | None,
     also: bool = False,
@@ -267,7 +270,7 @@ def _check_span(
         problems.append("text at these offsets differs")
     elif isinstance(entry.get("line"), int) and line_of(cited.text, start) != entry["line"]:
         problems.append(f"the span now starts on line {line_of(cited.text, start)}, not {entry['line']}")
-    if expected_sha and cited.sha256 != expected_sha:
+    if source in shas and cited.sha256 != shas[source]:
         problems.append("file sha256 differs")
     if problems:
         return Check("CHANGED", label, "; ".join(problems))
@@ -279,9 +282,10 @@ def _open_for_check(corpus_root: Path, source: str, cwd: Path | None) -> CitedFi
         return read_cited(locate(corpus_root, source, cwd))
     except OutsideCorpus as exc:
         return Check("REFUSED", source, str(exc))
-    except CitationError as exc:
-        reason = "file not found" if "no such file" in str(exc) else str(exc)
-        return Check("MISSING" if reason == "file not found" else "CHANGED", source, reason)
+    except MissingFile as exc:
+        return Check("MISSING", source, str(exc))
+    except CitationError as exc:  # binary or no longer UTF-8
+        return Check("CHANGED", source, str(exc))
 
 
 def _looks_like_answer(value: Any) -> bool:
@@ -301,6 +305,13 @@ def _looks_like_span(value: Any, with_text: bool = False) -> bool:
     )
 
 
+def _resolved(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop
+        return None
+
+
 def _line_start(text: str, line: int) -> int:
     position = 0
     for _ in range(line - 1):
@@ -314,11 +325,8 @@ def _line_end(text: str, start: int) -> int:
 
 
 def _safe(text: str) -> str:
-    # Escape sequences, bidi overrides and other controls in a file must not reach the terminal raw.
-    return "".join(
-        ch if ch == "\t" or unicodedata.category(ch) not in ("Cc", "Cf") else ch.encode("unicode_escape").decode()
-        for ch in text
-    )
+    # Escape sequences and bidi overrides in a file must not reach the terminal raw.
+    return _UNSAFE.sub(lambda match: match[0].encode("unicode_escape").decode(), text)
 
 
 def _display(file: Path, cwd: Path | None) -> str:

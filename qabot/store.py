@@ -17,6 +17,8 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,8 @@ from qabot.segment import compile_boilerplate
 
 FORMAT = "qabot-index"
 VERSION = 1
-ANALYZER = "nfkc-casefold-fold-nltk179-irregular1-snowball2-punkt1"  # bump when analysis or segmentation changes
+# Code and data that decide what a sentence and a term are: any change to them rebuilds the index.
+_ANALYSIS_SOURCES = ("analyze.py", "segment.py", "index.py", "data/stopwords_en.txt", "data/irregular_verbs.txt")
 ARRAYS = (
     "text_ptr", "text_blob", "doc_sent_ptr", "sent_doc", "sent_start", "sent_end", "sent_line",
     "sent_end_line", "tok_ptr", "tok_ids", "df", "idf", "post_ptr", "post_sent", "post_weight",
@@ -53,7 +56,7 @@ class IndexParams:
         return {
             "format": FORMAT,
             "version": VERSION,
-            "analyzer": ANALYZER,
+            "analyzer": analysis_fingerprint(),
             "k1": self.k1,
             "b": self.b,
             "boilerplate_patterns": list(self.boilerplate_patterns),
@@ -70,6 +73,18 @@ class OpenReport:
     changed: int = 0
     removed: int = 0
     seconds: float = 0.0
+
+
+@cache
+def analysis_fingerprint() -> str:
+    """sha256 over the analyzer's and segmenter's code and word lists, plus the stemmer's version."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"PyStemmer {version('PyStemmer')}".encode())
+    package = files("qabot")
+    for name in _ANALYSIS_SOURCES:
+        digest.update(package.joinpath(name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def corpus_cache_dir(cache_root: Path, corpus_root: Path) -> Path:

@@ -1,0 +1,257 @@
+"""Pure renderings of an Answer for Discord: one embed (or a plain abstention line) within Discord's limits.
+
+Every string from the corpus or the question is markdown-escaped and has each "@" followed by a
+zero-width space, so nothing we render can format itself or mention anyone; the only markdown in the
+output is our own (quotes, bold matched words, code-span citations). Lengths are measured the way
+Discord measures them (UTF-16 code units), so the limits hold by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import discord
+
+from qabot.model import Answer, Location, Passage
+from qabot.render import matched_spans
+
+MESSAGE_LIMIT = 2000
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FIELD_COUNT_LIMIT = 25
+FOOTER_LIMIT = 2048
+EMBED_TOTAL_LIMIT = 6000
+
+ELLIPSIS = "…"
+ZWSP = "\u200b"
+FOOTER_BUDGET = 512  # the footer is a status line; the rest of the 6000 goes to the passages
+META_BUDGET = 300  # one citation or "also in" line, so a long title cannot starve the quote
+ALSO_IN_SHOWN = 5
+SOURCES_SHOWN = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What to send for one answer: an embed with passages, or plain content when the answer abstains."""
+
+    content: str | None
+    embed: discord.Embed | None
+
+
+def units(text: str) -> int:
+    """Length as Discord counts it (UTF-16 code units); never less than len(text)."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def truncate(text: str, limit: int) -> str:
+    """text unchanged if it fits in limit units; else cut at a word boundary, ending with an ellipsis."""
+    if units(text) <= limit:
+        return text
+    if limit < 1:
+        return ""
+    cut = _prefix_within(text, limit - 1)
+    space = max(cut.rfind(" "), cut.rfind("\n"))
+    if space > len(cut) // 2:  # a word boundary not too far back; else cut mid-word
+        cut = cut[:space]
+    return cut.rstrip() + ELLIPSIS
+
+
+def neutralise_mentions(text: str) -> str:
+    """Every "@" followed by a zero-width space: no @everyone, @here, <@id> or <@&id> survives."""
+    return text.replace("@", "@" + ZWSP)
+
+
+def flatten(text: str) -> str:
+    """text with each control character and line break replaced by one space (same length, same offsets)."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def escape(text: str) -> str:
+    """Corpus or user text made inert: markdown escaped, mentions neutralised."""
+    return neutralise_mentions(discord.utils.escape_markdown(text, ignore_links=False))
+
+
+def safe_text(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Untrusted text as one inert line of at most limit units (for notices that quote the user)."""
+    return _fit(" ".join(flatten(text).split()), limit, escape)
+
+
+def answer_reply(answer: Answer, articles: int | None = None) -> Reply:
+    """The reply to one answer: an embed when it has passages, a short plain line when it abstains."""
+    if answer.abstained or not answer.passages:
+        return Reply(abstention_text(answer, articles), None)
+    return Reply(None, answer_embed(answer))
+
+
+def abstention_text(answer: Answer, articles: int | None = None) -> str:
+    """One plain message saying the corpus has no answer, why, and what was searched (<= 2000)."""
+    scope = f"{answer.sentences_searched:,} sentences"
+    if articles is not None:
+        scope += f" in {articles:,} articles"
+    tail = f" (Searched {scope}.)"
+    head = "The articles have no answer to that. "
+    return head + _fit(" ".join(flatten(answer.reason).split()), MESSAGE_LIMIT - units(head + tail), escape) + tail
+
+
+def answer_embed(answer: Answer) -> discord.Embed:
+    """Question as title, each passage quoted with matched words in bold and its citation; Sources; footer."""
+    embed = discord.Embed(title=_title(answer.question), colour=discord.Colour.blurple())
+    footer = _fit(_footer_text(answer), FOOTER_BUDGET, neutralise_mentions)
+    sources = _sources_line([p.location for p in answer.passages])
+    fixed = units(embed.title or "") + units(footer) + units("Sources") + units(sources)
+    budget = min(DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - fixed)
+    embed.description = _blocks([_passage_block_parts(p, _variants(answer)) for p in answer.passages], budget)
+    embed.add_field(name="Sources", value=sources, inline=False)
+    embed.set_footer(text=footer)
+    return embed
+
+
+def context_embed(answer: Answer) -> discord.Embed:
+    """Each passage between its neighbouring sentences (what the "Show context" button reveals)."""
+    embed = discord.Embed(title=_title("Context: " + answer.question), colour=discord.Colour.light_grey())
+    budget = min(DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - units(embed.title or ""))
+    embed.description = _blocks([_context_block_parts(p, _variants(answer)) for p in answer.passages], budget) or "No passages."
+    return embed
+
+
+# A block is a list of (raw text, formatter, cap) parts joined by newlines; parts with cap None are
+# elastic (quotes, context) and share whatever room the capped ones leave.
+_Part = tuple[str, Callable[[str], str], int | None]
+
+
+def _blocks(blocks: list[list[_Part]], budget: int) -> str:
+    if not blocks:
+        return ""
+    separator = "\n\n"
+    share = (budget - units(separator) * (len(blocks) - 1)) // len(blocks)
+    return separator.join(_block(parts, share) for parts in blocks)
+
+
+def _block(parts: list[_Part], budget: int) -> str:
+    if budget <= 0:
+        return ""
+    lines: dict[int, str] = {}
+    room = budget - (len(parts) - 1)  # newlines
+    for i, (raw, fmt, cap) in enumerate(parts):
+        if cap is not None:
+            lines[i] = _fit(raw, max(0, min(cap, room // 3)), fmt)
+            room -= units(lines[i])
+    # Elastic parts share what is left, shortest first, so a short neighbour leaves its unused room to the rest.
+    elastic = sorted((i for i, part in enumerate(parts) if part[2] is None), key=lambda i: len(parts[i][0]))
+    for count, i in enumerate(elastic):
+        raw, fmt, _ = parts[i]
+        lines[i] = _fit(raw, max(0, room // (len(elastic) - count)), fmt)
+        room -= units(lines[i])
+    return "\n".join(lines[i] for i in range(len(parts)) if lines[i])
+
+
+def _passage_block_parts(passage: Passage, variants: tuple[str, ...]) -> list[_Part]:
+    terms = passage.matched_terms + variants
+    parts: list[_Part] = [
+        (flatten(passage.text), lambda text: "> " + _emphasised(text, terms), None),
+        (_meta_line(passage), lambda text: text, META_BUDGET),
+    ]
+    if passage.also_in:
+        parts.append((_also_in_line(passage.also_in), lambda text: text, META_BUDGET))
+    return parts
+
+
+def _context_block_parts(passage: Passage, variants: tuple[str, ...]) -> list[_Part]:
+    parts: list[_Part] = [(f"`{_code(discord_citation(passage.location))}`", lambda text: text, META_BUDGET)]
+    if passage.context_before.strip():
+        parts.append((flatten(passage.context_before), escape, None))
+    parts.append((flatten(passage.text), lambda text: "> " + _emphasised(text, passage.matched_terms + variants), None))
+    if passage.context_after.strip():
+        parts.append((flatten(passage.context_after), escape, None))
+    return parts
+
+
+def _variants(answer: Answer) -> tuple[str, ...]:
+    """Spelling variants the answerer also searched (Luis for Louis): they are matches too."""
+    return tuple(variant for _, variant in answer.expansions)
+
+
+def discord_citation(location: Location) -> str:
+    """`path-relative-to-corpus-root:line`, as shown in Discord (e.g. 003_b5d4c7ccf50ad595.txt:19)."""
+    return f"{location.source}:{location.line}"
+
+
+def _emphasised(text: str, matched_terms: tuple[str, ...]) -> str:
+    """text escaped, with our own bold around each matched word (adjacent words share one pair)."""
+    spans: list[list[int]] = []
+    for start, end in matched_spans(text, matched_terms):
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    pieces, last = [], 0
+    for start, end in spans:
+        pieces += [escape(text[last:start]), "**", escape(text[start:end]), "**"]
+        last = end
+    pieces.append(escape(text[last:]))
+    return "".join(pieces)
+
+
+def _meta_line(passage: Passage) -> str:
+    title = " ".join(flatten(passage.title).split())
+    about = ", ".join(part for part in (escape(truncate(title, 120)), escape(passage.date or "")) if part)
+    line = f"— `{_code(discord_citation(passage.location))}`"
+    return f"{line} · {about}" if about else line
+
+
+def _also_in_line(locations: tuple[Location, ...]) -> str:
+    shown = ", ".join(f"`{_code(discord_citation(loc))}`" for loc in locations[:ALSO_IN_SHOWN])
+    more = len(locations) - ALSO_IN_SHOWN
+    return f"also in {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+def _sources_line(locations: list[Location]) -> str:
+    files = list(dict.fromkeys(loc.source for loc in locations))
+    shown = " · ".join(f"`{_code(name)}`" for name in files[:SOURCES_SHOWN])
+    more = len(files) - SOURCES_SHOWN
+    line = shown + (f" and {more} more" if more > 0 else "")
+    return truncate(line, FIELD_VALUE_LIMIT) or "none"
+
+
+def _footer_text(answer: Answer) -> str:
+    footer = f"Searched {answer.sentences_searched:,} sentences"
+    reason = " ".join(flatten(answer.reason).split())
+    return f"{footer} · {reason}" if reason else footer
+
+
+def _title(question: str) -> str:
+    return _fit(" ".join(flatten(question).split()), TITLE_LIMIT, escape) or "Answer"
+
+
+def _code(text: str) -> str:
+    """text safe inside a code span: no backtick to close it early, no mention."""
+    return neutralise_mentions(flatten(text).replace("`", "ˋ"))
+
+
+def _fit(raw: str, limit: int, fmt: Callable[[str], str]) -> str:
+    """fmt of the longest word-boundary truncation of raw whose formatted form fits in limit units."""
+    if limit <= 0:
+        return ""
+    budget = limit
+    while budget > 0:
+        out = fmt(truncate(raw, budget))
+        size = units(out)
+        if size <= limit:
+            return out
+        # Escaping grows text; shrink the raw budget in proportion and try again.
+        budget = min(budget - 1, budget * limit // size)
+    out = fmt("")
+    return out if units(out) <= limit else ""
+
+
+def _prefix_within(text: str, limit: int) -> str:
+    n = min(len(text), limit)
+    while n > 0:
+        over = units(text[:n]) - limit
+        if over <= 0:
+            break
+        n -= over
+    return text[: max(n, 0)]

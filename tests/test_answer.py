@@ -1,0 +1,109 @@
+"""The answerer on the real seeds corpus: citations, variants, wire copies, abstention."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qabot.answer import Answerer
+from qabot.evaluate import load_eval
+from tests.conftest import DEV_SET, settings_for
+
+DEV = load_eval(DEV_SET)
+
+
+def assert_exact(passage) -> None:
+    text = Path(passage.location.file).read_text(encoding="utf-8")
+    assert text[passage.location.start : passage.location.end] == passage.text
+    assert passage.location.line == 1 + text.count("\n", 0, passage.location.start)
+    assert passage.location.end_line == 1 + text.count("\n", 0, passage.location.end - 1)
+    for context in (passage.context_before, passage.context_after):
+        assert context == "" or context in text
+    for other in passage.also_in:
+        other_text = Path(other.file).read_text(encoding="utf-8")
+        assert other_text[other.start : other.end].strip() == other_text[other.start : other.end]
+
+
+@pytest.mark.parametrize("item", DEV, ids=lambda item: item.id)
+def test_every_passage_of_every_dev_answer_cites_exact_text(answerer, item):
+    answer = answerer.ask(item.question, 10)
+    for passage in answer.passages:
+        assert_exact(passage)
+    if item.answerable:
+        assert answer.passages, f"{item.id} should be answered"
+
+
+@pytest.mark.parametrize(
+    ("question", "variant", "expected"),
+    [
+        ("Pashinyan", "pashinian", "Nikol Pashinian"),
+        ("Schultz training center", "shultz", "George P. Shultz"),
+        ("Anthony Blinken Miller", "antoni", "Secretary of State Antony Blinken"),
+    ],
+)
+def test_spelling_variants_are_searched_and_reported(answerer, question, variant, expected):
+    answer = answerer.ask(question, 5)
+    assert any(found == variant for _, found in answer.expansions)
+    assert f"also searched: {variant}" in answer.reason
+    assert any(expected in passage.text for passage in answer.passages)
+
+
+def test_context_is_the_neighbouring_sentences(answerer):
+    answer = answerer.ask("Yerevan denied the charges", 1)
+    [passage] = answer.passages
+    assert passage.text.startswith("Yerevan denied the charges")
+    assert passage.context_before.startswith("Baku said the border checkpoint was created")
+    assert passage.context_after.startswith("Armenia, which relies on Russia")
+
+
+def test_matched_terms_are_the_question_words_found(answerer):
+    [passage] = answerer.ask("Erdoğan G20 Gaza ceasefire", 1).passages
+    assert passage.matched_terms == ("erdogan", "g20", "gaza", "ceasefire")
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["What is the capital of France?", "Who wrote Hamlet?", "zzzz xxxx yyyy", "What is the population of Baku?"],
+)
+def test_out_of_domain_questions_abstain_with_a_reason(answerer, question):
+    answer = answerer.ask(question)
+    assert answer.abstained and not answer.passages
+    assert answer.reason
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\x00\x07", "what is the", "???"])
+def test_empty_or_stopword_only_questions_abstain(answerer, question):
+    answer = answerer.ask(question)
+    assert answer.abstained and not answer.passages
+    assert "question" in answer.reason.lower()
+
+
+def test_top_k_limits_passages(answerer):
+    assert len(answerer.ask("peace talks Armenia Azerbaijan", 1).passages) == 1
+    assert len(answerer.ask("peace talks Armenia Azerbaijan", 7).passages) == 7
+
+
+def test_wire_copy_collapses_into_one_passage_listing_the_other(corpus_copy, tmp_path):
+    source = (corpus_copy / "003_b5d4c7ccf50ad595.txt").read_text(encoding="utf-8")
+    line = source.splitlines()[24]  # "Yerevan denied the charges ..."
+    (corpus_copy / "wire.txt").write_text(f"Wire report\n\nFrom the wire: {line}\n", encoding="utf-8")
+    answerer = Answerer.from_settings(settings_for(corpus_copy, tmp_path / "cache"))
+    answer = answerer.ask("How did Yerevan respond to the charges?", 3)
+    sources = [p.location.source for p in answer.passages]
+    lead = answer.passages[0]
+    assert "Yerevan denied the charges" in lead.text
+    assert len(lead.also_in) == 1
+    assert {lead.location.source, lead.also_in[0].source} == {"003_b5d4c7ccf50ad595.txt", "wire.txt"}
+    assert len(set(sources)) == len(sources) or sources.count(lead.location.source) >= 1
+    assert_exact(lead)
+
+
+def test_answers_are_json_serialisable_and_stable(answerer):
+    from qabot.render import answer_json
+
+    first = answer_json(answerer.ask("What checkpoint did Azerbaijan install?"))
+    second = answer_json(answerer.ask("What checkpoint did Azerbaijan install?"))
+    assert first == second
+    assert json.loads(json.dumps(first)) == first

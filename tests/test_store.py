@@ -1,0 +1,88 @@
+"""Persistence: load equals build, refresh equals rebuild, and the question path stays light."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from qabot.index import Index
+from qabot.store import ARRAYS, IndexParams, corpus_cache_dir, open_index
+from tests.conftest import PROJECT
+
+PARAMS = IndexParams(1.2, 0.75, ("top of page", "bottom of page"), 10_000_000)
+
+
+def assert_same_index(a: Index, b: Index) -> None:
+    assert a.docs == b.docs
+    assert a.vocab == b.vocab
+    for name in ARRAYS:
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def quiet(message: str) -> None:
+    raise AssertionError(f"unexpected warning: {message}")
+
+
+def test_second_open_loads_what_the_first_built(corpus_copy, tmp_path):
+    built, first = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    loaded, second = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    assert (first.action, second.action) == ("built", "loaded")
+    assert_same_index(built, loaded)
+    assert isinstance(loaded.post_weight, np.memmap), "arrays are memory-mapped, not copied"
+
+
+def test_refresh_after_add_change_remove_equals_full_rebuild(corpus_copy, tmp_path):
+    open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    (corpus_copy / "001_0d1f7e7e4da08d96.txt").unlink()
+    changed = corpus_copy / "003_b5d4c7ccf50ad595.txt"
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n\nA zebra crossing was painted in Yerevan.\n")
+    (corpus_copy / "sub").mkdir()
+    (corpus_copy / "sub" / "new.txt").write_text("Quokka diplomacy\n\nThe quokka summit ended.\n")
+    refreshed, report = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    assert (report.action, report.added, report.changed, report.removed) == ("refreshed", 1, 1, 1)
+    rebuilt, _ = open_index(corpus_copy, tmp_path / "fresh-cache", PARAMS, quiet)
+    assert_same_index(refreshed, rebuilt)
+    assert "zebra" in refreshed.vocab and "quokka" in refreshed.vocab
+    assert "ilkha" not in refreshed.vocab, "terms only the removed file had are gone"
+
+
+def test_touching_a_file_without_changing_it_keeps_the_same_index(corpus_copy, tmp_path):
+    before, _ = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    path = corpus_copy / "002_87992cb26fa4a259.txt"
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    after, report = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    assert report.action == "refreshed"
+    assert after.vocab == before.vocab and np.array_equal(after.post_weight, before.post_weight)
+    _, again = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    assert again.action == "loaded", "the new mtime was saved"
+
+
+def test_changed_parameters_rebuild_with_a_warning(corpus_copy, tmp_path):
+    open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    warnings: list[str] = []
+    index, report = open_index(corpus_copy, tmp_path / "cache", dataclasses.replace(PARAMS, k1=1.5), warnings.append)
+    assert report.action == "built" and index.k1 == 1.5
+    assert len(warnings) == 1 and "k1" in warnings[0]
+
+
+def test_cache_folder_is_per_corpus(tmp_path):
+    a, b = corpus_cache_dir(tmp_path, Path("/x/news")), corpus_cache_dir(tmp_path, Path("/y/news"))
+    assert a != b and a.parent == b.parent == tmp_path and a.name.startswith("news-")
+
+
+def test_question_path_with_a_built_index_never_imports_nltk_or_discord(tmp_path):
+    env = {**os.environ, "QABOT_CACHE_DIR": str(tmp_path / "cache"), "QABOT_CORPUS": str(PROJECT / "seeds")}
+    probe = (
+        "import sys; from qabot.cli import main; code = main(['ask', 'Who is Louis Bono?']);"
+        "print('MODULES', 'nltk' in sys.modules, 'discord' in sys.modules, code)"
+    )
+    cold = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=PROJECT)
+    assert "MODULES True False 0" in cold.stdout, "building segments with NLTK Punkt"
+    warm = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=PROJECT)
+    assert "MODULES False False 0" in warm.stdout
+    assert "Louis Bono" in warm.stdout
