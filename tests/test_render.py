@@ -1,0 +1,56 @@
+"""Renderings: text with citations, ANSI emphasis on terminals only, JSON per DESIGN.md."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from qabot.render import answer_json, citation, emphasise, render_text, span_citation, use_color
+from tests.conftest import PROJECT
+
+
+def test_text_rendering_numbers_passages_with_citations(answerer, monkeypatch):
+    monkeypatch.chdir(PROJECT)
+    answer = answerer.ask("Who is Louis Bono?")
+    text = render_text(answer)
+    assert text.startswith("[1] “")
+    assert "[3]" in text and "seeds/000_9ad8541396ee1ed9.txt:3" in text
+    assert "\x1b[" not in text
+
+
+def test_color_emphasises_matched_words_only_on_terminals():
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert use_color(Tty(), {}) and not use_color(Tty(), {"NO_COLOR": "1"}) and not use_color(io.StringIO(), {})
+    assert emphasise("Talks on the talk", ("talks",), "<", ">") == "<Talks> on the <talk>"
+
+
+def test_json_follows_the_design_schema(answerer, monkeypatch):
+    monkeypatch.chdir(PROJECT)
+    data = answer_json(answerer.ask("Where did EU foreign ministers meet?"))
+    assert list(data) == ["question", "abstained", "reason", "passages"]
+    first = data["passages"][0]
+    assert list(first)[:11] == [
+        "text", "source", "start", "end", "line", "end_line", "score", "matched_terms",
+        "context_before", "context_after", "also_in",
+    ]  # fmt: skip
+    assert first["source"] == "seeds/001_0d1f7e7e4da08d96.txt"
+    file_text = Path(first["source"]).read_text(encoding="utf-8")
+    assert file_text[first["start"] : first["end"]] == first["text"]
+    json.dumps(data)
+
+
+def test_sources_outside_the_current_folder_are_absolute(answerer, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = answer_json(answerer.ask("Where did EU foreign ministers meet?"))
+    assert Path(data["passages"][0]["source"]).is_absolute()
+
+
+def test_citation_forms(answerer, monkeypatch):
+    monkeypatch.chdir(PROJECT)
+    location = answerer.ask("Yerevan denied the charges", 1).passages[0].location
+    assert citation(location) == "seeds/003_b5d4c7ccf50ad595.txt:25"
+    assert span_citation(location) == f"seeds/003_b5d4c7ccf50ad595.txt:{location.start}-{location.end}"
