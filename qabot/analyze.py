@@ -48,12 +48,12 @@ def fold(word: str) -> str:
 
 
 @cache
-def term_of(token: str, acronyms: bool = True) -> str | None:
+def term_of(token: str) -> str | None:
     """The index term of one surface token, or None for a stopword (cached: tokens are Zipfian).
 
-    Dotted or all-capital short tokens (U.S., IT, WHO) are acronyms: never stopwords.
-    Words are folded, lose a possessive 's, irregular verbs become their base form
-    ("met" -> "meet"), and the result is stemmed with Snowball English (PyStemmer).
+    Dotted tokens (U.S., D.C.) are acronyms. Words are folded, lose a possessive 's,
+    irregular verbs become their base form ("met" -> "meet"), and the result is stemmed
+    with Snowball English (PyStemmer).
     """
     if len(token) > _MAX_TOKEN_CHARS:
         return None
@@ -63,41 +63,52 @@ def term_of(token: str, acronyms: bool = True) -> str | None:
     if word.endswith("'s"):
         word = word[:-2]
     if word in stopwords():
-        return word if acronyms and 2 <= len(token) <= 5 and token.isupper() else None
+        return None
     if word.isdigit():
         return word
     word = irregular_verbs().get(word, word)
     return _stemmer().stemWord(word.replace("'", ""))
 
 
+def _is_capital_stopword(token: str) -> bool:
+    return 2 <= len(token) <= 5 and token.isupper() and fold(token) in stopwords()
+
+
 def _acronyms_allowed(text: str) -> bool:
     # In a shouted question ("WHO WROTE HAMLET") capitals carry no acronym signal.
-    letters = [ch for ch in text if ch.isalpha()]
-    return not letters or sum(ch.isupper() for ch in letters) < 0.6 * len(letters)
+    letters = sum(map(str.isalpha, text))
+    return not letters or sum(map(str.isupper, text)) < 0.6 * letters
+
+
+def _terms_with_offsets(text: str) -> Iterator[tuple[re.Match[str], str]]:
+    acronyms: bool | None = None
+    for match in TOKEN.finditer(text):
+        token = match.group()
+        term = term_of(token)
+        if term is None and _is_capital_stopword(token):
+            # A stopword in capitals (US, IT, WHO) is an acronym unless the whole text shouts.
+            if acronyms is None:
+                acronyms = _acronyms_allowed(text)
+            term = fold(token) if acronyms else None
+        if term:
+            yield match, term
 
 
 def analyze(text: str) -> list[str]:
     """Index terms of text, in order, stopwords removed."""
-    acronyms = _acronyms_allowed(text)
-    terms = (term_of(match.group(), acronyms) for match in TOKEN.finditer(text))
+    tokens = TOKEN.findall(text)
+    terms = [term_of(token) for token in tokens]
+    if any(term is None and _is_capital_stopword(token) for token, term in zip(tokens, terms, strict=True)):
+        return [term for _, term in _terms_with_offsets(text)]
     return [term for term in terms if term]
 
 
 def term_spans(text: str) -> Iterator[tuple[int, int, str]]:
     """(start, end, term) for each non-stopword token of text; text[start:end] is the token."""
-    acronyms = _acronyms_allowed(text)
-    for match in TOKEN.finditer(text):
-        term = term_of(match.group(), acronyms)
-        if term:
-            yield match.start(), match.end(), term
+    for match, term in _terms_with_offsets(text):
+        yield match.start(), match.end(), term
 
 
 def surface_words(text: str) -> list[tuple[str, str]]:
     """(folded word as typed, term) for each non-stopword token: what users recognise."""
-    acronyms = _acronyms_allowed(text)
-    pairs = []
-    for match in TOKEN.finditer(text):
-        term = term_of(match.group(), acronyms)
-        if term:
-            pairs.append((fold(match.group()).replace(".", ""), term))
-    return pairs
+    return [(fold(match.group()).replace(".", ""), term) for match, term in _terms_with_offsets(text)]

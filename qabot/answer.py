@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from qabot.analyze import surface_words, term_spans
 from qabot.answer_type import expected_type, has_answer_type
 from qabot.index import Index, idf_of_unknown
@@ -18,6 +20,7 @@ from qabot.variants import VariantFinder
 RARE_DF = 2  # a term in at most this many sentences also searches its spelling variants
 MAX_QUERY_TERMS = 64
 CANDIDATES = 50  # sentences re-ranked and grouped per question
+RERANKED = 20  # of those, the leading ones whose text is read for cues
 DUPLICATE_JACCARD = 0.8  # token-set overlap that makes two sentences the same wire copy
 NEIGHBOUR_COVERAGE = 0.5  # a question word found next door, not in the sentence, counts half
 # A sentence opening with a pronoun continues the previous one ("They met with ..."),
@@ -149,48 +152,53 @@ class Answerer:
     ) -> tuple[list[int], dict[int, float], dict[int, float]]:
         """Candidate sentences best first, the share of question IDF mass each covers, their scores.
 
-        A sentence's score is its BM25 plus part of its neighbours' (all of the previous
+        A sentence's score is its BM25 plus part of its neighbours' (more of the previous
         sentence's when it opens with a pronoun: "They met with..."), raised when it holds
         the kind of thing the question asks for. Coverage counts a neighbour's words at half.
+        Everything but the text cues is computed on arrays over the candidates.
         """
         index, params = self.index, self.params
+        rows = [(i, term_id, weight) for i, term in enumerate(terms) for term_id, weight in term.ids]
         weighted: dict[int, float] = {}
-        for term in terms:
-            for term_id, weight in term.ids:
-                weighted[term_id] = weighted.get(term_id, 0.0) + weight * term.count
-        sents, scores = index.search(list(weighted.items()), CANDIDATES)
-        score_of = dict(zip(sents.tolist(), scores.tolist(), strict=True))
-        total_mass = sum(term.mass for term in terms) or 1.0
+        for i, term_id, weight in rows:
+            weighted[term_id] = weighted.get(term_id, 0.0) + weight * terms[i].count
+        sents, _ = index.search(list(weighted.items()), CANDIDATES)
+        n = len(sents)
+        before, after = index.neighbour_arrays(sents)
+        positions = np.concatenate([sents, before, after])
+        # bm25 weight of each (query row, position), and whether the row's term is there
+        contribution = np.zeros((len(rows), len(positions)))
+        for r, (_, term_id, _) in enumerate(rows):
+            contribution[r] = index.term_weights(term_id, positions)
+        present = contribution > 0
+        row_weight = np.array([weight * terms[i].count for i, _, weight in rows])
+        bm25 = row_weight @ contribution
+        bm25[n:][np.concatenate([before, after]) < 0] = 0.0
+        # per query term: 1 if present, variant weight if only a variant is, else 0
+        match = np.zeros((len(terms), len(positions)))
+        for r, (i, _, weight) in enumerate(rows):
+            np.maximum(match[i], present[r] * weight, out=match[i])
+        mass = np.array([term.mass for term in terms])
+        near = NEIGHBOUR_COVERAGE * np.maximum(match[:, n : 2 * n], match[:, 2 * n :])
+        coverage = mass @ np.maximum(match[:, :n], near) / (mass.sum() or 1.0)
+        own, before_score, after_score = bm25[:n], bm25[n : 2 * n], bm25[2 * n :]
+        combined = own + params.context_weight * np.maximum(before_score, after_score)
+        # Text cues (pronoun openings, answer types) only for the leading candidates.
+        lead = np.argsort(-combined, kind="stable")[:RERANKED]
         query_vocab = {index.vocab[term_id] for term_id in weighted}
-        coverage: dict[int, float] = {}
-        combined: dict[int, float] = {}
-        for sent, score in score_of.items():
-            before, after = index.neighbours(sent)
-            text = index.sentence_text(sent)
-            own = self._match_weights(sent, terms)
-            near = [self._match_weights(n, terms) for n in (before, after) if n is not None]
-            coverage[sent] = sum(
-                term.mass * max([own[i], *(NEIGHBOUR_COVERAGE * m[i] for m in near)])
-                for i, term in enumerate(terms)
-            ) / total_mass
-            before_score = score_of.get(before, 0.0) if before is not None else 0.0
-            after_score = score_of.get(after, 0.0) if after is not None else 0.0
+        for c in lead.tolist():
+            text = index.sentence_text(int(sents[c]))
             if _ANAPHORIC.match(text):
-                context = max(ANAPHORA_WEIGHT * before_score, params.context_weight * after_score)
-            else:
-                context = params.context_weight * max(before_score, after_score)
-            combined[sent] = score + context
+                combined[c] = own[c] + max(ANAPHORA_WEIGHT * before_score[c], params.context_weight * after_score[c])
             if answer_type:
                 focus = [(a, b) for a, b, term in term_spans(text) if term in query_vocab]
                 if has_answer_type(text, answer_type, focus):
-                    combined[sent] *= 1 + params.type_bonus
-        ranked = sorted(combined, key=lambda s: (-combined[s], s))
-        return ranked, coverage, combined
-
-    def _match_weights(self, sent: int, terms: list[QueryTerm]) -> list[float]:
-        """For each query term, 1 if the sentence has it, the variant weight for a variant, else 0."""
-        present = set(self.index.sentence_terms(sent).tolist())
-        return [max((w for tid, w in term.ids if tid in present), default=0.0) for term in terms]
+                    combined[c] *= 1 + params.type_bonus
+        order = np.lexsort((sents, -combined))
+        ranked = sents[order].tolist()
+        return ranked, dict(zip(ranked, coverage[order].tolist(), strict=True)), dict(
+            zip(ranked, combined[order].tolist(), strict=True)
+        )
 
     def _passages(
         self, ranked: list[int], scores: dict[int, float], top_k: int, terms: list[QueryTerm]

@@ -167,13 +167,19 @@ class Index:
             sents, weights = self.postings(term_id)
             acc[sents] += weights * query_weight
             touched.append(sents)
-        candidates = np.unique(np.concatenate(touched)) if len(touched) > 1 else touched[0]
+        candidates = np.concatenate(touched) if len(touched) > 1 else touched[0]
         scores = acc[candidates]
         acc[candidates] = 0.0
-        if len(candidates) > k:
-            top = np.argpartition(-scores, k - 1)[:k]
+        # A sentence appears once per query term it holds, always with its full score, so
+        # the best k * len(touched) entries hold the best k distinct sentences.
+        wanted = k * len(touched)
+        if len(candidates) > wanted:
+            top = np.argpartition(-scores, wanted - 1)[:wanted]
             candidates, scores = candidates[top], scores[top]
-        order = np.lexsort((candidates, -scores))
+        if len(touched) > 1:
+            candidates, first = np.unique(candidates, return_index=True)
+            scores = scores[first]
+        order = np.lexsort((candidates, -scores))[:k]
         return candidates[order].astype(np.int64), scores[order]
 
     def _accumulator(self) -> np.ndarray:
@@ -182,6 +188,21 @@ class Index:
             acc = np.zeros(self.n_sentences)
             self._buffers.acc = acc
         return acc
+
+    def term_weights(self, term: int, sents: np.ndarray) -> np.ndarray:
+        """BM25 weight of `term` in each of `sents` (0 where absent or sentence id < 0)."""
+        posting_sents, weights = self.postings(term)
+        if not len(posting_sents):
+            return np.zeros(len(sents))
+        at = np.minimum(np.searchsorted(posting_sents, sents), len(posting_sents) - 1)
+        return np.where(posting_sents[at] == sents, weights[at], 0.0)
+
+    def neighbour_arrays(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Previous and next sentence ids in the same document, -1 where there is none."""
+        docs = self.sent_doc[sents]
+        before = np.where(sents - 1 >= self.doc_sent_ptr[docs], sents - 1, -1)
+        after = np.where(sents + 1 < self.doc_sent_ptr[docs + 1], sents + 1, -1)
+        return before, after
 
     def neighbours(self, sent: int) -> tuple[int | None, int | None]:
         """The indexed sentences just before and after `sent` in the same document."""
