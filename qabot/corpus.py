@@ -60,44 +60,48 @@ def list_articles(root: Path) -> tuple[list[FileEntry], list[Skipped]]:
     root = check_root(root)
     entries: list[FileEntry] = []
     skipped: list[Skipped] = []
-    for folder, dirs, files in os.walk(root, followlinks=False, onerror=None):
-        here = Path(folder)
-        for name in list(dirs):
-            if name.startswith("."):
-                dirs.remove(name)
-            elif (here / name).is_symlink():
-                dirs.remove(name)
-                rel = (here / name).relative_to(root).as_posix()
-                skipped.append(Skipped(rel, "symbolic link to a folder; not followed"))
-        for name in files:
-            if not name.endswith(".txt") or name.startswith("."):
+    pending = [(str(root), "")]
+    while pending:
+        folder, prefix = pending.pop()
+        try:
+            listing = list(os.scandir(folder))
+        except OSError as exc:
+            skipped.append(Skipped(prefix.rstrip("/") or ".", f"folder cannot be listed ({exc.strerror or exc})"))
+            continue
+        for item in listing:
+            rel = prefix + item.name
+            if item.name.startswith("."):
                 continue
-            path = here / name
-            rel = path.relative_to(root).as_posix()
-            problem = _link_problem(path, root)
-            if problem:
-                skipped.append(Skipped(rel, problem))
-                continue
-            try:
-                stat = path.stat()
-            except OSError as exc:
-                skipped.append(Skipped(rel, f"cannot be read ({exc.strerror or exc})"))
-                continue
-            entries.append(FileEntry(rel, stat.st_size, stat.st_mtime_ns))
+            if item.is_dir(follow_symlinks=False):
+                pending.append((item.path, rel + "/"))
+            elif item.is_symlink() and not item.name.endswith(".txt"):
+                if os.path.isdir(item.path):
+                    skipped.append(Skipped(rel, "symbolic link to a folder; not followed"))
+            elif item.name.endswith(".txt"):
+                problem = _link_problem(Path(item.path), root) if item.is_symlink() else None
+                if problem:
+                    skipped.append(Skipped(rel, problem))
+                    continue
+                try:
+                    stat = item.stat()
+                except OSError as exc:
+                    skipped.append(Skipped(rel, f"cannot be read ({exc.strerror or exc})"))
+                    continue
+                entries.append(FileEntry(rel, stat.st_size, stat.st_mtime_ns))
     entries.sort(key=lambda entry: entry.path)
     skipped.sort(key=lambda skip: skip.path)
     return entries, skipped
 
 
 def _link_problem(path: Path, root: Path) -> str | None:
-    if not path.is_symlink():
-        return None
     try:
         target = path.resolve(strict=True)
     except (OSError, RuntimeError):
         return "broken or looping symbolic link"
     if not target.is_relative_to(root):
         return "symbolic link pointing outside the corpus folder; not followed"
+    if not target.is_file():
+        return "symbolic link to something other than a file"
     return None
 
 

@@ -212,6 +212,57 @@ class Index:
         return before, after
 
 
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Consecutive documents' arrays, ready to concatenate into an Index."""
+
+    docs: tuple[DocInfo, ...]
+    text: bytes
+    text_lengths: np.ndarray  # UTF-8 bytes per document
+    sent_counts: np.ndarray  # sentences per document
+    starts: np.ndarray
+    ends: np.ndarray
+    lines: np.ndarray
+    end_lines: np.ndarray
+    lengths: np.ndarray  # terms per sentence
+    tok_ids: np.ndarray
+
+
+def _chunk_of_part(part: DocSentences, term_ids: dict[str, int]) -> _Chunk:
+    text = part.text.encode("utf-8")
+    return _Chunk(
+        (part.info,),
+        text,
+        np.array([len(text)], dtype=np.int64),
+        np.array([len(part.starts)], dtype=np.int64),
+        part.starts,
+        part.ends,
+        part.lines,
+        part.end_lines,
+        np.array([len(sentence) for sentence in part.terms], dtype=np.int64),
+        np.array([term_ids[term] for sentence in part.terms for term in sentence], dtype=np.int32),
+    )
+
+
+def _chunk_of_run(index: Index, first: int, stop: int, old_to_new: np.ndarray) -> _Chunk:
+    """Documents first..stop-1 of an existing index, with term ids renumbered (nothing re-read)."""
+    s_lo, s_hi = int(index.doc_sent_ptr[first]), int(index.doc_sent_ptr[stop])
+    t_lo, t_hi = int(index.tok_ptr[s_lo]), int(index.tok_ptr[s_hi])
+    b_lo, b_hi = int(index.text_ptr[first]), int(index.text_ptr[stop])
+    return _Chunk(
+        index.docs[first:stop],
+        index.text_blob[b_lo:b_hi].tobytes(),
+        np.diff(index.text_ptr[first : stop + 1]),
+        np.diff(index.doc_sent_ptr[first : stop + 1]),
+        index.sent_start[s_lo:s_hi],
+        index.sent_end[s_lo:s_hi],
+        index.sent_line[s_lo:s_hi],
+        index.sent_end_line[s_lo:s_hi],
+        np.diff(index.tok_ptr[s_lo : s_hi + 1]),
+        old_to_new[index.tok_ids[t_lo:t_hi]],
+    )
+
+
 def build_index(
     root: Path,
     parts: Iterable[DocSentences],
@@ -223,83 +274,7 @@ def build_index(
     parts = list(parts)
     vocab = sorted({term for part in parts for sentence in part.terms for term in sentence})
     term_ids = {term: i for i, term in enumerate(vocab)}
-    sent_counts = np.array([len(part.starts) for part in parts], dtype=np.int64)
-    lengths = np.fromiter(
-        (len(sentence) for part in parts for sentence in part.terms), dtype=np.int64, count=int(sent_counts.sum())
-    )
-    tok_ids = np.fromiter(
-        (term_ids[term] for part in parts for sentence in part.terms for term in sentence),
-        dtype=np.int32,
-        count=int(lengths.sum()),
-    )
-    return _assemble(root, parts, skipped, k1, b, vocab, sent_counts, lengths, tok_ids)
-
-
-def _assemble(
-    root: Path,
-    parts: Sequence[DocSentences],
-    skipped: Sequence[Skipped],
-    k1: float,
-    b: float,
-    vocab: Sequence[str],
-    sent_counts: np.ndarray,
-    lengths: np.ndarray,
-    tok_ids: np.ndarray,
-) -> Index:
-    n_sent = int(sent_counts.sum())
-    tok_ptr = np.zeros(n_sent + 1, dtype=np.int64)
-    np.cumsum(lengths, out=tok_ptr[1:])
-    doc_sent_ptr = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum(sent_counts, out=doc_sent_ptr[1:])
-    sent_doc = np.repeat(np.arange(len(parts), dtype=np.int32), sent_counts)
-    postings = _okapi_postings(tok_ids, lengths, len(vocab), n_sent, k1, b)
-    blobs = [part.text.encode("utf-8") for part in parts]
-    text_ptr = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum([len(blob) for blob in blobs], out=text_ptr[1:])
-
-    def column(name: str, dtype: type) -> np.ndarray:
-        if not parts:
-            return np.empty(0, dtype=dtype)
-        return np.concatenate([getattr(part, name) for part in parts]).astype(dtype)
-
-    return Index(
-        root=root,
-        docs=tuple(part.info for part in parts),
-        skipped=tuple(skipped),
-        k1=k1,
-        b=b,
-        text_ptr=text_ptr,
-        text_blob=np.frombuffer(b"".join(blobs), dtype=np.uint8),
-        doc_sent_ptr=doc_sent_ptr,
-        sent_doc=sent_doc,
-        sent_start=column("starts", np.int64),
-        sent_end=column("ends", np.int64),
-        sent_line=column("lines", np.int32),
-        sent_end_line=column("end_lines", np.int32),
-        tok_ptr=tok_ptr,
-        tok_ids=tok_ids,
-        vocab=tuple(vocab),
-        **postings,
-    )
-
-
-def _okapi_postings(
-    tok_ids: np.ndarray, lengths: np.ndarray, n_terms: int, n_sent: int, k1: float, b: float
-) -> dict[str, np.ndarray]:
-    """Posting lists (term-major, sentences ascending) with BM25Okapi weights, fully vectorised."""
-    sent_of_token = np.repeat(np.arange(n_sent, dtype=np.int64), lengths)
-    pairs = tok_ids.astype(np.int64) * max(n_sent, 1) + sent_of_token
-    pairs, tf = np.unique(pairs, return_counts=True)
-    post_term = pairs // max(n_sent, 1)
-    post_sent = (pairs % max(n_sent, 1)).astype(np.int32)
-    df = np.bincount(post_term, minlength=n_terms).astype(np.int64)
-    post_ptr = np.zeros(n_terms + 1, dtype=np.int64)
-    np.cumsum(df, out=post_ptr[1:])
-    idf = idf_okapi(df.astype(np.float64), n_sent)
-    avgdl = float(lengths.sum()) / n_sent if n_sent else 1.0
-    doc_len = lengths[post_sent].astype(np.float64)
-    weight = idf[post_term] * tf_okapi(tf.astype(np.float64), doc_len, avgdl or 1.0, k1, b)
-    return {"df": df, "idf": idf, "post_ptr": post_ptr, "post_sent": post_sent, "post_weight": weight}
+    return _assemble(root, [_chunk_of_part(part, term_ids) for part in parts], skipped, k1, b, vocab)
 
 
 def refresh_index(
@@ -308,63 +283,100 @@ def refresh_index(
     keep: Iterable[str],
     skipped: Sequence[Skipped],
 ) -> Index:
-    """A new Index where documents in `keep` reuse old tokens and `changed` ones are new.
+    """A new Index where documents in `keep` reuse old arrays and `changed` ones are new.
 
-    The result equals build_index over the same documents: same vocabulary order, ids and weights.
+    Kept documents are copied as runs of arrays, never re-read or re-analyzed. The result
+    equals build_index over the same documents: same vocabulary order, ids and weights.
     """
     by_path: dict[str, DocSentences] = {part.info.path: part for part in changed}
     keep = set(keep) - set(by_path)
-    kept = {doc.path: i for i, doc in enumerate(old.docs) if doc.path in keep}
-    paths = sorted(set(by_path) | set(kept))
-    old_tok_chunks, new_terms = [], set()
-    for path in paths:
-        if path in kept:
-            doc = kept[path]
-            lo, hi = old.tok_ptr[old.doc_sent_ptr[doc]], old.tok_ptr[old.doc_sent_ptr[doc + 1]]
-            old_tok_chunks.append(old.tok_ids[lo:hi])
-        else:
-            new_terms.update(term for sentence in by_path[path].terms for term in sentence)
-    used_old = np.unique(np.concatenate(old_tok_chunks)) if old_tok_chunks else np.empty(0, dtype=np.int32)
-    vocab = sorted(new_terms | {old.vocab[i] for i in used_old})
+    kept_docs = np.array([doc.path in keep for doc in old.docs], dtype=bool)
+    kept_tokens = np.repeat(np.repeat(kept_docs, np.diff(old.doc_sent_ptr)), np.diff(old.tok_ptr))
+    used_old = np.flatnonzero(np.bincount(old.tok_ids[kept_tokens], minlength=len(old.vocab)))
+    new_terms = {term for part in by_path.values() for sentence in part.terms for term in sentence}
+    vocab = sorted(new_terms.union(old.vocab[i] for i in used_old.tolist()))
     term_ids = {term: i for i, term in enumerate(vocab)}
     old_to_new = np.full(len(old.vocab), -1, dtype=np.int32)
-    old_to_new[used_old] = [term_ids[old.vocab[i]] for i in used_old]
+    old_to_new[used_old] = [term_ids[old.vocab[i]] for i in used_old.tolist()]
 
-    parts, counts, length_chunks, tok_chunks = [], [], [], []
-    for path in paths:
-        if path in kept:
-            doc = kept[path]
-            s_lo, s_hi = int(old.doc_sent_ptr[doc]), int(old.doc_sent_ptr[doc + 1])
-            parts.append(_doc_from_index(old, doc))
-            length_chunks.append(np.diff(old.tok_ptr[s_lo : s_hi + 1]))
-            tok_chunks.append(old_to_new[old.tok_ids[old.tok_ptr[s_lo] : old.tok_ptr[s_hi]]])
+    old_position = {doc.path: i for i, doc in enumerate(old.docs) if doc.path in keep}
+    chunks: list[_Chunk] = []
+    run: list[int] = []  # old ids of consecutive kept documents
+
+    def close_run() -> None:
+        if run:
+            chunks.append(_chunk_of_run(old, run[0], run[-1] + 1, old_to_new))
+            run.clear()
+
+    for path in sorted(keep | set(by_path)):
+        if path in by_path:
+            close_run()
+            chunks.append(_chunk_of_part(by_path[path], term_ids))
         else:
-            part = by_path[path]
-            parts.append(part)
-            length_chunks.append(np.array([len(sentence) for sentence in part.terms], dtype=np.int64))
-            tok_chunks.append(
-                np.array([term_ids[t] for sentence in part.terms for t in sentence], dtype=np.int32)
-            )
-        counts.append(len(parts[-1].starts))
-    lengths = np.concatenate(length_chunks) if length_chunks else np.empty(0, dtype=np.int64)
-    tok_ids = np.concatenate(tok_chunks).astype(np.int32) if tok_chunks else np.empty(0, dtype=np.int32)
-    return _assemble(
-        old.root, parts, skipped, old.k1, old.b, vocab, np.array(counts, dtype=np.int64), lengths, tok_ids
+            if run and old_position[path] != run[-1] + 1:
+                close_run()
+            run.append(old_position[path])
+    close_run()
+    return _assemble(old.root, chunks, skipped, old.k1, old.b, vocab)
+
+
+def _assemble(
+    root: Path, chunks: Sequence[_Chunk], skipped: Sequence[Skipped], k1: float, b: float, vocab: Sequence[str]
+) -> Index:
+    def joined(name: str, dtype: type) -> np.ndarray:
+        arrays = [getattr(chunk, name) for chunk in chunks]
+        return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.empty(0, dtype=dtype)
+
+    def pointers(counts: np.ndarray) -> np.ndarray:
+        ptr = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        return ptr
+
+    sent_counts = joined("sent_counts", np.int64)
+    lengths = joined("lengths", np.int64)
+    tok_ids = joined("tok_ids", np.int32)
+    n_sent = int(sent_counts.sum())
+    return Index(
+        root=root,
+        docs=tuple(doc for chunk in chunks for doc in chunk.docs),
+        skipped=tuple(skipped),
+        k1=k1,
+        b=b,
+        text_ptr=pointers(joined("text_lengths", np.int64)),
+        text_blob=np.frombuffer(b"".join(chunk.text for chunk in chunks), dtype=np.uint8),
+        doc_sent_ptr=pointers(sent_counts),
+        sent_doc=np.repeat(np.arange(len(sent_counts), dtype=np.int32), sent_counts),
+        sent_start=joined("starts", np.int64),
+        sent_end=joined("ends", np.int64),
+        sent_line=joined("lines", np.int32),
+        sent_end_line=joined("end_lines", np.int32),
+        tok_ptr=pointers(lengths),
+        tok_ids=tok_ids,
+        vocab=tuple(vocab),
+        **_okapi_postings(tok_ids, lengths, len(vocab), n_sent, k1, b),
     )
 
 
-def _doc_from_index(index: Index, doc: int) -> DocSentences:
-    """A kept document's sentences as stored (terms are carried as ids, not re-analyzed)."""
-    lo, hi = int(index.doc_sent_ptr[doc]), int(index.doc_sent_ptr[doc + 1])
-    return DocSentences(
-        index.docs[doc],
-        index.doc_text(doc),
-        index.sent_start[lo:hi],
-        index.sent_end[lo:hi],
-        index.sent_line[lo:hi],
-        index.sent_end_line[lo:hi],
-        (),
-    )
+def _okapi_postings(
+    tok_ids: np.ndarray, lengths: np.ndarray, n_terms: int, n_sent: int, k1: float, b: float
+) -> dict[str, np.ndarray]:
+    """Posting lists (term-major, sentences ascending) with BM25Okapi weights, fully vectorised."""
+    stride = max(n_sent, 1)
+    pairs = np.sort(tok_ids.astype(np.int64) * stride + np.repeat(np.arange(n_sent, dtype=np.int64), lengths))
+    first = np.ones(len(pairs), dtype=bool)
+    first[1:] = pairs[1:] != pairs[:-1]
+    starts = np.flatnonzero(first)
+    tf = np.diff(np.append(starts, len(pairs))).astype(np.float64)
+    pairs = pairs[starts]
+    post_term = pairs // stride
+    post_sent = (pairs % stride).astype(np.int32)
+    df = np.bincount(post_term, minlength=n_terms).astype(np.int64)
+    post_ptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(df, out=post_ptr[1:])
+    idf = idf_okapi(df.astype(np.float64), n_sent)
+    avgdl = float(lengths.sum()) / n_sent if n_sent else 1.0
+    weight = idf[post_term] * tf_okapi(tf, lengths[post_sent].astype(np.float64), avgdl or 1.0, k1, b)
+    return {"df": df, "idf": idf, "post_ptr": post_ptr, "post_sent": post_sent, "post_weight": weight}
 
 
 def idf_of_unknown(n_sentences: int) -> float:
