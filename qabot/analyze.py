@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from functools import cache
 from importlib.resources import files
 
-# Words: letters/digits, inner apostrophes (don't, Azerbaijan's), or dotted acronyms (U.S., D.C.).
-TOKEN = re.compile(r"(?:[^\W_]\.){2,}|[^\W_]+(?:['’][^\W_]+)*")
+# Words: letters/digits with any combining marks (decomposed "Erdog\u0306an"), inner apostrophes
+# (don't, Azerbaijan's), or dotted acronyms (U.S., D.C.).
+_CHAR = r"[^\W_][\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]*"
+TOKEN = re.compile(rf"(?:{_CHAR}\.){{2,}}|(?:{_CHAR})+(?:['’](?:{_CHAR})+)*")
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'"})
 # Letters that Unicode does not decompose into base + mark.
 _UNDECOMPOSABLE = str.maketrans({"ı": "i", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe"})
@@ -71,7 +73,10 @@ def term_of(token: str) -> str | None:
 
 
 def _is_capital_stopword(token: str) -> bool:
-    return 2 <= len(token) <= 5 and token.isupper() and fold(token) in stopwords()
+    if not token.isupper():
+        return False
+    word = fold(token)
+    return 2 <= len(word) <= 5 and word in stopwords()
 
 
 def _acronyms_allowed(text: str) -> bool:

@@ -79,6 +79,8 @@ def list_articles(root: Path) -> tuple[list[FileEntry], list[Skipped]]:
                     skipped.append(Skipped(rel, "symbolic link to a folder; not followed"))
             elif item.name.endswith(".txt"):
                 problem = _link_problem(Path(item.path), root) if item.is_symlink() else None
+                if not problem and not item.is_file():
+                    problem = "not a regular file"
                 if problem:
                     skipped.append(Skipped(rel, problem))
                     continue
@@ -128,11 +130,19 @@ def parse_document(path: str, data: bytes, mtime_ns: int = 0) -> Document | Skip
     if b"\x00" in data:
         return Skipped(path, "binary file (contains NUL bytes)")
     try:
-        text = data.decode("utf-8")
+        text = read_text_like_python(data)
     except UnicodeDecodeError as exc:
         return Skipped(path, f"not valid UTF-8 (bad byte at offset {exc.start})")
     title, date = title_and_date(text)
     return Document(path, text, hashlib.sha256(data).hexdigest(), title, date, len(data), mtime_ns)
+
+
+def read_text_like_python(data: bytes) -> str:
+    """The file's text as `open(path, encoding="utf-8").read()` gives it (universal newlines).
+
+    Offsets in citations index this string, so they agree with what Python's read_text shows.
+    """
+    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def title_and_date(text: str) -> tuple[str, str | None]:

@@ -8,6 +8,7 @@ Discord measures them (UTF-16 code units), so the limits hold by construction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,10 @@ FOOTER_BUDGET = 512  # the footer is a status line; the rest of the 6000 goes to
 META_BUDGET = 300  # one citation or "also in" line, so a long title cannot starve the quote
 ALSO_IN_SHOWN = 5
 SOURCES_SHOWN = 10
+# Characters that format text anywhere, and those that do at the start of a line (lists, headers, quotes).
+_MARKDOWN = re.compile(r"[\\*_~|`\[\]<>#]")
+_LIST_BULLET = re.compile(r"^(\s*)([-+])", re.MULTILINE)
+_LIST_NUMBER = re.compile(r"^(\s*\d+)\.", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +53,11 @@ def units(text: str) -> int:
 
 def truncate(text: str, limit: int) -> str:
     """text unchanged if it fits in limit units; else cut at a word boundary, ending with an ellipsis."""
-    if units(text) <= limit:
+    if len(text) <= limit and units(text) <= limit:  # units() >= len(): skip counting huge texts
         return text
     if limit < 1:
         return ""
-    cut = _prefix_within(text, limit - 1)
+    cut = _prefix_within(text[:limit], limit - 1)
     space = max(cut.rfind(" "), cut.rfind("\n"))
     if space > len(cut) // 2:  # a word boundary not too far back; else cut mid-word
         cut = cut[:space]
@@ -65,18 +70,33 @@ def neutralise_mentions(text: str) -> str:
 
 
 def flatten(text: str) -> str:
-    """text with each control character and line break replaced by one space (same length, same offsets)."""
-    return "".join(ch if ch.isprintable() else " " for ch in text)
+    """The start of text that could ever be shown, each control character or line break made one space.
+
+    Offsets are kept (one character for one); text beyond EMBED_TOTAL_LIMIT is dropped, which still
+    leaves it too long for any field, so truncation and its ellipsis happen as they would.
+    """
+    return "".join(ch if ch.isprintable() else " " for ch in text[: EMBED_TOTAL_LIMIT + 1])
+
+
+def one_line(text: str) -> str:
+    """flatten(text) with runs of whitespace collapsed to one space."""
+    return " ".join(flatten(text).split())
 
 
 def escape(text: str) -> str:
-    """Corpus or user text made inert: markdown escaped, mentions neutralised."""
-    return neutralise_mentions(discord.utils.escape_markdown(text, ignore_links=False))
+    """Corpus or user text made inert: every markdown character escaped, every mention neutralised.
+
+    discord.utils.escape_markdown is not enough: it leaves the inside of `[..](..)` unescaped.
+    """
+    text = _MARKDOWN.sub(r"\\\g<0>", text)
+    text = _LIST_BULLET.sub(r"\1\\\2", text)
+    text = _LIST_NUMBER.sub(r"\1\\.", text)
+    return neutralise_mentions(text)
 
 
 def safe_text(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """Untrusted text as one inert line of at most limit units (for notices that quote the user)."""
-    return _fit(" ".join(flatten(text).split()), limit, escape)
+    return _fit(one_line(text), limit, escape)
 
 
 def answer_reply(answer: Answer, articles: int | None = None) -> Reply:
@@ -93,7 +113,7 @@ def abstention_text(answer: Answer, articles: int | None = None) -> str:
         scope += f" in {articles:,} articles"
     tail = f" (Searched {scope}.)"
     head = "The articles have no answer to that. "
-    return head + _fit(" ".join(flatten(answer.reason).split()), MESSAGE_LIMIT - units(head + tail), escape) + tail
+    return head + _fit(one_line(answer.reason), MESSAGE_LIMIT - units(head + tail), escape) + tail
 
 
 def answer_embed(answer: Answer) -> discord.Embed:
@@ -113,13 +133,22 @@ def context_embed(answer: Answer) -> discord.Embed:
     """Each passage between its neighbouring sentences (what the "Show context" button reveals)."""
     embed = discord.Embed(title=_title("Context: " + answer.question), colour=discord.Colour.light_grey())
     budget = min(DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - units(embed.title or ""))
-    embed.description = _blocks([_context_block_parts(p, _variants(answer)) for p in answer.passages], budget) or "No passages."
+    blocks = [_context_block_parts(p, _variants(answer)) for p in answer.passages]
+    embed.description = _blocks(blocks, budget) or "No passages."
     return embed
 
 
-# A block is a list of (raw text, formatter, cap) parts joined by newlines; parts with cap None are
-# elastic (quotes, context) and share whatever room the capped ones leave.
-_Part = tuple[str, Callable[[str], str], int | None]
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One line of a block: renders itself within a given number of units, never cutting our own markup."""
+
+    render: Callable[[int], str]
+    cap: int | None = None  # fixed room; None: elastic (quotes, context), shares what the others leave
+    size: int = 0  # raw length, so short elastic parts are served first
+
+
+def _text_part(raw: str, fmt: Callable[[str], str], cap: int | None = None) -> _Part:
+    return _Part(lambda limit: _fit(raw, limit, fmt), cap, len(raw))
 
 
 def _blocks(blocks: list[list[_Part]], budget: int) -> str:
@@ -135,37 +164,37 @@ def _block(parts: list[_Part], budget: int) -> str:
         return ""
     lines: dict[int, str] = {}
     room = budget - (len(parts) - 1)  # newlines
-    for i, (raw, fmt, cap) in enumerate(parts):
-        if cap is not None:
-            lines[i] = _fit(raw, max(0, min(cap, room // 3)), fmt)
+    for i, part in enumerate(parts):
+        if part.cap is not None:
+            lines[i] = part.render(max(0, min(part.cap, room // 3)))
             room -= units(lines[i])
     # Elastic parts share what is left, shortest first, so a short neighbour leaves its unused room to the rest.
-    elastic = sorted((i for i, part in enumerate(parts) if part[2] is None), key=lambda i: len(parts[i][0]))
+    elastic = sorted((i for i, part in enumerate(parts) if part.cap is None), key=lambda i: parts[i].size)
     for count, i in enumerate(elastic):
-        raw, fmt, _ = parts[i]
-        lines[i] = _fit(raw, max(0, room // (len(elastic) - count)), fmt)
+        lines[i] = parts[i].render(max(0, room // (len(elastic) - count)))
         room -= units(lines[i])
     return "\n".join(lines[i] for i in range(len(parts)) if lines[i])
 
 
 def _passage_block_parts(passage: Passage, variants: tuple[str, ...]) -> list[_Part]:
     terms = passage.matched_terms + variants
-    parts: list[_Part] = [
-        (flatten(passage.text), lambda text: "> " + _emphasised(text, terms), None),
-        (_meta_line(passage), lambda text: text, META_BUDGET),
+    parts = [
+        _text_part(flatten(passage.text), lambda text: "> " + _emphasised(text, terms)),
+        _Part(lambda limit: _meta_line(passage, limit), META_BUDGET),
     ]
     if passage.also_in:
-        parts.append((_also_in_line(passage.also_in), lambda text: text, META_BUDGET))
+        parts.append(_Part(lambda limit: _also_in_line(passage.also_in, limit), META_BUDGET))
     return parts
 
 
 def _context_block_parts(passage: Passage, variants: tuple[str, ...]) -> list[_Part]:
-    parts: list[_Part] = [(f"`{_code(discord_citation(passage.location))}`", lambda text: text, META_BUDGET)]
+    parts = [_Part(lambda limit: _code_span(discord_citation(passage.location), limit), META_BUDGET)]
     if passage.context_before.strip():
-        parts.append((flatten(passage.context_before), escape, None))
-    parts.append((flatten(passage.text), lambda text: "> " + _emphasised(text, passage.matched_terms + variants), None))
+        parts.append(_text_part(flatten(passage.context_before), escape))
+    terms = passage.matched_terms + variants
+    parts.append(_text_part(flatten(passage.text), lambda text: "> " + _emphasised(text, terms)))
     if passage.context_after.strip():
-        parts.append((flatten(passage.context_after), escape, None))
+        parts.append(_text_part(flatten(passage.context_after), escape))
     return parts
 
 
@@ -195,40 +224,49 @@ def _emphasised(text: str, matched_terms: tuple[str, ...]) -> str:
     return "".join(pieces)
 
 
-def _meta_line(passage: Passage) -> str:
-    title = " ".join(flatten(passage.title).split())
-    about = ", ".join(part for part in (escape(truncate(title, 120)), escape(passage.date or "")) if part)
-    line = f"— `{_code(discord_citation(passage.location))}`"
-    return f"{line} · {about}" if about else line
+def _meta_line(passage: Passage, limit: int) -> str:
+    """`— `citation` · title, date`, within limit (the title is cut first, then the citation)."""
+    line = "— " + _code_span(discord_citation(passage.location), limit - 2)
+    about = ", ".join(part for part in (one_line(passage.title), one_line(passage.date or "")) if part)
+    rest = _fit(about, limit - units(line) - 3, escape)
+    return f"{line} · {rest}" if rest else line
 
 
-def _also_in_line(locations: tuple[Location, ...]) -> str:
-    shown = ", ".join(f"`{_code(discord_citation(loc))}`" for loc in locations[:ALSO_IN_SHOWN])
-    more = len(locations) - ALSO_IN_SHOWN
-    return f"also in {shown}" + (f" and {more} more" if more > 0 else "")
+def _also_in_line(locations: tuple[Location, ...], limit: int) -> str:
+    return _listing("also in ", ", ", [discord_citation(loc) for loc in locations], ALSO_IN_SHOWN, limit)
 
 
 def _sources_line(locations: list[Location]) -> str:
     files = list(dict.fromkeys(loc.source for loc in locations))
-    shown = " · ".join(f"`{_code(name)}`" for name in files[:SOURCES_SHOWN])
-    more = len(files) - SOURCES_SHOWN
-    line = shown + (f" and {more} more" if more > 0 else "")
-    return truncate(line, FIELD_VALUE_LIMIT) or "none"
+    return _listing("", " · ", files, SOURCES_SHOWN, FIELD_VALUE_LIMIT) or "none"
+
+
+def _listing(head: str, separator: str, names: list[str], shown: int, limit: int) -> str:
+    """head + code spans of names (at most shown, each cut to 100 units) + "and N more", within limit."""
+    spans = [_code_span(name, 100) for name in names[:shown]]
+    while spans:
+        more = len(names) - len(spans)
+        line = head + separator.join(spans) + (f" and {more} more" if more else "")
+        if units(line) <= limit:
+            return line
+        spans.pop()
+    return ""
 
 
 def _footer_text(answer: Answer) -> str:
     footer = f"Searched {answer.sentences_searched:,} sentences"
-    reason = " ".join(flatten(answer.reason).split())
+    reason = one_line(answer.reason)
     return f"{footer} · {reason}" if reason else footer
 
 
 def _title(question: str) -> str:
-    return _fit(" ".join(flatten(question).split()), TITLE_LIMIT, escape) or "Answer"
+    return _fit(one_line(question), TITLE_LIMIT, escape) or "Answer"
 
 
-def _code(text: str) -> str:
-    """text safe inside a code span: no backtick to close it early, no mention."""
-    return neutralise_mentions(flatten(text).replace("`", "ˋ"))
+def _code_span(text: str, limit: int) -> str:
+    """text as inline code within limit units: no backtick to close it early, no mention, or "" if no room."""
+    span = _fit(flatten(text), limit, lambda cut: "`" + neutralise_mentions(cut.replace("`", "ˋ")) + "`")
+    return "" if span == "``" else span
 
 
 def _fit(raw: str, limit: int, fmt: Callable[[str], str]) -> str:

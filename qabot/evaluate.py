@@ -54,7 +54,7 @@ def fold_for_match(text: str) -> str:
 def load_eval(path: Path) -> list[EvalItem]:
     """Eval items from a JSON-lines file; EvalFileError names the line that is wrong."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 is valid in JSON
     except (OSError, UnicodeDecodeError) as exc:
         raise EvalFileError(f"cannot read eval file {path}: {exc}") from None
     items = []
@@ -72,7 +72,7 @@ def load_eval(path: Path) -> list[EvalItem]:
                     tuple((str(a["source"]), str(a["quote"])) for a in raw.get("answers", [])),
                 )
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise EvalFileError(f"{path}:{number}: not an eval item ({exc.__class__.__name__}: {exc})") from None
     if not items:
         raise EvalFileError(f"{path} holds no eval items")

@@ -51,18 +51,18 @@ def emphasise(text: str, matched_terms: tuple[str, ...], before: str, after: str
 def render_text(answer: Answer, color: bool = False, cwd: Path | None = None) -> str:
     """Human-readable answer: numbered quotes with citations, or a plain abstention sentence."""
     if answer.abstained:
-        return f"No answer in the corpus. {answer.reason}"
+        return f"No answer in the corpus. {_printable(answer.reason)}"
     lines = []
     for number, passage in enumerate(answer.passages, 1):
         text = _printable(passage.text)
         if color:
             text = emphasise(text, passage.matched_terms, BOLD, RESET)
         lines.append(f"[{number}] “{text}”")
-        lines.append(f"    — {citation(passage.location, cwd)}  ({_title_line(passage)})")
+        lines.append(f"    — {_printable(citation(passage.location, cwd))}  ({_printable(_title_line(passage))})")
         for other in passage.also_in:
-            lines.append(f"    also in {citation(other, cwd)}")
+            lines.append(f"    also in {_printable(citation(other, cwd))}")
     if answer.reason:
-        lines.append(f"({answer.reason})")
+        lines.append(f"({_printable(answer.reason)})")
     return "\n".join(lines)
 
 

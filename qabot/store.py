@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from qabot.corpus import FileEntry, Skipped, check_root, list_articles, read_document
+from qabot.errors import ConfigError
 from qabot.index import DocInfo, DocSentences, Index, analyze_document, build_index, refresh_index
 from qabot.segment import compile_boilerplate
 
 FORMAT = "qabot-index"
-VERSION = 2
+VERSION = 3
 # Code and data that decide what a sentence and a term are: any change to them rebuilds the index.
 _ANALYSIS_SOURCES = ("analyze.py", "segment.py", "index.py", "data/stopwords_en.txt", "data/irregular_verbs.txt")
 ARRAYS = (
@@ -106,6 +107,8 @@ def open_index(
     """The corpus's index: loaded when no file changed, else refreshed or rebuilt, then saved."""
     started = time.perf_counter()
     root = check_root(corpus_root)
+    if cache_root.exists() and not cache_root.is_dir():
+        raise ConfigError(f"cache_dir {cache_root} is a file, not a folder; point cache_dir at a folder")
     folder = corpus_cache_dir(cache_root, root)
     entries, listing_skips = list_articles(root)
     try:
@@ -123,6 +126,10 @@ def open_index(
     removed = {doc.path for doc in index.docs} - {entry.path for entry in entries}
     if not stale and not removed and _same_skips(stored_skips, listing_skips, entries):
         return index, OpenReport("loaded", seconds=time.perf_counter() - started)
+    reported = {(s.path, s.reason) for s in stored_skips}
+    for skip in listing_skips:
+        if (skip.path, skip.reason) not in reported:
+            warn(str(skip))
     known = {doc.path for doc in index.docs}
     parts, skips = _read_and_analyze(root, stale, params, warn, progress)
     keep = known - removed - {entry.path for entry in stale}
@@ -222,11 +229,13 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
             "vocab": list(index.vocab),
             "arrays": arrays,
         }
-        _write_synced(tmp / "meta.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+        meta_bytes = json.dumps(meta, ensure_ascii=False).encode("utf-8")
+        _write_synced(tmp / "meta.json", meta_bytes)
         generation = folder / f"gen-{uuid.uuid4().hex}"
         os.rename(tmp, generation)
         pointer = folder / f"CURRENT.{uuid.uuid4().hex}.tmp"
-        _write_synced(pointer, generation.name.encode())
+        # CURRENT names the generation and checksums its metadata (the arrays' checksums live there).
+        _write_synced(pointer, f"{generation.name} {hashlib.sha256(meta_bytes).hexdigest()}\n".encode())
         os.replace(pointer, folder / "CURRENT")
         _fsync_dir(folder)
     except BaseException:
@@ -238,16 +247,14 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
 
 def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, list[Skipped]]:
     """The current stored generation, verified; CacheInvalid when absent, stale-format or damaged."""
-    try:
-        name = (folder / "CURRENT").read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CacheInvalid(f"no current index ({exc.__class__.__name__})") from None
-    if not re.fullmatch(r"gen-[0-9a-f]{32}", name):
-        raise CacheInvalid("CURRENT pointer is damaged")
+    name, meta_sha = _read_pointer(folder)
     generation = folder / name
     try:
-        meta = json.loads((generation / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        meta_bytes = (generation / "meta.json").read_bytes()
+        if hashlib.sha256(meta_bytes).hexdigest() != meta_sha:
+            raise CacheInvalid("checksum mismatch in meta.json")
+        meta = json.loads(meta_bytes.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CacheInvalid(f"metadata unreadable ({exc.__class__.__name__})") from None
     if not isinstance(meta, dict):
         raise CacheInvalid("metadata is not an object")
@@ -274,6 +281,18 @@ def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, li
         raise CacheInvalid(f"arrays unreadable ({exc.__class__.__name__}: {exc})") from None
     _check_shapes(index)
     return index, skipped
+
+
+def _read_pointer(folder: Path) -> tuple[str, str]:
+    """(generation folder name, sha256 of its meta.json) from CURRENT; CacheInvalid if damaged."""
+    try:
+        content = (folder / "CURRENT").read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CacheInvalid(f"no current index ({exc.__class__.__name__})") from None
+    match = re.fullmatch(r"(gen-[0-9a-f]{32}) ([0-9a-f]{64})\n", content)
+    if not match:
+        raise CacheInvalid("CURRENT pointer is damaged")
+    return match.group(1), match.group(2)
 
 
 def _check_shapes(index: Index) -> None:
@@ -320,8 +339,8 @@ def _remove_old_generations(folder: Path, keep: str) -> None:
     """Delete superseded generations and abandoned temp files, sparing anything a concurrent
     writer may still be finishing (younger than a minute) and whatever CURRENT names now."""
     try:
-        current = (folder / "CURRENT").read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
+        current = _read_pointer(folder)[0]
+    except CacheInvalid:
         current = keep
     young = time.time() - 60
     for entry in folder.iterdir():
