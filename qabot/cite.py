@@ -16,17 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qabot.corpus import check_root, title_and_date
+from qabot.corpus import check_root, read_text_like_python, title_and_date
 from qabot.errors import CitationError
 
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
 OPEN_MARK, CLOSE_MARK = "»", "«"  # emphasis where ANSI is not wanted (pipes, NO_COLOR)
-_CITATION = re.compile(r"(?P<path>.+):(?:(?P<start>\d+)-(?P<end>\d+)|(?P<line>\d+))")
+# At most 18 digits: any real offset fits, and int() never meets Python's 4,300-digit limit.
+_CITATION = re.compile(r"(?P<path>[^\x00]+):(?:(?P<start>\d{1,18})-(?P<end>\d{1,18})|(?P<line>\d{1,18}))")
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _STATUSES = ("OK", "CHANGED", "MISSING", "REFUSED")
 
@@ -67,7 +67,7 @@ class Check:
     detail: str = ""
 
     def __str__(self) -> str:
-        return f"{self.status:<8} {self.citation}" + (f": {self.detail}" if self.detail else "")
+        return _safe(f"{self.status:<8} {self.citation}" + (f": {self.detail}" if self.detail else ""))
 
 
 def parse_citation(text: str) -> Citation:
@@ -99,8 +99,8 @@ def locate(corpus_root: Path, written: str, cwd: Path | None = None) -> Path:
     # A missing file is refused too when the path itself leaves the root (../x, /elsewhere/x).
     outside = [t for t in targets if t is not None and not t.is_relative_to(root)]
     if any(t.exists() for t in outside) or (outside and outside[-1] == targets[-1]):
-        raise OutsideCorpus(f"{written} is outside the corpus folder {root}; refusing to read it")
-    raise MissingFile(f"{written}: no such file in the corpus folder {root}")
+        raise OutsideCorpus(f"{_safe(written)} is outside the corpus folder {root}; refusing to read it")
+    raise MissingFile(f"{_safe(written)}: no such file in the corpus folder {root}")
 
 
 def read_cited(file: Path) -> CitedFile:
@@ -112,7 +112,7 @@ def read_cited(file: Path) -> CitedFile:
     if b"\x00" in data:
         raise CitationError(f"{file} is a binary file (contains NUL bytes), not an article")
     try:
-        text = data.decode("utf-8")
+        text = read_text_like_python(data)
     except UnicodeDecodeError as exc:
         raise CitationError(f"{file} is not valid UTF-8 (bad byte at offset {exc.start})") from None
     return CitedFile(file, text, hashlib.sha256(data).hexdigest())
@@ -164,7 +164,7 @@ def render_span(
     if len(title) > 70:
         title = title[:69].rstrip() + "…"
     about = f" — {title}" + (f", {date}" if date else "") if title else ""
-    out = [f"{_display(cited.file, cwd)}: {where}, characters {start}-{end}{about}"]
+    out = [_safe(f"{display_path(cited.file, cwd)}: {where}, characters {start}-{end}{about}")]
     width = len(str(high))
     before, after = (BOLD, RESET) if color else (OPEN_MARK, CLOSE_MARK)
     offset = _line_start(text, low)
@@ -183,23 +183,40 @@ def render_span(
     return "\n".join(out)
 
 
-def verify_saved_output(corpus_root: Path, json_file: Path, cwd: Path | None = None) -> tuple[str, bool]:
-    """Re-check every citation of saved `qabot ask --json` output: (report, True when all are OK).
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The outcome of `verify`: the printable report and how many citations got each status."""
 
-    One line per citation (OK, CHANGED, MISSING or REFUSED) then a summary; outside paths are never read.
+    report: str
+    counts: dict[str, int]
+
+    @property
+    def all_ok(self) -> bool:
+        return all(count == 0 for status, count in self.counts.items() if status != "OK")
+
+    @property
+    def refused(self) -> int:
+        return self.counts.get("REFUSED", 0)
+
+
+def verify_saved_output(corpus_root: Path, json_file: Path, cwd: Path | None = None) -> Verification:
+    """Re-check every citation of saved `qabot ask --json` output against the files as they are now.
+
+    The report has one line per citation (OK, CHANGED, MISSING or REFUSED) then a summary;
+    a file outside the corpus root is never read.
     """
     checks = [
         check
         for answer in load_saved_answers(json_file)
         for check in check_answer(corpus_root, answer, cwd)
     ]
+    counts = {status: sum(check.status == status for check in checks) for status in _STATUSES}
     if not checks:
-        return "no citations to check (every saved answer abstained)", True
-    counts = Counter(check.status for check in checks)
+        return Verification("no citations to check (every saved answer abstained)", counts)
     summary = ", ".join(f"{counts[status]} {status}" for status in _STATUSES if counts[status])
     lines = [str(check) for check in checks]
     lines.append(f"{len(checks)} citation{'s' if len(checks) != 1 else ''} checked: {summary}")
-    return "\n".join(lines), counts["OK"] == len(checks)
+    return Verification("\n".join(lines), counts)
 
 
 def load_saved_answers(json_file: Path) -> list[dict[str, Any]]:
@@ -329,6 +346,7 @@ def _safe(text: str) -> str:
     return _UNSAFE.sub(lambda match: match[0].encode("unicode_escape").decode(), text)
 
 
-def _display(file: Path, cwd: Path | None) -> str:
+def display_path(file: Path, cwd: Path | None = None) -> str:
+    """The file relative to cwd when it lies under it (seeds/003_….txt), else absolute."""
     cwd = (cwd or Path.cwd()).resolve()
     return file.relative_to(cwd).as_posix() if file.is_relative_to(cwd) else file.as_posix()

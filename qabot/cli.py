@@ -179,17 +179,22 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.cite import show_citation
+    from qabot.render import use_color
 
-    print(show_citation(settings.corpus, args.citation, args.context))
+    print(show_citation(settings.corpus, args.citation, args.context, color=use_color(sys.stdout)))
     return EXIT_OK
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.cite import verify_saved_output
 
-    report, all_ok = verify_saved_output(settings.corpus, args.file)
-    print(report)
-    return EXIT_OK if all_ok else EXIT_NO_ANSWER
+    result = verify_saved_output(settings.corpus, args.file)
+    print(result.report, flush=True)
+    if result.refused:  # a path outside the corpus is a usage error, as for 'show'
+        print(f"qabot: error: {result.refused} citation(s) outside the corpus folder {settings.corpus} "
+              "were refused", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK if result.all_ok else EXIT_NO_ANSWER
 
 
 def cmd_repl(args: argparse.Namespace, settings: Settings) -> int:

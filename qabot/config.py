@@ -146,7 +146,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     kind, expected = _KINDS[key]
     bad = ConfigError(f"{where} must be {expected}, got {value!r}")
     if kind in ("path", "optpath"):
-        if isinstance(value, Path):
+        if isinstance(value, Path) or (value is None and kind == "optpath"):
             return value
         if not isinstance(value, str) or "\x00" in value:
             raise bad

@@ -107,7 +107,9 @@ def _link_problem(path: Path, root: Path) -> str | None:
     return None
 
 
-def read_document(root: Path, entry: FileEntry, max_bytes: int) -> Document | Skipped:
+def read_document(
+    root: Path, entry: FileEntry, max_bytes: int, boilerplate: re.Pattern[str] | None = None
+) -> Document | Skipped:
     """Read and validate one article; a Skipped (never an exception) when it is unusable."""
     if entry.size > max_bytes:
         return Skipped(entry.path, f"{entry.size:,} bytes is over the {max_bytes:,}-byte limit (max_file_bytes)")
@@ -120,10 +122,12 @@ def read_document(root: Path, entry: FileEntry, max_bytes: int) -> Document | Sk
         return Skipped(entry.path, f"cannot be read ({exc.strerror or exc})")
     if len(data) > max_bytes:
         return Skipped(entry.path, f"grew over the {max_bytes:,}-byte limit (max_file_bytes)")
-    return parse_document(entry.path, data, entry.mtime_ns)
+    return parse_document(entry.path, data, entry.mtime_ns, boilerplate)
 
 
-def parse_document(path: str, data: bytes, mtime_ns: int = 0) -> Document | Skipped:
+def parse_document(
+    path: str, data: bytes, mtime_ns: int = 0, boilerplate: re.Pattern[str] | None = None
+) -> Document | Skipped:
     """A Document from a file's bytes, or Skipped when empty, binary or not UTF-8."""
     if not data.strip():
         return Skipped(path, "empty file")
@@ -133,7 +137,7 @@ def parse_document(path: str, data: bytes, mtime_ns: int = 0) -> Document | Skip
         text = read_text_like_python(data)
     except UnicodeDecodeError as exc:
         return Skipped(path, f"not valid UTF-8 (bad byte at offset {exc.start})")
-    title, date = title_and_date(text)
+    title, date = title_and_date(text, boilerplate)
     return Document(path, text, hashlib.sha256(data).hexdigest(), title, date, len(data), mtime_ns)
 
 
@@ -145,17 +149,16 @@ def read_text_like_python(data: bytes) -> str:
     return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
 
 
-def title_and_date(text: str) -> tuple[str, str | None]:
-    """First non-empty line as title; a leading ` date YYYY-MM-DD` header becomes the date."""
+def title_and_date(text: str, boilerplate: re.Pattern[str] | None = None) -> tuple[str, str | None]:
+    """First non-empty, non-boilerplate line as title; a leading ` date YYYY-MM-DD` header is the date."""
     date = None
     header = DATE_HEADER.match(text)
     if header:
         date = header.group(1)
         text = text[header.end() :]
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip(), date
-    return "", date
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    useful = [line for line in lines if not (boilerplate and boilerplate.fullmatch(line))]
+    return (useful or lines or [""])[0], date
 
 
 def header_end(text: str) -> int:

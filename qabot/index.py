@@ -36,19 +36,6 @@ class DocInfo:
     mtime_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class DocSentences:
-    """One document's indexed sentences and their terms: the unit of incremental refresh."""
-
-    info: DocInfo
-    text: str
-    starts: np.ndarray  # int64, character offsets into text
-    ends: np.ndarray
-    lines: np.ndarray
-    end_lines: np.ndarray
-    terms: tuple[tuple[str, ...], ...]  # analyzed terms per sentence
-
-
 def idf_okapi(df: np.ndarray, n_docs: int, epsilon: float = EPSILON) -> np.ndarray:
     """BM25Okapi IDF as in rank-bm25: log((N - df + .5) / (df + .5)); negatives floored to eps * mean."""
     idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
@@ -62,21 +49,61 @@ def tf_okapi(tf: np.ndarray, doc_len: np.ndarray, avgdl: float, k1: float, b: fl
     return tf * (k1 + 1) / (tf + k1 * (1 - b + b * doc_len / avgdl))
 
 
-def analyze_document(doc: Document, boilerplate: re.Pattern[str] | None) -> DocSentences:
-    """Segment and analyze one document; boilerplate sentences are left out."""
-    spans = [(start, end) for start, end, flagged in sentence_spans(doc.text, boilerplate) if not flagged]
-    starts = np.array([s for s, _ in spans], dtype=np.int64)
-    ends = np.array([e for _, e in spans], dtype=np.int64)
-    newlines = np.array(line_starts(doc.text), dtype=np.int64)
-    info = DocInfo(doc.path, doc.sha256, doc.title, doc.date, doc.size, doc.mtime_ns)
-    return DocSentences(
-        info,
-        doc.text,
-        starts,
-        ends,
-        np.searchsorted(newlines, starts, side="right"),
-        np.searchsorted(newlines, np.maximum(ends - 1, starts), side="right"),
-        tuple(tuple(analyze(doc.text[s:e])) for s, e in spans),
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Documents' sentences and terms as flat arrays: what building and refreshing assemble.
+
+    `tok_ids` index into this chunk's own `vocab`; offsets are characters into each document.
+    """
+
+    docs: tuple[DocInfo, ...]
+    text: bytes  # the documents' UTF-8 text, one after another
+    text_lengths: np.ndarray  # int64, bytes per document
+    sent_counts: np.ndarray  # int64, indexed sentences per document
+    starts: np.ndarray  # int64 per sentence
+    ends: np.ndarray
+    lines: np.ndarray  # int32 per sentence, 1-based
+    end_lines: np.ndarray
+    lengths: np.ndarray  # int64, terms per sentence
+    tok_ids: np.ndarray  # int32 per term occurrence
+    vocab: tuple[str, ...]
+
+
+def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | None) -> Chunk:
+    """Segment and analyze documents into one Chunk; boilerplate sentences are left out."""
+    local: dict[str, int] = {}
+    texts, starts, ends, lines, end_lines, lengths, tok_ids, counts = [], [], [], [], [], [], [], []
+    for doc in docs:
+        spans = [(start, end) for start, end, flagged in sentence_spans(doc.text, boilerplate) if not flagged]
+        first = np.fromiter((start for start, _ in spans), dtype=np.int64, count=len(spans))
+        last = np.fromiter((end for _, end in spans), dtype=np.int64, count=len(spans))
+        newlines = np.array(line_starts(doc.text), dtype=np.int64)
+        for start, end in spans:
+            terms = analyze(doc.text[start:end])
+            lengths.append(len(terms))
+            tok_ids.extend(local.setdefault(term, len(local)) for term in terms)
+        texts.append(doc.text.encode("utf-8"))
+        starts.append(first)
+        ends.append(last)
+        lines.append(np.searchsorted(newlines, first, side="right"))
+        end_lines.append(np.searchsorted(newlines, np.maximum(last - 1, first), side="right"))
+        counts.append(len(spans))
+
+    def joined(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(arrays).astype(dtype) if arrays else np.empty(0, dtype=dtype)
+
+    return Chunk(
+        docs=tuple(DocInfo(d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns) for d in docs),
+        text=b"".join(texts),
+        text_lengths=np.array([len(text) for text in texts], dtype=np.int64),
+        sent_counts=np.array(counts, dtype=np.int64),
+        starts=joined(starts, np.int64),
+        ends=joined(ends, np.int64),
+        lines=joined(lines, np.int32),
+        end_lines=joined(end_lines, np.int32),
+        lengths=np.array(lengths, dtype=np.int64),
+        tok_ids=np.array(tok_ids, dtype=np.int32),
+        vocab=tuple(local),
     )
 
 
@@ -212,145 +239,106 @@ class Index:
         return before, after
 
 
-@dataclass(frozen=True, slots=True)
-class _Chunk:
-    """Consecutive documents' arrays, ready to concatenate into an Index."""
-
-    docs: tuple[DocInfo, ...]
-    text: bytes
-    text_lengths: np.ndarray  # UTF-8 bytes per document
-    sent_counts: np.ndarray  # sentences per document
-    starts: np.ndarray
-    ends: np.ndarray
-    lines: np.ndarray
-    end_lines: np.ndarray
-    lengths: np.ndarray  # terms per sentence
-    tok_ids: np.ndarray
+def build_index(root: Path, chunks: Sequence[Chunk], skipped: Sequence[Skipped], k1: float, b: float) -> Index:
+    """An Index of the chunks' documents, ordered by path, with a sorted vocabulary."""
+    return _assemble(root, chunks, skipped, k1, b)
 
 
-def _chunk_of_part(part: DocSentences, term_ids: dict[str, int]) -> _Chunk:
-    text = part.text.encode("utf-8")
-    return _Chunk(
-        (part.info,),
-        text,
-        np.array([len(text)], dtype=np.int64),
-        np.array([len(part.starts)], dtype=np.int64),
-        part.starts,
-        part.ends,
-        part.lines,
-        part.end_lines,
-        np.array([len(sentence) for sentence in part.terms], dtype=np.int64),
-        np.array([term_ids[term] for sentence in part.terms for term in sentence], dtype=np.int32),
-    )
+def refresh_index(old: Index, changed: Sequence[Chunk], keep: Iterable[str], skipped: Sequence[Skipped]) -> Index:
+    """A new Index of old's documents in `keep` (arrays reused, nothing re-read) plus `changed` ones.
 
-
-def _chunk_of_run(index: Index, first: int, stop: int, old_to_new: np.ndarray) -> _Chunk:
-    """Documents first..stop-1 of an existing index, with term ids renumbered (nothing re-read)."""
-    s_lo, s_hi = int(index.doc_sent_ptr[first]), int(index.doc_sent_ptr[stop])
-    t_lo, t_hi = int(index.tok_ptr[s_lo]), int(index.tok_ptr[s_hi])
-    b_lo, b_hi = int(index.text_ptr[first]), int(index.text_ptr[stop])
-    return _Chunk(
-        index.docs[first:stop],
-        index.text_blob[b_lo:b_hi].tobytes(),
-        np.diff(index.text_ptr[first : stop + 1]),
-        np.diff(index.doc_sent_ptr[first : stop + 1]),
-        index.sent_start[s_lo:s_hi],
-        index.sent_end[s_lo:s_hi],
-        index.sent_line[s_lo:s_hi],
-        index.sent_end_line[s_lo:s_hi],
-        np.diff(index.tok_ptr[s_lo : s_hi + 1]),
-        old_to_new[index.tok_ids[t_lo:t_hi]],
-    )
-
-
-def build_index(
-    root: Path,
-    parts: Iterable[DocSentences],
-    skipped: Sequence[Skipped],
-    k1: float,
-    b: float,
-) -> Index:
-    """Assemble an Index from analyzed documents (order kept: sorted by path by the caller)."""
-    parts = list(parts)
-    vocab = sorted({term for part in parts for sentence in part.terms for term in sentence})
-    term_ids = {term: i for i, term in enumerate(vocab)}
-    return _assemble(root, [_chunk_of_part(part, term_ids) for part in parts], skipped, k1, b, vocab)
-
-
-def refresh_index(
-    old: Index,
-    changed: Iterable[DocSentences],
-    keep: Iterable[str],
-    skipped: Sequence[Skipped],
-) -> Index:
-    """A new Index where documents in `keep` reuse old arrays and `changed` ones are new.
-
-    Kept documents are copied as runs of arrays, never re-read or re-analyzed. The result
-    equals build_index over the same documents: same vocabulary order, ids and weights.
+    The result equals build_index over the same documents: same order, vocabulary, ids and weights.
     """
-    by_path: dict[str, DocSentences] = {part.info.path: part for part in changed}
-    keep = set(keep) - set(by_path)
-    kept_docs = np.array([doc.path in keep for doc in old.docs], dtype=bool)
-    kept_tokens = np.repeat(np.repeat(kept_docs, np.diff(old.doc_sent_ptr)), np.diff(old.tok_ptr))
-    used_old = np.flatnonzero(np.bincount(old.tok_ids[kept_tokens], minlength=len(old.vocab)))
-    new_terms = {term for part in by_path.values() for sentence in part.terms for term in sentence}
-    vocab = sorted(new_terms.union(old.vocab[i] for i in used_old.tolist()))
+    keep = set(keep) - {doc.path for chunk in changed for doc in chunk.docs}
+    return _assemble(old.root, [_kept_part(old, keep), *changed], skipped, old.k1, old.b)
+
+
+def _kept_part(index: Index, keep: set[str]) -> Chunk:
+    """The documents of index whose paths are in keep, as a Chunk over index's vocabulary."""
+    kept = np.array([doc.path in keep for doc in index.docs], dtype=bool)
+    sent_counts = np.diff(index.doc_sent_ptr)
+    kept_sents = np.repeat(kept, sent_counts)
+    lengths = np.diff(index.tok_ptr)
+    text_lengths = np.diff(index.text_ptr)
+    return Chunk(
+        docs=tuple(doc for doc, k in zip(index.docs, kept.tolist(), strict=True) if k),
+        text=index.text_blob[np.repeat(kept, text_lengths)].tobytes(),
+        text_lengths=text_lengths[kept],
+        sent_counts=sent_counts[kept],
+        starts=index.sent_start[kept_sents],
+        ends=index.sent_end[kept_sents],
+        lines=index.sent_line[kept_sents],
+        end_lines=index.sent_end_line[kept_sents],
+        lengths=lengths[kept_sents],
+        tok_ids=index.tok_ids[np.repeat(kept_sents, lengths)],
+        vocab=index.vocab,
+    )
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of range(starts[i], starts[i] + counts[i]) for every i, vectorised."""
+    total = int(counts.sum())
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return offsets + np.arange(total, dtype=np.int64)
+
+
+def _pointers(counts: np.ndarray) -> np.ndarray:
+    ptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return ptr
+
+
+def _assemble(root: Path, chunks: Sequence[Chunk], skipped: Sequence[Skipped], k1: float, b: float) -> Index:
+    """Concatenate chunks, order documents by path, renumber terms into one sorted vocabulary."""
+    present: set[str] = set()
+    for chunk in chunks:
+        used = np.flatnonzero(np.bincount(chunk.tok_ids, minlength=len(chunk.vocab)))
+        present.update(chunk.vocab[i] for i in used.tolist())
+    vocab = sorted(present)
     term_ids = {term: i for i, term in enumerate(vocab)}
-    old_to_new = np.full(len(old.vocab), -1, dtype=np.int32)
-    old_to_new[used_old] = [term_ids[old.vocab[i]] for i in used_old.tolist()]
+    remapped = []
+    for chunk in chunks:
+        remap = np.fromiter((term_ids.get(term, -1) for term in chunk.vocab), dtype=np.int32, count=len(chunk.vocab))
+        remapped.append(remap[chunk.tok_ids])
 
-    old_position = {doc.path: i for i, doc in enumerate(old.docs) if doc.path in keep}
-    chunks: list[_Chunk] = []
-    run: list[int] = []  # old ids of consecutive kept documents
-
-    def close_run() -> None:
-        if run:
-            chunks.append(_chunk_of_run(old, run[0], run[-1] + 1, old_to_new))
-            run.clear()
-
-    for path in sorted(keep | set(by_path)):
-        if path in by_path:
-            close_run()
-            chunks.append(_chunk_of_part(by_path[path], term_ids))
-        else:
-            if run and old_position[path] != run[-1] + 1:
-                close_run()
-            run.append(old_position[path])
-    close_run()
-    return _assemble(old.root, chunks, skipped, old.k1, old.b, vocab)
-
-
-def _assemble(
-    root: Path, chunks: Sequence[_Chunk], skipped: Sequence[Skipped], k1: float, b: float, vocab: Sequence[str]
-) -> Index:
     def joined(name: str, dtype: type) -> np.ndarray:
         arrays = [getattr(chunk, name) for chunk in chunks]
         return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.empty(0, dtype=dtype)
 
-    def pointers(counts: np.ndarray) -> np.ndarray:
-        ptr = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=ptr[1:])
-        return ptr
-
-    sent_counts = joined("sent_counts", np.int64)
-    lengths = joined("lengths", np.int64)
-    tok_ids = joined("tok_ids", np.int32)
+    docs = [doc for chunk in chunks for doc in chunk.docs]
+    text_lengths, sent_counts, lengths = joined("text_lengths", np.int64), joined("sent_counts", np.int64), joined(
+        "lengths", np.int64
+    )
+    sent_rows = {name: joined(name, dtype) for name, dtype in
+                 (("starts", np.int64), ("ends", np.int64), ("lines", np.int32), ("end_lines", np.int32))}
+    tok_ids = np.concatenate(remapped) if remapped else np.empty(0, dtype=np.int32)
+    text = np.frombuffer(b"".join(chunk.text for chunk in chunks), dtype=np.uint8)
+    order = np.array(sorted(range(len(docs)), key=lambda i: docs[i].path), dtype=np.int64)
+    if not np.array_equal(order, np.arange(len(docs))):
+        sent_ptr, tok_ptr, text_ptr = _pointers(sent_counts), _pointers(lengths), _pointers(text_lengths)
+        sent_order = _ranges(sent_ptr[order], sent_counts[order])
+        tok_order = _ranges(tok_ptr[sent_order], lengths[sent_order])
+        text = text[_ranges(text_ptr[order], text_lengths[order])]
+        docs = [docs[i] for i in order.tolist()]
+        text_lengths, sent_counts = text_lengths[order], sent_counts[order]
+        sent_rows = {name: column[sent_order] for name, column in sent_rows.items()}
+        lengths, tok_ids = lengths[sent_order], tok_ids[tok_order]
     n_sent = int(sent_counts.sum())
     return Index(
         root=root,
-        docs=tuple(doc for chunk in chunks for doc in chunk.docs),
+        docs=tuple(docs),
         skipped=tuple(skipped),
         k1=k1,
         b=b,
-        text_ptr=pointers(joined("text_lengths", np.int64)),
-        text_blob=np.frombuffer(b"".join(chunk.text for chunk in chunks), dtype=np.uint8),
-        doc_sent_ptr=pointers(sent_counts),
+        text_ptr=_pointers(text_lengths),
+        text_blob=text,
+        doc_sent_ptr=_pointers(sent_counts),
         sent_doc=np.repeat(np.arange(len(sent_counts), dtype=np.int32), sent_counts),
-        sent_start=joined("starts", np.int64),
-        sent_end=joined("ends", np.int64),
-        sent_line=joined("lines", np.int32),
-        sent_end_line=joined("end_lines", np.int32),
-        tok_ptr=pointers(lengths),
+        sent_start=sent_rows["starts"],
+        sent_end=sent_rows["ends"],
+        sent_line=sent_rows["lines"],
+        sent_end_line=sent_rows["end_lines"],
+        tok_ptr=_pointers(lengths),
         tok_ids=tok_ids,
         vocab=tuple(vocab),
         **_okapi_postings(tok_ids, lengths, len(vocab), n_sent, k1, b),

@@ -8,18 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from qabot.analyze import analyze, term_spans
+from qabot.cite import display_path
 from qabot.model import Answer, Location, Passage
 
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
-
-
-def display_path(file: Path, cwd: Path | None = None) -> str:
-    """The file relative to cwd when it lies under it (seeds/003_….txt), else absolute."""
-    cwd = (cwd or Path.cwd()).resolve()
-    try:
-        return file.relative_to(cwd).as_posix()
-    except ValueError:
-        return file.as_posix()
 
 
 def citation(location: Location, cwd: Path | None = None) -> str:

@@ -166,6 +166,9 @@ def run_repl(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | N
     from qabot.render import use_color
 
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    for stream in (stdin, stdout):  # a stray non-UTF-8 byte must cost one character, not the session
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     started = time.perf_counter()
     answerer = open_answerer(settings)
     index = answerer.index
@@ -177,27 +180,25 @@ def run_repl(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | N
     )
     session = ReplSession(settings, answerer, color=use_color(stdout), warn=warn)
     history = _History.open(history_path(settings), warn) if stdin.isatty() else None
-    try:
-        while True:
-            try:
-                line = input(PROMPT) if stdin is sys.stdin else _read_line(stdin, stdout)
-            except KeyboardInterrupt:  # Ctrl-C drops the line being typed, not the session
-                print(file=stdout, flush=True)
-                continue
-            except EOFError:  # Ctrl-D
-                print(file=stdout, flush=True)
-                return 0
-            try:
-                response = session.handle(line)
-            except KeyboardInterrupt:
-                response = "(cancelled)"
-            if response is None:
-                return 0
-            if response:
-                print(response, file=stdout, flush=True)
-    finally:
+    while True:
+        try:
+            line = input(PROMPT) if stdin is sys.stdin else _read_line(stdin, stdout)
+        except KeyboardInterrupt:  # Ctrl-C drops the line being typed, not the session
+            print("^C", file=stdout, flush=True)
+            continue
+        except EOFError:  # Ctrl-D
+            print(file=stdout, flush=True)
+            return 0
         if history is not None:
-            history.save()
+            history.save()  # at once, so a closed terminal loses nothing
+        try:
+            response = session.handle(line)
+        except KeyboardInterrupt:
+            response = "(cancelled)"
+        if response is None:
+            return 0
+        if response:
+            print(response, file=stdout, flush=True)
 
 
 def _read_line(stdin: TextIO, stdout: TextIO) -> str:
@@ -209,10 +210,11 @@ def _read_line(stdin: TextIO, stdout: TextIO) -> str:
 
 
 class _History:
-    """Readline history kept in a file: loaded at start, written back at the end."""
+    """Readline's history, loaded from a file at start and written back after every line."""
 
     def __init__(self, path: Path, readline: ModuleType, warn: Callable[[str], None]) -> None:
         self.path, self.readline, self.warn = path, readline, warn
+        self.failed = False
 
     @classmethod
     def open(cls, path: Path, warn: Callable[[str], None]) -> _History | None:
@@ -229,8 +231,11 @@ class _History:
         return cls(path, readline, warn)
 
     def save(self) -> None:
+        if self.failed:
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.readline.write_history_file(self.path)
         except OSError as exc:
-            self.warn(f"cannot save history to {self.path} ({exc.strerror or exc})")
+            self.failed = True  # say so once, not after every line
+            self.warn(f"cannot save history to {self.path} ({exc.strerror or exc}); history is not kept")

@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
 
 from qabot.corpus import FileEntry, Skipped, check_root, list_articles, read_document
 from qabot.errors import ConfigError
-from qabot.index import DocInfo, DocSentences, Index, analyze_document, build_index, refresh_index
+from qabot.index import Chunk, DocInfo, Index, analyze_documents, build_index, refresh_index
 from qabot.segment import compile_boilerplate
 
 FORMAT = "qabot-index"
@@ -37,6 +41,9 @@ ARRAYS = (
     "text_ptr", "text_blob", "doc_sent_ptr", "sent_doc", "sent_start", "sent_end", "sent_line",
     "sent_end_line", "tok_ptr", "tok_ids", "df", "idf", "post_ptr", "post_sent", "post_weight",
 )  # fmt: skip
+BATCH_FILES = 200  # files analyzed together (one Chunk; one task for a worker process)
+PARALLEL_FILES = 2000  # below this many files, worker start-up costs more than it saves
+MAX_WORKERS = 4
 Warn = Callable[[str], None]
 Progress = Callable[[int, int], None]
 
@@ -136,8 +143,9 @@ def open_index(
     skipped = sorted([*listing_skips, *skips, *_kept_skips(stored_skips, entries, stale)], key=lambda s: s.path)
     refreshed = refresh_index(index, parts, keep, skipped)
     _save_quietly(refreshed, folder, params, warn)
-    added = sum(1 for part in parts if part.info.path not in known)
-    report = OpenReport("refreshed", added, len(parts) - added, len(removed), time.perf_counter() - started)
+    changed_paths = [doc.path for chunk in parts for doc in chunk.docs]
+    added = sum(1 for path in changed_paths if path not in known)
+    report = OpenReport("refreshed", added, len(changed_paths) - added, len(removed), time.perf_counter() - started)
     return refreshed, report
 
 
@@ -159,20 +167,49 @@ def build_corpus_index(
 
 def _read_and_analyze(
     root: Path, entries: Sequence[FileEntry], params: IndexParams, warn: Warn, progress: Progress | None
-) -> tuple[list[DocSentences], list[Skipped]]:
-    boilerplate = compile_boilerplate(params.boilerplate_patterns)
-    parts: list[DocSentences] = []
+) -> tuple[list[Chunk], list[Skipped]]:
+    """Read, segment and analyze entries in batches; on several cores for a large corpus."""
+    batches = [entries[i : i + BATCH_FILES] for i in range(0, len(entries), BATCH_FILES)]
+    chunks: list[Chunk] = []
     skips: list[Skipped] = []
-    for done, entry in enumerate(entries, 1):
-        doc = read_document(root, entry, params.max_file_bytes)
-        if isinstance(doc, Skipped):
-            skips.append(_SkippedEntry(doc.path, doc.reason, entry.size, entry.mtime_ns))
-            warn(str(doc))
-        else:
-            parts.append(analyze_document(doc, boilerplate))
+    done = 0
+
+    def collect(result: tuple[Chunk, list[Skipped]], size: int) -> None:
+        nonlocal done
+        chunk, batch_skips = result
+        chunks.append(chunk)
+        for skip in batch_skips:
+            skips.append(skip)
+            warn(str(skip))
+        done += size
         if progress:
             progress(done, len(entries))
-    return parts, skips
+
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    # Forking is only safe with no other thread running (the bot reloads from a worker thread);
+    # spawn-like methods would re-run the caller's main script, so those callers go serial.
+    if len(entries) < PARALLEL_FILES or workers < 2 or threading.active_count() > 1:
+        for batch in batches:
+            collect(analyze_batch(root, batch, params), len(batch))
+        return chunks, skips
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for batch, result in zip(batches, pool.map(analyze_batch, repeat(root), batches, repeat(params)), strict=True):
+            collect(result, len(batch))
+    return chunks, skips
+
+
+def analyze_batch(root: Path, entries: Sequence[FileEntry], params: IndexParams) -> tuple[Chunk, list[Skipped]]:
+    """One batch of files read and analyzed into a Chunk, plus the files skipped and why."""
+    boilerplate = compile_boilerplate(params.boilerplate_patterns)
+    docs, skips = [], []
+    for entry in entries:
+        doc = read_document(root, entry, params.max_file_bytes, boilerplate)
+        if isinstance(doc, Skipped):
+            skips.append(_SkippedEntry(doc.path, doc.reason, entry.size, entry.mtime_ns))
+        else:
+            docs.append(doc)
+    return analyze_documents(docs, boilerplate), skips
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,10 @@ import os
 
 import pytest
 
+from qabot.config import DEFAULT_BOILERPLATE
 from qabot.corpus import Document, Skipped, check_root, list_articles, parse_document, read_document
 from qabot.errors import CorpusError
+from qabot.segment import compile_boilerplate
 from tests.conftest import SEEDS
 
 
@@ -21,7 +23,10 @@ def test_seeds_are_read_with_titles_dates_and_hashes():
     assert first.date == "2023-08-03"
     assert first.title.startswith("Senior Advisor plans to meet")
     assert docs[3].title == "US gears up for more peace talks between Azerbaijan, Armenia"
-    assert docs[4].title == "top of page" and docs[4].date is None
+    assert docs[4].title == "top of page" and docs[4].date is None, "without boilerplate patterns"
+    boilerplate = compile_boilerplate(DEFAULT_BOILERPLATE)
+    titled = read_document(SEEDS.resolve(), entries[4], 10**7, boilerplate)
+    assert titled.title == "Armenian FM and US Secretary of State Discuss Regional Stability and Azerbaijan Relations"
     assert first.text == (SEEDS / first.path).read_text(encoding="utf-8")
 
 

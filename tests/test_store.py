@@ -86,3 +86,20 @@ def test_question_path_with_a_built_index_never_imports_nltk_or_discord(tmp_path
     warm = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=PROJECT)
     assert "MODULES False False 0" in warm.stdout
     assert "Louis Bono" in warm.stdout
+
+
+def test_parallel_build_equals_serial_build(tmp_path, monkeypatch):
+    from qabot import store
+
+    corpus = tmp_path / "many"
+    for i in range(45):
+        (corpus / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        article = f"Title {i}\n\nThe envoy met minister {i}. Talks went on.\n"
+        (corpus / f"d{i % 3}" / f"a{i:03d}.txt").write_text(article)
+    serial, _ = open_index(corpus, tmp_path / "serial", PARAMS, quiet)
+    monkeypatch.setattr(store, "PARALLEL_FILES", 10)
+    monkeypatch.setattr(store, "BATCH_FILES", 7)
+    parallel, report = open_index(corpus, tmp_path / "parallel", PARAMS, quiet)
+    assert report.action == "built"
+    assert_same_index(serial, parallel)
+    assert len(parallel.docs) == 45

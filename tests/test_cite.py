@@ -1,0 +1,329 @@
+"""Citations: both forms resolve to the exact file text, stale ones are caught, outside paths refused."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from qabot.answer import Answerer
+from qabot.cite import (
+    BOLD,
+    RESET,
+    MissingFile,
+    OutsideCorpus,
+    parse_citation,
+    show_citation,
+    verify_saved_output,
+)
+from qabot.errors import CitationError, CorpusError
+from qabot.render import answer_json, citation, span_citation
+from tests.conftest import PROJECT, SEEDS, settings_for
+
+SEED_003 = "003_b5d4c7ccf50ad595.txt"
+SECRET = "TOP-SECRET-OUTSIDE-THE-CORPUS"
+
+
+@pytest.fixture
+def outside_file(tmp_path: Path) -> Path:
+    path = tmp_path / "secret.txt"
+    path.write_text(f"{SECRET}\nline two {SECRET}\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def small_corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "small"
+    root.mkdir()
+    (root / "wrapped.txt").write_text("Headline here\n\nA sentence that is\nwrapped over two lines.\nLast line.\n")
+    return root
+
+
+def marked(text: str) -> str:
+    return f"»{text}«"
+
+
+def test_parse_citation_accepts_both_forms() -> None:
+    assert parse_citation("seeds/003_x.txt:19").line == 19
+    span = parse_citation("seeds/003_x.txt:1234-1456")
+    assert (span.path, span.start, span.end, span.line) == ("seeds/003_x.txt", 1234, 1456, None)
+    assert parse_citation("C:/corpus/a.txt:7").path == "C:/corpus/a.txt"  # only the last colon splits
+
+
+@pytest.mark.parametrize("bad", ["", "seeds/003_x.txt", "seeds/003_x.txt:", ":19", "a.txt:-3", "a.txt:1-", "a.txt:x"])
+def test_parse_citation_rejects_malformed(bad: str) -> None:
+    with pytest.raises(CitationError, match="PATH:LINE"):
+        parse_citation(bad)
+
+
+def test_line_citation_shows_the_line_exactly_with_numbered_context() -> None:
+    lines = (SEEDS / SEED_003).read_text("utf-8").split("\n")
+    shown = show_citation(SEEDS, f"seeds/{SEED_003}:31", 2, cwd=PROJECT).splitlines()
+    assert shown[0].startswith(f"seeds/{SEED_003}: line 31, characters ")
+    assert shown[1:] == [
+        f"  29 | {lines[28]}",
+        f"  30 | {lines[29]}",
+        f"> 31 | {marked(lines[30])}",
+        f"  32 | {lines[31]}",
+        f"  33 | {lines[32]}",
+    ]
+
+
+def test_span_citations_of_real_answers_show_the_passage_text(answerer: Answerer) -> None:
+    answer = answerer.ask("Who is Louis Bono?")
+    assert answer.passages
+    for passage in answer.passages:
+        shown = show_citation(SEEDS, span_citation(passage.location, PROJECT), 1, cwd=PROJECT)
+        assert marked(passage.text) in shown
+        assert f"> {passage.location.line} | " in shown
+        # the line form printed by `ask` points at the line holding the passage's start
+        assert passage.text[:40] in show_citation(SEEDS, citation(passage.location, PROJECT), 0, cwd=PROJECT)
+
+
+def test_color_uses_bold_instead_of_markers() -> None:
+    shown = show_citation(SEEDS, f"{SEED_003}:3412-3587", 0, color=True)
+    text = (SEEDS / SEED_003).read_text("utf-8")[3412:3587]
+    assert f"{BOLD}{text}{RESET}" in shown
+    assert "»" not in shown
+
+
+def test_path_may_be_relative_to_cwd_to_the_root_or_absolute(tmp_path: Path) -> None:
+    forms = [f"seeds/{SEED_003}:5", f"{SEED_003}:5", f"{SEEDS / SEED_003}:5"]
+    outputs = {show_citation(SEEDS, form, 1, cwd=PROJECT) for form in forms}
+    assert len(outputs) == 1
+    # from another folder, the root-relative form still works
+    assert show_citation(SEEDS, f"{SEED_003}:5", 1, cwd=tmp_path) == outputs.pop().replace(
+        f"seeds/{SEED_003}", str(SEEDS / SEED_003)
+    )
+
+
+def test_span_across_lines_flags_every_line(small_corpus: Path) -> None:
+    text = (small_corpus / "wrapped.txt").read_text()
+    start = text.index("A sentence")
+    end = text.index("lines.") + len("lines.")
+    shown = show_citation(small_corpus, f"wrapped.txt:{start}-{end}", 1, cwd=small_corpus).splitlines()
+    assert shown[0] == f"wrapped.txt: lines 3-4, characters {start}-{end} — Headline here"
+    assert shown[1:] == ["  2 | ", "> 3 | »A sentence that is", "> 4 | wrapped over two lines.«", "  5 | Last line."]
+
+
+@pytest.mark.parametrize(
+    ("cited", "message"),
+    [
+        ("seeds/003_b5d4c7ccf50ad595.txt:0", "line 0 is not in the file, which has 33 lines"),
+        ("seeds/003_b5d4c7ccf50ad595.txt:34", "line 34 is not in the file"),
+        ("seeds/003_b5d4c7ccf50ad595.txt:10-10", "not a span of the file"),
+        ("seeds/003_b5d4c7ccf50ad595.txt:20-10", "not a span of the file"),
+        ("seeds/003_b5d4c7ccf50ad595.txt:3600-99999", "which has 3651 characters"),
+    ],
+)
+def test_out_of_range_citations_say_what_is_wrong(cited: str, message: str) -> None:
+    with pytest.raises(CitationError, match=message):
+        show_citation(SEEDS, cited, 2, cwd=PROJECT)
+
+
+def test_missing_file_is_reported() -> None:
+    with pytest.raises(MissingFile, match="no such file"):
+        show_citation(SEEDS, "seeds/999_gone.txt:1", 2, cwd=PROJECT)
+
+
+def test_paths_outside_the_root_are_refused_without_reading(
+    corpus_copy: Path, outside_file: Path, tmp_path: Path
+) -> None:
+    (corpus_copy / "link.txt").symlink_to(outside_file)
+    (corpus_copy / "sub").mkdir()
+    attempts = [
+        "../secret.txt:1",  # root-relative ..
+        "corpus/../secret.txt:1",  # cwd-relative ..
+        f"{outside_file}:1",  # absolute
+        f"{outside_file}:0-5",
+        "link.txt:1",  # symbolic link out of the corpus
+        "sub/../../secret.txt:1",
+        "../does-not-exist.txt:1",  # refused even when nothing is there
+    ]
+    for attempt in attempts:
+        with pytest.raises(OutsideCorpus, match="outside the corpus folder") as caught:
+            show_citation(corpus_copy, attempt, 2, cwd=tmp_path)
+        assert SECRET not in str(caught.value)
+
+
+def test_links_that_stay_inside_the_root_are_followed(corpus_copy: Path) -> None:
+    (corpus_copy / "alias.txt").symlink_to(corpus_copy / SEED_003)
+    assert "> 31 | »While talks" in show_citation(corpus_copy, "alias.txt:31", 0, cwd=corpus_copy)
+
+
+def test_binary_and_non_utf8_files_are_refused_cleanly(small_corpus: Path) -> None:
+    (small_corpus / "binary.txt").write_bytes(b"abc\x00def\n")
+    (small_corpus / "latin1.txt").write_bytes("café\n".encode("latin-1"))
+    with pytest.raises(CitationError, match="binary"):
+        show_citation(small_corpus, "binary.txt:1", 0)
+    with pytest.raises(CitationError, match="not valid UTF-8"):
+        show_citation(small_corpus, "latin1.txt:1", 0)
+
+
+def test_control_characters_are_escaped_and_crlf_hidden(small_corpus: Path) -> None:
+    (small_corpus / "hostile.txt").write_bytes(b"Ti\x1btle\r\nRed \x1b[31malert\x1b[0m here\r\nend\r\n")
+    shown = show_citation(small_corpus, "hostile.txt:2", 1)
+    assert "\x1b" not in shown and "\r" not in shown
+    assert "> 2 | »Red \\x1b[31malert\\x1b[0m here«" in shown
+    assert "  1 | Ti\\x1btle" in shown and "— Ti\\x1btle" in shown
+
+
+def test_missing_corpus_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="does not exist"):
+        show_citation(tmp_path / "nope", "a.txt:1", 0)
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+
+def save_answers(corpus: Path, cache: Path, questions: list[str], target: Path, cwd: Path, pretty=False) -> None:
+    answerer = Answerer.from_settings(settings_for(corpus, cache))
+    objects = [answer_json(answerer.ask(question), cwd) for question in questions]
+    if pretty:
+        target.write_text(json.dumps(objects[0], indent=2, ensure_ascii=False), encoding="utf-8")
+    else:
+        target.write_text("".join(json.dumps(obj) + "\n" for obj in objects), encoding="utf-8")
+
+
+QUESTIONS = ["who is pashinian", "Who is Louis Bono?", "what is the weather on mars"]
+
+
+def test_verify_fresh_output_is_all_ok(corpus_copy: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "answers.jsonl"
+    save_answers(corpus_copy, tmp_path / "cache", QUESTIONS, saved, tmp_path)
+    result = verify_saved_output(corpus_copy, saved, cwd=tmp_path)
+    lines = result.report.splitlines()
+    assert result.all_ok and result.counts["OK"] == 6
+    assert all(line.startswith("OK       corpus/") for line in lines[:-1])
+    assert lines[-1] == "6 citations checked: 6 OK"
+
+
+def test_verify_reads_pretty_json_and_falls_back_to_root_relative_sources(corpus_copy: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "answer.json"
+    # sources written relative to the corpus root, verified from a different folder
+    save_answers(corpus_copy, tmp_path / "cache", QUESTIONS[:1], saved, corpus_copy, pretty=True)
+    assert saved.read_text().count("\n") > 10
+    result = verify_saved_output(corpus_copy, saved, cwd=PROJECT)
+    assert result.all_ok and result.counts["OK"] == 3
+
+
+def test_verify_detects_changed_text_sha_and_missing_files(corpus_copy: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "answers.jsonl"
+    save_answers(corpus_copy, tmp_path / "cache", QUESTIONS[:2], saved, tmp_path)
+    first = json.loads(saved.read_text().splitlines()[0])["passages"][0]
+    tampered = corpus_copy / Path(first["source"]).name
+    text = tampered.read_text("utf-8")
+    tampered.write_text(text[: first["start"]] + "X" + text[first["start"] + 1 :], encoding="utf-8")
+    (corpus_copy / "000_9ad8541396ee1ed9.txt").unlink()  # cited by the Bono answer
+    result = verify_saved_output(corpus_copy, saved, cwd=tmp_path)
+    lines = result.report.splitlines()
+    assert not result.all_ok
+    changed = (
+        f"CHANGED  {first['source']}:{first['start']}-{first['end']}: "
+        "text at these offsets differs; file sha256 differs"
+    )
+    assert changed in lines
+    assert any(line.startswith("MISSING  corpus/000_9ad8541396ee1ed9.txt:") for line in lines)
+    assert result.counts["CHANGED"] >= 3  # every passage of the tampered file: its sha changed
+    assert lines[-1].startswith("6 citations checked: ")
+
+
+def test_verify_flags_a_change_elsewhere_in_the_file_by_its_sha(corpus_copy: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "answers.jsonl"
+    save_answers(corpus_copy, tmp_path / "cache", QUESTIONS[:1], saved, tmp_path)
+    source = json.loads(saved.read_text())["passages"][0]["source"]
+    with open(tmp_path / source, "a", encoding="utf-8") as handle:
+        handle.write("\nAn appended line.\n")
+    result = verify_saved_output(corpus_copy, saved, cwd=tmp_path)
+    assert result.counts["CHANGED"] == 3
+    assert all(line.endswith(": file sha256 differs") for line in result.report.splitlines()[:-1])
+
+
+def test_verify_refuses_outside_sources_without_printing_them(
+    corpus_copy: Path, tmp_path: Path, outside_file: Path
+) -> None:
+    saved = tmp_path / "answers.jsonl"
+    save_answers(corpus_copy, tmp_path / "cache", QUESTIONS[:1], saved, tmp_path)
+    answer = json.loads(saved.read_text())
+    answer["passages"][0].update(source="corpus/../secret.txt", start=0, end=len(SECRET), text=SECRET)
+    answer["passages"][1].update(source=str(outside_file))
+    saved.write_text(json.dumps(answer))
+    result = verify_saved_output(corpus_copy, saved, cwd=tmp_path)
+    assert result.refused == 2 and result.counts["OK"] == 1 and not result.all_ok
+    assert result.report.count("REFUSED  ") == 2
+    assert SECRET not in result.report
+
+
+def test_verify_checks_also_in_entries(tmp_path: Path) -> None:
+    corpus = tmp_path / "wire"
+    corpus.mkdir()
+    sentence = "The zebra council met in Nairobi on Tuesday to discuss stripes."
+    (corpus / "a.txt").write_text(f"Title one\n\n{sentence}\n")
+    (corpus / "b.txt").write_text(f"Title two\n\nSomething else first.\n{sentence}\n")
+    saved = tmp_path / "answer.json"
+    save_answers(corpus, tmp_path / "cache", ["zebra council nairobi"], saved, tmp_path)
+    also = json.loads(saved.read_text())["passages"][0]["also_in"]
+    assert len(also) == 1  # the wire copy
+    assert verify_saved_output(corpus, saved, cwd=tmp_path).all_ok
+    copy = corpus / Path(also[0]["source"]).name
+    copy.write_text(copy.read_text()[:20])  # truncated: the span is gone
+    result = verify_saved_output(corpus, saved, cwd=tmp_path)
+    assert result.counts == {"OK": 1, "CHANGED": 1, "MISSING": 0, "REFUSED": 0}
+    assert "CHANGED  also in wire/" in result.report and "past the end of the file" in result.report
+    copy.unlink()
+    assert "MISSING  also in wire/" in verify_saved_output(corpus, saved, cwd=tmp_path).report
+
+
+def test_verify_an_all_abstained_file_has_nothing_to_check(tmp_path: Path) -> None:
+    saved = tmp_path / "none.json"
+    saved.write_text(json.dumps({"question": "q", "abstained": True, "reason": "r", "passages": []}))
+    result = verify_saved_output(SEEDS, saved)
+    assert result.all_ok and "no citations to check" in result.report
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"passages": []}\n{"passages": [\n', r"bad\.jsonl:3: not valid JSON"),
+        ('{"passages": []}\n[1, 2]\n', r"bad\.jsonl:2: not an answer from 'qabot ask --json'"),
+        ('{"passages": [{"source": "a.txt", "start": "0", "end": 5, "text": "x"}]}', r"bad\.jsonl:1: not an answer"),
+        ("  \n", r"bad\.jsonl is empty"),
+    ],
+)
+def test_verify_rejects_files_that_are_not_saved_answers(tmp_path: Path, content: str, message: str) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content)
+    with pytest.raises(CitationError, match=message):
+        verify_saved_output(SEEDS, bad)
+
+
+def test_verify_unreadable_input_is_a_citation_error(tmp_path: Path) -> None:
+    with pytest.raises(CitationError, match="cannot read"):
+        verify_saved_output(SEEDS, tmp_path / "nope.json")
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(CitationError, match="cannot read"):
+        verify_saved_output(SEEDS, tmp_path / "binary.json")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_verify_unreadable_cited_file_is_missing(corpus_copy: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "answers.jsonl"
+    save_answers(corpus_copy, tmp_path / "cache", QUESTIONS[:1], saved, tmp_path)
+    cited = tmp_path / json.loads(saved.read_text())["passages"][0]["source"]
+    cited.chmod(0)
+    try:
+        result = verify_saved_output(corpus_copy, saved, cwd=tmp_path)
+    finally:
+        cited.chmod(0o644)
+    assert result.counts["MISSING"] == 3 and "cannot read" in result.report
+
+
+def test_verify_report_never_carries_escape_sequences(tmp_path: Path) -> None:
+    saved = tmp_path / "hostile.json"
+    passage = {"text": "x", "source": "\x1b[2Jgone.txt", "start": 0, "end": 1, "also_in": []}
+    saved.write_text(json.dumps({"passages": [passage]}))
+    result = verify_saved_output(SEEDS, saved)
+    assert result.counts["MISSING"] == 1
+    assert "\x1b" not in result.report and "\\x1b[2Jgone.txt" in result.report

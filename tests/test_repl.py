@@ -1,0 +1,264 @@
+"""The REPL: its commands on the real seeds index, then the real program in a pseudo-terminal."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from qabot.answer import Answerer
+from qabot.config import Settings, replace
+from qabot.repl import PROMPT, ReplSession, history_path, run_repl
+from tests.conftest import PROJECT, settings_for
+
+UP = "\x1b[A"
+
+
+@pytest.fixture
+def session(seeds_settings: Settings, answerer: Answerer) -> ReplSession:
+    return ReplSession(seeds_settings, answerer, cwd=PROJECT)
+
+
+def test_a_question_is_answered_as_ask_does(session: ReplSession, answerer: Answerer) -> None:
+    from qabot.render import render_text
+
+    out = session.handle("Who is Louis Bono?")
+    assert out == render_text(answerer.ask("Who is Louis Bono?"), cwd=PROJECT)
+    assert out.startswith("[1] “") and "\n[2] “" in out and "seeds/000_9ad8541396ee1ed9.txt:" in out
+
+
+def test_empty_and_blank_lines_do_nothing(session: ReplSession) -> None:
+    assert session.handle("") == ""
+    assert session.handle("   \t ") == ""
+    assert session.last is None
+
+
+def test_show_prints_the_cited_passage_in_its_file(session: ReplSession) -> None:
+    assert "ask a question" in session.handle(":show 1")
+    session.handle("who is pashinian")
+    passage = session.last.passages[1]
+    shown = session.handle(":show 2")
+    assert f"»{passage.text}«" in shown
+    assert shown.splitlines()[0].startswith(f"seeds/{Path(passage.location.source).name}: line {passage.location.line}")
+    numbered = [line for line in shown.splitlines()[1:] if re.match(r"[> ] +\d+ \| ", line)]
+    assert len(numbered) == len(shown.splitlines()) - 1 >= 4  # context lines around it
+    for bad in (":show", ":show 0", ":show 4", ":show two"):
+        assert session.handle(bad) == "usage: :show N, where N is a passage number from 1 to 3"
+
+
+def test_show_refuses_a_passage_whose_file_changed(tmp_path: Path, corpus_copy: Path) -> None:
+    settings = settings_for(corpus_copy, tmp_path / "cache")
+    session = ReplSession(settings, Answerer.from_settings(settings))
+    session.handle("who is pashinian")
+    file = session.last.passages[0].location.file
+    file.write_text("rewritten\n" + file.read_text("utf-8"), encoding="utf-8")
+    assert "changed since it was indexed; type :reload" in session.handle(":show 1")
+
+
+def test_sources_lists_every_article_with_its_sentence_count(session: ReplSession, answerer: Answerer) -> None:
+    lines = session.handle(":sources").splitlines()
+    assert lines[0].split() == ["file", "date", "sentences", "title"]
+    rows = lines[1:-1]
+    assert [row.split()[0] for row in rows] == [doc.path for doc in answerer.index.docs]
+    assert sum(int(row.split()[2]) for row in rows) == answerer.index.n_sentences
+    assert "2023-08-03" in rows[0] and "Senior Advisor" in rows[0]
+    assert lines[-1].startswith(f"5 articles, {answerer.index.n_sentences} sentences")
+
+
+def test_top_changes_the_number_of_passages(session: ReplSession) -> None:
+    assert session.handle(":top") == "answers show up to 3 passages"
+    assert session.handle(":top 1") == "answers now show up to 1 passage"
+    assert "[2]" not in session.handle("who is pashinian") and len(session.last.passages) == 1
+    for bad in (":top 0", ":top -2", ":top many"):
+        assert session.handle(bad).startswith("usage: :top N")
+    assert session.top_k == 1
+
+
+def test_json_toggles_machine_readable_output(session: ReplSession) -> None:
+    assert session.handle(":json") == "JSON output on"
+    data = json.loads(session.handle("who is pashinian"))
+    assert data["question"] == "who is pashinian" and len(data["passages"]) == 3
+    assert data["passages"][0]["source"].startswith("seeds/")
+    assert session.handle(":json") == "JSON output off"
+    assert session.handle("who is pashinian").startswith("[1] ")
+
+
+def test_help_unknown_and_quit(session: ReplSession) -> None:
+    help_text = session.handle(":help")
+    for command in (":show N", ":sources", ":top N", ":json", ":reload", ":quit"):
+        assert command in help_text
+    assert session.handle(":frobnicate now") == "unknown command :frobnicate; type :help for the list"
+    assert session.handle(":quit") is None and session.handle(":q") is None
+
+
+def test_reload_picks_up_changes_and_survives_failure(tmp_path: Path, corpus_copy: Path) -> None:
+    settings = settings_for(corpus_copy, tmp_path / "cache")
+    warnings: list[str] = []
+    session = ReplSession(settings, Answerer.from_settings(settings), warn=warnings.append)
+    assert session.handle("what did the okapi sanctuary announce").startswith("No answer in the corpus.")
+    (corpus_copy / "new.txt").write_text("Okapi news\n\nThe okapi sanctuary announced a new breeding programme.\n")
+    message = session.handle(":reload")
+    assert re.fullmatch(r"reloaded in \d+\.\d\ds: 6 articles, \d+ sentences \(1 new or changed, 0 removed\)", message)
+    assert "new.txt:3" in session.handle("what did the okapi sanctuary announce")
+    shutil.rmtree(corpus_copy)
+    message = session.handle(":reload")
+    assert message.startswith("reload failed, still using the previous index: corpus folder")
+    assert "\n" not in message
+    assert session.answerer.index.n_sentences > 0 and "[1]" in session.handle("who is pashinian")
+
+
+def test_run_repl_without_a_terminal_reads_lines_until_eof(seeds_settings: Settings) -> None:
+    out = io.StringIO()
+    code = run_repl(seeds_settings, io.StringIO("who is pashinian\n\n:show 1\n:top 1\n"), out)
+    text = out.getvalue()
+    assert code == 0
+    assert re.match(r"Loaded 5 articles, \d+ sentences from \S+ in \d+\.\d\ds\.", text)
+    assert text.count(PROMPT) == 5 and "[1] “" in text and "> " in text and "passage" in text
+
+
+def test_history_file_defaults_to_the_user_data_folder(seeds_settings: Settings, tmp_path: Path) -> None:
+    assert history_path(replace(seeds_settings, history_file=tmp_path / "h")) == tmp_path / "h"
+    default = history_path(replace(seeds_settings, history_file=""))
+    assert default.name == "history" and "qabot" in default.parts[-2]
+
+
+# --- the real program in a pseudo-terminal ---------------------------------------------------------
+
+
+@pytest.fixture
+def pty_env(seeds_settings: Settings, tmp_path: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("QABOT_")}
+    env.update(
+        TERM="dumb",  # no bracketed-paste or colour escapes from readline
+        INPUTRC=os.devnull,  # the user's key bindings must not change what the test types
+        NO_COLOR="1",
+        QABOT_CACHE_DIR=str(seeds_settings.index_dir),
+        QABOT_HISTORY_FILE=str(tmp_path / "history"),
+        PYTHONIOENCODING="utf-8:strict",  # as under a en_US.UTF-8 locale, where a stray byte would raise
+    )
+    return env
+
+
+def spawn(env: dict[str, str], *args: str) -> pexpect.spawn:
+    child = pexpect.spawn(
+        sys.executable, ["-m", "qabot.cli", *args], cwd=str(PROJECT), env=env, encoding="utf-8",
+        codec_errors="replace", timeout=30,
+    )
+    child.expect(r"Loaded 5 articles, \d+ sentences from seeds in \d+\.\d\ds\. Type a question")
+    child.expect_exact(PROMPT)
+    return child
+
+
+def test_pty_session_question_show_history_ctrl_c_and_quit(pty_env: dict[str, str], tmp_path: Path) -> None:
+    child = spawn(pty_env)  # no arguments: the REPL
+    child.sendline("Who is Louis Bono?")
+    child.expect_exact(PROMPT)
+    first_answer = child.before
+    assert "[1] “" in first_answer and "seeds/000_9ad8541396ee1ed9.txt:" in first_answer
+    assert (tmp_path / "history").read_text("utf-8").splitlines() == ["Who is Louis Bono?"]  # saved at once
+
+    child.sendline(":show 1")
+    child.expect_exact(PROMPT)
+    assert re.search(r"> +\d+ \| .*».*Bono.*«", child.before)
+
+    child.send("who is pashinian")  # typed, then cancelled: never answered
+    child.expect_exact("who is pashinian")
+    # CPython's readline loop notices SIGINT only while waiting for a key, so let it get back to waiting
+    # (a person never presses Ctrl-C within microseconds of the previous key).
+    time.sleep(0.3)
+    child.sendintr()
+    child.expect_exact(PROMPT)
+    assert "^C" in child.before and "[1]" not in child.before
+
+    child.send(UP + UP)  # ':show 1', then the question before it
+    child.sendline("")
+    child.expect_exact(PROMPT)
+    assert "[1] “" in child.before and "Bono" in child.before
+
+    child.sendline("")  # an empty line does nothing
+    child.expect_exact(PROMPT)
+    assert child.before.strip() == ""
+
+    child.sendline(":quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    history = (tmp_path / "history").read_text("utf-8").splitlines()
+    assert history[:2] == ["Who is Louis Bono?", ":show 1"] and "who is pashinian" not in history
+
+
+def test_pty_history_persists_across_sessions_and_ctrl_d_leaves(pty_env: dict[str, str]) -> None:
+    child = spawn(pty_env, "repl")
+    child.sendline("who is pashinian")
+    child.expect_exact(PROMPT)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+    child = spawn(pty_env, "repl")
+    child.send(UP)
+    child.sendline("")
+    child.expect_exact(PROMPT)
+    assert "Pashinian" in child.before and "[1] “" in child.before
+    child.sendline(":q")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_pty_colour_emphasis_on_a_terminal(pty_env: dict[str, str]) -> None:
+    env = {key: value for key, value in pty_env.items() if key != "NO_COLOR"}
+    child = spawn(env, "repl")
+    child.sendline("who is pashinian")
+    child.expect_exact(PROMPT)
+    child.sendline(":show 1")
+    child.expect_exact(PROMPT)
+    assert "\x1b[1m" in child.before and "»" not in child.before
+    child.sendline(":quit")
+    child.expect(pexpect.EOF)
+
+
+def test_piped_repl_survives_non_utf8_and_control_bytes(pty_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "qabot.cli", "repl"], input=b"who is \xff\xfe pashinian\n\x1b[2J\x00\n:top 1\n",
+        capture_output=True, cwd=PROJECT, env=pty_env, timeout=60,
+    )  # fmt: skip
+    out = result.stdout.decode("utf-8")
+    assert result.returncode == 0 and b"Traceback" not in result.stderr
+    assert "[1] “" in out and "Pashinian" in out and "answers now show up to 1 passage" in out
+
+
+def test_pty_non_utf8_bytes_do_not_end_the_session(pty_env: dict[str, str]) -> None:
+    child = spawn(pty_env, "repl")
+    os.write(child.child_fd, b"who is \xff pashinian\r")
+    child.expect_exact(PROMPT)
+    assert "Pashinian" in child.before
+    child.sendline(":quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_pty_unwritable_history_warns_once_and_carries_on(pty_env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "not-a-folder").write_text("")
+    child = spawn({**pty_env, "QABOT_HISTORY_FILE": str(tmp_path / "not-a-folder" / "history")}, "repl")
+    child.logfile_read = transcript = io.StringIO()
+    for _ in range(2):
+        child.sendline("who is pashinian")
+        child.expect_exact(PROMPT)
+        assert "[1] “" in child.before
+    child.sendline(":quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert transcript.getvalue().count("qabot: cannot save history to") == 1
