@@ -183,22 +183,38 @@ class Answerer:
         coverage = mass @ np.maximum(match[:, :n], near) / (mass.sum() or 1.0)
         own, before_score, after_score = bm25[:n], bm25[n : 2 * n], bm25[2 * n :]
         combined = own + params.context_weight * np.maximum(before_score, after_score)
-        # Text cues (pronoun openings, answer types) only for the leading candidates.
-        lead = np.argsort(-combined, kind="stable")[:RERANKED]
-        query_vocab = {index.vocab[term_id] for term_id in weighted}
-        for c in lead.tolist():
-            text = index.sentence_text(int(sents[c]))
-            if _ANAPHORIC.match(text):
-                combined[c] = own[c] + max(ANAPHORA_WEIGHT * before_score[c], params.context_weight * after_score[c])
-            if answer_type:
-                focus = [(a, b) for a, b, term in term_spans(text) if term in query_vocab]
-                if has_answer_type(text, answer_type, focus):
-                    combined[c] *= 1 + params.type_bonus
+        if coverage.max(initial=0.0) >= params.min_coverage:
+            self._apply_text_cues(sents, combined, own, before_score, after_score, answer_type, weighted)
         order = np.lexsort((sents, -combined))
         ranked = sents[order].tolist()
         return ranked, dict(zip(ranked, coverage[order].tolist(), strict=True)), dict(
             zip(ranked, combined[order].tolist(), strict=True)
         )
+
+    def _apply_text_cues(
+        self,
+        sents: np.ndarray,
+        combined: np.ndarray,
+        own: np.ndarray,
+        before_score: np.ndarray,
+        after_score: np.ndarray,
+        answer_type: str | None,
+        weighted: dict[int, float],
+    ) -> None:
+        """Adjust the leading candidates' scores in place for pronoun openings and answer types.
+
+        Only the leading candidates' text is read; skipped when no candidate could be answered.
+        """
+        index, params = self.index, self.params
+        query_vocab = {index.vocab[term_id] for term_id in weighted} if answer_type == "definition" else set()
+        for c in np.argsort(-combined, kind="stable")[:RERANKED].tolist():
+            text = index.sentence_text(int(sents[c]))
+            if _ANAPHORIC.match(text):
+                combined[c] = own[c] + max(ANAPHORA_WEIGHT * before_score[c], params.context_weight * after_score[c])
+            if answer_type:
+                focus = [(a, b) for a, b, term in term_spans(text) if term in query_vocab] if query_vocab else []
+                if has_answer_type(text, answer_type, focus):
+                    combined[c] *= 1 + params.type_bonus
 
     def _passages(
         self, ranked: list[int], scores: dict[int, float], top_k: int, terms: list[QueryTerm]

@@ -86,6 +86,7 @@ class VariantFinder:
         self._ptr = np.append(starts, pairs.shape[1])
         self._terms = pairs[1].astype(np.int32)
         self._gram_counts = np.bincount(self._terms, minlength=len(vocab))
+        self._first = chars[:, 0] if width else np.zeros(len(vocab), dtype=np.int64)
 
     def find(self, term: str, limit: int = 3) -> list[tuple[int, int]]:
         """Up to `limit` (term id, distance) pairs of vocabulary terms close to term, closest first.
@@ -107,11 +108,12 @@ class VariantFinder:
         close = np.nonzero(
             (shared >= np.maximum(self._gram_counts, len(grams)) - 2 * budget)
             & (np.abs(self._lengths - len(term)) <= budget)
+            & (self._first == ord(term[0]))
         )[0]
         found = []
         for term_id in close.tolist():
             candidate = self._vocab[term_id]
-            if candidate != term and candidate[0] == term[0]:
+            if candidate != term:
                 distance = edit_distance(term, candidate, budget)
                 if distance <= budget:
                     found.append((distance, candidate, term_id))
