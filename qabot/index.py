@@ -57,7 +57,7 @@ class Chunk:
     """
 
     docs: tuple[DocInfo, ...]
-    text: bytes  # the documents' UTF-8 text, one after another
+    text: np.ndarray  # uint8: the documents' UTF-8 text, one after another
     text_lengths: np.ndarray  # int64, bytes per document
     sent_counts: np.ndarray  # int64, indexed sentences per document
     starts: np.ndarray  # int64 per sentence
@@ -94,7 +94,7 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
 
     return Chunk(
         docs=tuple(DocInfo(d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns) for d in docs),
-        text=b"".join(texts),
+        text=np.frombuffer(b"".join(texts), dtype=np.uint8),
         text_lengths=np.array([len(text) for text in texts], dtype=np.int64),
         sent_counts=np.array(counts, dtype=np.int64),
         starts=joined(starts, np.int64),
@@ -255,31 +255,59 @@ def refresh_index(old: Index, changed: Sequence[Chunk], keep: Iterable[str], ski
 
 def _kept_part(index: Index, keep: set[str]) -> Chunk:
     """The documents of index whose paths are in keep, as a Chunk over index's vocabulary."""
-    kept = np.array([doc.path in keep for doc in index.docs], dtype=bool)
-    sent_counts = np.diff(index.doc_sent_ptr)
-    kept_sents = np.repeat(kept, sent_counts)
-    lengths = np.diff(index.tok_ptr)
-    text_lengths = np.diff(index.text_ptr)
-    return Chunk(
-        docs=tuple(doc for doc, k in zip(index.docs, kept.tolist(), strict=True) if k),
-        text=index.text_blob[np.repeat(kept, text_lengths)].tobytes(),
-        text_lengths=text_lengths[kept],
-        sent_counts=sent_counts[kept],
-        starts=index.sent_start[kept_sents],
-        ends=index.sent_end[kept_sents],
-        lines=index.sent_line[kept_sents],
-        end_lines=index.sent_end_line[kept_sents],
-        lengths=lengths[kept_sents],
-        tok_ids=index.tok_ids[np.repeat(kept_sents, lengths)],
+    everything = Chunk(
+        docs=index.docs,
+        text=index.text_blob,
+        text_lengths=np.diff(index.text_ptr),
+        sent_counts=np.diff(index.doc_sent_ptr),
+        starts=index.sent_start,
+        ends=index.sent_end,
+        lines=index.sent_line,
+        end_lines=index.sent_end_line,
+        lengths=np.diff(index.tok_ptr),
+        tok_ids=index.tok_ids,
         vocab=index.vocab,
     )
+    return _select(everything, np.flatnonzero([doc.path in keep for doc in index.docs]))
 
 
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenation of range(starts[i], starts[i] + counts[i]) for every i, vectorised."""
-    total = int(counts.sum())
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    return offsets + np.arange(total, dtype=np.int64)
+def _runs(ids: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of consecutive integers in ids, as half-open (first, stop) ranges, in order."""
+    if not len(ids):
+        return []
+    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+    firsts, lasts = np.concatenate([[0], breaks]), np.concatenate([breaks, [len(ids)]]) - 1
+    return list(zip(ids[firsts].tolist(), (ids[lasts] + 1).tolist(), strict=True))
+
+
+def _select(chunk: Chunk, doc_ids: np.ndarray) -> Chunk:
+    """The chunk's documents doc_ids, in that order, copied a run of consecutive documents at a time.
+
+    Memory and time grow with the output, not with index arrays as long as the text.
+    """
+    runs = _runs(np.asarray(doc_ids, dtype=np.int64))
+    sent_ptr, text_ptr = _pointers(chunk.sent_counts), _pointers(chunk.text_lengths)
+    tok_ptr = _pointers(chunk.lengths)
+
+    def take(array: np.ndarray, ptr: np.ndarray | None) -> np.ndarray:
+        pieces = [array[:0]]  # keeps the dtype when nothing is selected
+        pieces += [array[a:b] if ptr is None else array[ptr[a] : ptr[b]] for a, b in runs]
+        return np.concatenate(pieces)
+
+    tok_ptr_by_doc = tok_ptr[sent_ptr]
+    return Chunk(
+        docs=tuple(chunk.docs[i] for i in np.asarray(doc_ids).tolist()),
+        text=take(chunk.text, text_ptr),
+        text_lengths=take(chunk.text_lengths, None),
+        sent_counts=take(chunk.sent_counts, None),
+        starts=take(chunk.starts, sent_ptr),
+        ends=take(chunk.ends, sent_ptr),
+        lines=take(chunk.lines, sent_ptr),
+        end_lines=take(chunk.end_lines, sent_ptr),
+        lengths=take(chunk.lengths, sent_ptr),
+        tok_ids=take(chunk.tok_ids, tok_ptr_by_doc),
+        vocab=chunk.vocab,
+    )
 
 
 def _pointers(counts: np.ndarray) -> np.ndarray:
@@ -302,46 +330,45 @@ def _assemble(root: Path, chunks: Sequence[Chunk], skipped: Sequence[Skipped], k
         remapped.append(remap[chunk.tok_ids])
 
     def joined(name: str, dtype: type) -> np.ndarray:
-        arrays = [getattr(chunk, name) for chunk in chunks]
-        return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.empty(0, dtype=dtype)
+        return np.concatenate([np.empty(0, dtype=dtype), *(getattr(chunk, name) for chunk in chunks)]).astype(
+            dtype, copy=False
+        )
 
-    docs = [doc for chunk in chunks for doc in chunk.docs]
-    text_lengths, sent_counts, lengths = joined("text_lengths", np.int64), joined("sent_counts", np.int64), joined(
-        "lengths", np.int64
+    merged = Chunk(
+        docs=tuple(doc for chunk in chunks for doc in chunk.docs),
+        text=joined("text", np.uint8),
+        text_lengths=joined("text_lengths", np.int64),
+        sent_counts=joined("sent_counts", np.int64),
+        starts=joined("starts", np.int64),
+        ends=joined("ends", np.int64),
+        lines=joined("lines", np.int32),
+        end_lines=joined("end_lines", np.int32),
+        lengths=joined("lengths", np.int64),
+        tok_ids=np.concatenate([np.empty(0, dtype=np.int32), *remapped]),
+        vocab=tuple(vocab),
     )
-    sent_rows = {name: joined(name, dtype) for name, dtype in
-                 (("starts", np.int64), ("ends", np.int64), ("lines", np.int32), ("end_lines", np.int32))}
-    tok_ids = np.concatenate(remapped) if remapped else np.empty(0, dtype=np.int32)
-    text = np.frombuffer(b"".join(chunk.text for chunk in chunks), dtype=np.uint8)
-    order = np.array(sorted(range(len(docs)), key=lambda i: docs[i].path), dtype=np.int64)
-    if not np.array_equal(order, np.arange(len(docs))):
-        sent_ptr, tok_ptr, text_ptr = _pointers(sent_counts), _pointers(lengths), _pointers(text_lengths)
-        sent_order = _ranges(sent_ptr[order], sent_counts[order])
-        tok_order = _ranges(tok_ptr[sent_order], lengths[sent_order])
-        text = text[_ranges(text_ptr[order], text_lengths[order])]
-        docs = [docs[i] for i in order.tolist()]
-        text_lengths, sent_counts = text_lengths[order], sent_counts[order]
-        sent_rows = {name: column[sent_order] for name, column in sent_rows.items()}
-        lengths, tok_ids = lengths[sent_order], tok_ids[tok_order]
-    n_sent = int(sent_counts.sum())
+    order = np.array(sorted(range(len(merged.docs)), key=lambda i: merged.docs[i].path), dtype=np.int64)
+    if not np.array_equal(order, np.arange(len(order))):
+        merged = _select(merged, order)
+    n_sent = int(merged.sent_counts.sum())
     return Index(
         root=root,
-        docs=tuple(docs),
+        docs=merged.docs,
         skipped=tuple(skipped),
         k1=k1,
         b=b,
-        text_ptr=_pointers(text_lengths),
-        text_blob=text,
-        doc_sent_ptr=_pointers(sent_counts),
-        sent_doc=np.repeat(np.arange(len(sent_counts), dtype=np.int32), sent_counts),
-        sent_start=sent_rows["starts"],
-        sent_end=sent_rows["ends"],
-        sent_line=sent_rows["lines"],
-        sent_end_line=sent_rows["end_lines"],
-        tok_ptr=_pointers(lengths),
-        tok_ids=tok_ids,
-        vocab=tuple(vocab),
-        **_okapi_postings(tok_ids, lengths, len(vocab), n_sent, k1, b),
+        text_ptr=_pointers(merged.text_lengths),
+        text_blob=merged.text,
+        doc_sent_ptr=_pointers(merged.sent_counts),
+        sent_doc=np.repeat(np.arange(len(merged.sent_counts), dtype=np.int32), merged.sent_counts),
+        sent_start=merged.starts,
+        sent_end=merged.ends,
+        sent_line=merged.lines,
+        sent_end_line=merged.end_lines,
+        tok_ptr=_pointers(merged.lengths),
+        tok_ids=merged.tok_ids,
+        vocab=merged.vocab,
+        **_okapi_postings(merged.tok_ids, merged.lengths, len(vocab), n_sent, k1, b),
     )
 
 
