@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,11 +18,16 @@ from qabot.index import Index, idf_of_unknown
 from qabot.model import Answer, Location, Passage
 from qabot.variants import VariantFinder
 
+if TYPE_CHECKING:
+    from qabot.config import Settings
+    from qabot.store import Progress
+
 RARE_DF = 2  # a term in at most this many sentences also searches its spelling variants
 MAX_QUERY_TERMS = 64
 CANDIDATES = 50  # sentences re-ranked and grouped per question
 RERANKED = 20  # of those, the leading ones whose text is read for cues
 DUPLICATE_JACCARD = 0.8  # token-set overlap that makes two sentences the same wire copy
+MIN_MASS = 0.01
 NEIGHBOUR_COVERAGE = 0.5  # a question word found next door, not in the sentence, counts half
 # A sentence opening with a pronoun continues the previous one ("They met with ..."),
 # so it borrows more of that sentence's score than other neighbours do.
@@ -67,7 +73,7 @@ class Answerer:
 
     @classmethod
     def from_settings(
-        cls, settings, warn: Callable[[str], None] = lambda message: None, progress=None
+        cls, settings: Settings, warn: Callable[[str], None] = lambda message: None, progress: Progress | None = None
     ) -> Answerer:
         """Open (load, refresh or build) the index the settings describe and wrap it."""
         from qabot.store import IndexParams, open_index
@@ -106,10 +112,10 @@ class Answerer:
         ranked, coverage, scores = self._rank(terms, expected_type(cleaned))
         best = max((coverage[sent] for sent in ranked[:top_k]), default=0.0)
         if best < self.params.min_coverage:
-            missing = ", ".join(term.word for term in terms if not term.ids) or "most of the question's words"
+            missing = ", ".join(term.word for term in terms if not term.ids)
             reason = (
                 "The articles do not answer this: no sentence matches enough of the question"
-                f" (best match covers {best:.0%}; not found: {missing})."
+                f" (the best covers {best:.0%} of it{f'; not found anywhere: {missing}' if missing else ''})."
             )
             return Answer(question, (), True, reason, expansions, searched)
         passages = self._passages(ranked, scores, top_k, terms)
@@ -137,7 +143,8 @@ class Answerer:
                 for variant_id, _ in self._variant_finder().find(term):
                     ids.append((variant_id, self.params.variant_weight))
                     expansions.append((word, index.vocab[variant_id]))
-            mass = float(index.idf[term_id]) if term_id is not None else unknown_idf
+            # rank-bm25's IDF can be zero or negative in a tiny corpus; a word still carries some mass.
+            mass = max(float(index.idf[term_id]), MIN_MASS) if term_id is not None else unknown_idf
             terms.append(QueryTerm(word, count, tuple(ids), mass))
         return terms, tuple(expansions)
 
@@ -168,9 +175,10 @@ class Answerer:
         positions = np.concatenate([sents, before, after])
         # bm25 weight of each (query row, position), and whether the row's term is there
         contribution = np.zeros((len(rows), len(positions)))
+        present = np.zeros((len(rows), len(positions)), dtype=bool)
         for r, (_, term_id, _) in enumerate(rows):
-            contribution[r] = index.term_weights(term_id, positions)
-        present = contribution > 0
+            present[r], contribution[r] = index.term_weights(term_id, positions)
+        present[:, n:] &= np.concatenate([before, after])[None, :] >= 0
         row_weight = np.array([weight * terms[i].count for i, _, weight in rows])
         bm25 = row_weight @ contribution
         bm25[n:][np.concatenate([before, after]) < 0] = 0.0

@@ -216,13 +216,14 @@ class Index:
             self._buffers.acc = acc
         return acc
 
-    def term_weights(self, term: int, sents: np.ndarray) -> np.ndarray:
-        """BM25 weight of `term` in each of `sents` (0 where absent or sentence id < 0)."""
+    def term_weights(self, term: int, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each of `sents` holds `term`, and the term's BM25 weight there (0 where absent)."""
         posting_sents, weights = self.postings(term)
         if not len(posting_sents):
-            return np.zeros(len(sents))
+            return np.zeros(len(sents), dtype=bool), np.zeros(len(sents))
         at = np.minimum(np.searchsorted(posting_sents, sents), len(posting_sents) - 1)
-        return np.where(posting_sents[at] == sents, weights[at], 0.0)
+        present = posting_sents[at] == sents
+        return present, np.where(present, weights[at], 0.0)
 
     def neighbour_arrays(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Previous and next sentence ids in the same document, -1 where there is none."""

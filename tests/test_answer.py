@@ -107,3 +107,15 @@ def test_answers_are_json_serialisable_and_stable(answerer):
     second = answer_json(answerer.ask("What checkpoint did Azerbaijan install?"))
     assert first == second
     assert json.loads(json.dumps(first)) == first
+
+
+def test_a_one_sentence_corpus_still_answers(tmp_path):
+    # rank-bm25's IDF is negative when a term is in every sentence; presence must not hang on its sign.
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "a.txt").write_text("The zebra crossing opened in Yerevan.", encoding="utf-8")
+    answerer = Answerer.from_settings(settings_for(tmp_path / "c", tmp_path / "cache"))
+    answer = answerer.ask("Where did the zebra crossing open?")
+    assert not answer.abstained
+    assert answer.passages[0].text == "The zebra crossing opened in Yerevan."
+    assert answer.passages[0].matched_terms == ("zebra", "crossing", "open")
+    assert answerer.ask("Who wrote Hamlet?").abstained

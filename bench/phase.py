@@ -1,0 +1,386 @@
+"""One benchmark phase, run by bench_retrieval.py in a fresh process so peak RSS is per phase.
+
+    python bench/phase.py PHASE [options]
+
+Prints its measurements as one line `RESULT {json}` on stdout. Peak RSS is
+resource.getrusage(RUSAGE_SELF).ru_maxrss of this process (interpreter and
+imports included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "RAYON_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # single thread, set before numpy/scipy load their pools
+
+import numpy as np  # noqa: E402
+
+WARMUP = 20  # the first WARMUP queries only warm up; every engine is timed on the same queries after them
+SAMPLE = 100  # top-k lists kept for the agreement check
+TOP_K = 10
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def disk_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+
+
+def timed(make: Callable[[], object]) -> tuple[object, float]:
+    started = time.perf_counter()
+    value = make()
+    return value, time.perf_counter() - started
+
+
+def measure(search: Callable, queries: list, warmup: int, limit: int | None) -> tuple[list[float], list]:
+    """Latencies (seconds) of search over queries[WARMUP:][:limit] after warming up on queries[:warmup]."""
+    for query in queries[:warmup]:
+        search(query)
+    times, results = [], []
+    for query in queries[WARMUP:][:limit]:
+        started = time.perf_counter()
+        result = search(query)
+        times.append(time.perf_counter() - started)
+        results.append(result)
+    return times, results
+
+
+def stats(times: list[float]) -> dict:
+    ms = np.array(times) * 1e3
+    return {"n": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
+
+
+def top_lists(results: list) -> list[list[int]]:
+    return [np.asarray(ids, dtype=np.int64).tolist() for ids in results[:SAMPLE]]
+
+
+class TreeRSS:
+    """Peak of the summed VmRSS of this process and its descendants (qabot may index in worker
+    processes, which ru_maxrss of this process does not count), sampled every 0.1 s in a thread.
+    Shared pages of forked workers count once per process, so this is an upper bound."""
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak_kb / 1024, peak_rss_mb())
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.peak_kb = max(self.peak_kb, sum(_vm_rss_kb(pid) for pid in _process_tree(os.getpid())))
+
+
+def _process_tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        tree.append(pid)
+        stack.extend(children.get(pid, ()))
+    return tree
+
+
+def _vm_rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def report(**values: object) -> None:
+    print("RESULT " + json.dumps({**values, "peak_rss_mb": peak_rss_mb(), "warnings": WARNINGS}), flush=True)
+
+
+# qabot phases -----------------------------------------------------------------------------------
+
+
+WARNINGS: list[str] = []  # what qabot warned about; a "rebuilding" one during a load invalidates its time
+
+
+def open_answerer(corpus: Path, cache: Path):
+    from qabot.answer import Answerer
+    from qabot.config import load_settings, replace
+
+    def warn(message: str) -> None:
+        WARNINGS.append(message)
+        print(f"qabot: {message}", file=sys.stderr)
+
+    settings = replace(load_settings(env={}), corpus=corpus, cache_dir=cache)
+    return Answerer.from_settings(settings, warn=warn)
+
+
+def qabot_build(args: argparse.Namespace) -> None:
+    """Build on an empty cache; then export the sentences' terms for the other engines (not timed)."""
+    from engines import Tokens
+
+    tree = TreeRSS()
+    answerer, seconds = timed(lambda: open_answerer(args.corpus, args.cache))
+    peak = tree.stop()
+    index = answerer.index
+    Tokens(list(index.vocab), np.asarray(index.tok_ptr), np.asarray(index.tok_ids)).save(args.tokens)
+    print("RESULT " + json.dumps({
+        "build_s": seconds, "peak_rss_mb": peak, "disk_mb": disk_mb(args.cache),
+        "sentences": index.n_sentences, "terms": len(index.vocab), "articles": len(index.docs), "warnings": WARNINGS,
+    }), flush=True)  # fmt: skip
+
+
+def qabot_query(args: argparse.Namespace) -> None:
+    """Load (warm cache), time the whole Answerer.ask path and bare index.search; save analyzed queries."""
+    from qabot.analyze import analyze
+
+    answerer, load_s = timed(lambda: open_answerer(args.corpus, args.cache))
+    index = answerer.index
+    queries = args.queries.read_text(encoding="utf-8").splitlines()
+    terms = [analyze(query) for query in queries]
+    (args.out / "terms.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
+
+    def bare(query_terms: list[str]) -> np.ndarray:
+        counts = Counter(index.term_ids[t] for t in query_terms if t in index.term_ids)
+        return index.search([(term_id, float(n)) for term_id, n in counts.items()], TOP_K)[0]
+
+    ask_times, answers = measure(lambda q: answerer.ask(q, TOP_K), queries, WARMUP, None)
+    search_times, hits = measure(bare, terms, WARMUP, None)
+    (args.out / "qabot.json").write_text(json.dumps(top_lists(hits)), encoding="utf-8")
+    report(
+        load_s=load_s, ask=stats(ask_times), search=stats(search_times),
+        answered=sum(not answer.abstained for answer in answers), asked=len(answers),
+    )  # fmt: skip
+
+
+PROBE = "\nThe benchmark appended this sentence about qabotrefreshprobe.\n"
+
+
+@contextmanager
+def appended_sentence(corpus: Path) -> Iterator[Path]:
+    """Append a sentence to the corpus's first article; restore the file's bytes and mtime afterwards."""
+    article = min(corpus.rglob("*.txt"))
+    original, stat = article.read_bytes(), article.stat()
+    try:
+        with open(article, "a", encoding="utf-8") as handle:
+            handle.write(PROBE)
+        yield article
+    finally:
+        article.write_bytes(original)
+        os.utime(article, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def qabot_refresh(args: argparse.Namespace) -> None:
+    """Append a sentence to one article and reopen (timed); then restore the file and reopen again."""
+    tree = TreeRSS()
+    answerer = open_answerer(args.corpus, args.cache)
+    before = answerer.index.n_sentences
+    with appended_sentence(args.corpus):
+        answerer, refresh_s = timed(lambda: open_answerer(args.corpus, args.cache))
+        added = answerer.index.n_sentences - before
+        found = not answerer.ask("qabotrefreshprobe", 1).abstained
+    _, restore_s = timed(lambda: open_answerer(args.corpus, args.cache))
+    report(
+        refresh_s=refresh_s, restore_s=restore_s, sentences_added=added, new_sentence_found=found,
+        tree_peak_rss_mb=tree.stop(),
+    )  # fmt: skip
+
+
+def qabot_profile(args: argparse.Namespace) -> None:
+    """cProfile of a build on an empty cache, of Answerer.ask over the timed queries, and of a refresh."""
+    import cProfile
+    import pstats
+    import shutil
+
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def dump(profiler: cProfile.Profile, name: str) -> None:
+        path = args.out / f"profile-{name}.txt"
+        with open(path, "w", encoding="utf-8") as handle:
+            for key in ("tottime", "cumulative"):
+                pstats.Stats(profiler, stream=handle).sort_stats(key).print_stats(30)
+        print(f"wrote {path}", file=sys.stderr)
+
+    cache = args.out / "profile-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    profiler = cProfile.Profile()
+    answerer = profiler.runcall(open_answerer, args.corpus, cache)
+    dump(profiler, "build")
+    shutil.rmtree(cache, ignore_errors=True)
+    queries = args.queries.read_text(encoding="utf-8").splitlines()
+    for query in queries[:WARMUP]:
+        answerer.ask(query, TOP_K)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for query in queries[WARMUP:]:
+        answerer.ask(query, TOP_K)
+    profiler.disable()
+    dump(profiler, "ask")
+    stages = stage_times(answerer, queries)
+    (args.out / "profile-stages.txt").write_text(stages, encoding="utf-8")
+    print(stages, file=sys.stderr)
+    with appended_sentence(args.corpus):
+        profiler = cProfile.Profile()
+        profiler.runcall(open_answerer, args.corpus, args.cache)
+        dump(profiler, "refresh")
+    open_answerer(args.corpus, args.cache)  # back to the unchanged corpus
+    report()
+
+
+STAGES = ("Answerer._query_terms", "Answerer._rank", "Answerer._passages", "Index.search", "Index.term_weights")
+
+
+def stage_times(answerer, queries: list[str]) -> str:
+    """Wall time of Answerer.ask's stages (methods wrapped with perf_counter, no profiler overhead)."""
+    import qabot.answer
+    import qabot.index
+
+    spent: Counter[str] = Counter()
+    originals = []
+    for stage in STAGES:
+        owner = qabot.answer.Answerer if stage.startswith("Answerer") else qabot.index.Index
+        name = stage.split(".")[1]
+        method = getattr(owner, name, None)
+        if method is None:
+            continue
+
+        def wrapped(*a, _method=method, _stage=stage, **kw):
+            started = time.perf_counter()
+            try:
+                return _method(*a, **kw)
+            finally:
+                spent[_stage] += time.perf_counter() - started
+
+        originals.append((owner, name, method))
+        setattr(owner, name, wrapped)
+    try:
+        timed_queries = queries[WARMUP:]
+        started = time.perf_counter()
+        for query in timed_queries:
+            answerer.ask(query, TOP_K)
+        total = time.perf_counter() - started
+    finally:
+        for owner, name, method in originals:
+            setattr(owner, name, method)
+    lines = [f"Answerer.ask stages over {len(timed_queries)} questions (wall time; nested stages overlap):",
+             f"  {'ask (whole path)':<28}{total / len(timed_queries) * 1e3:8.3f} ms/question  100%"]
+    for stage in STAGES:
+        if stage in spent:
+            share = spent[stage] / total
+            lines.append(f"  {stage:<28}{spent[stage] / len(timed_queries) * 1e3:8.3f} ms/question  {share:4.0%}")
+    return "\n".join(lines) + "\n"
+
+
+# other engines ------------------------------------------------------------------------------------
+
+
+def engine_build(args: argparse.Namespace) -> None:
+    """Build (and save) one engine from the exported tokens; rank-bm25, not persistent, is also queried here."""
+    from engines import ENGINES, Tokens
+
+    tokens = Tokens.load(args.tokens)
+    engine = ENGINES[args.engine]()
+    _, build_s = timed(lambda: engine.build(tokens, args.k1, args.b, args.folder))
+    values: dict = {"build_s": build_s}
+    if engine.persistent:
+        values["disk_mb"] = disk_mb(args.folder)
+    else:
+        values.update(_query(engine, args))
+    report(**values)
+
+
+def engine_query(args: argparse.Namespace) -> None:
+    """Load one saved engine and time its searches on the analyzed queries."""
+    from engines import ENGINES
+
+    engine = ENGINES[args.engine]()
+    _, load_s = timed(lambda: engine.load(args.folder))
+    report(load_s=load_s, **_query(engine, args))
+
+
+def _query(engine, args: argparse.Namespace) -> dict:
+    terms = json.loads((args.out / "terms.json").read_text(encoding="utf-8"))
+    times, hits = measure(lambda t: engine.search(t, TOP_K), terms, args.warmup, args.limit)
+    (args.out / f"{engine.name}.json").write_text(json.dumps(top_lists(hits)), encoding="utf-8")
+    return {"search": stats(times)}
+
+
+def check(args: argparse.Namespace) -> None:
+    """Agreement of each engine's top-10 with qabot's index.search, judged by qabot's own BM25 scores.
+
+    A query agrees when, rank by rank, the engine's sentence has the same qabot score as qabot's
+    (so ties may come in any order); overlap is the share of the engine's top-10 that scores at
+    least qabot's k-th best (the same set modulo ties at the cut-off).
+    """
+    answerer = open_answerer(args.corpus, args.cache)
+    terms = json.loads((args.out / "terms.json").read_text(encoding="utf-8"))[WARMUP:]
+    expected = json.loads((args.out / "qabot.json").read_text(encoding="utf-8"))
+    agreement = {}
+    for name in args.engines:
+        path = args.out / f"{name}.json"
+        if not path.exists():
+            continue
+        exact, overlap, n = 0, 0.0, 0
+        for query_terms, want, got in zip(terms, expected, json.loads(path.read_text("utf-8")), strict=False):
+            if not want:
+                continue
+            scores = answerer.index.score_all(query_terms)
+            n += 1
+            got = got[: len(want)]
+            exact += len(got) == len(want) and bool(np.allclose(scores[got], scores[want], rtol=1e-5, atol=1e-9))
+            overlap += np.count_nonzero(scores[got] >= scores[want[-1]] * (1 - 1e-5)) / len(want)
+        agreement[name] = {"queries": n, "exact": exact, "overlap": overlap / n if n else 0.0}
+    report(agreement=agreement)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("phase", choices=PHASES)
+    parser.add_argument("--corpus", type=Path)
+    parser.add_argument("--cache", type=Path)
+    parser.add_argument("--queries", type=Path)
+    parser.add_argument("--tokens", type=Path, help="folder of the exported qabot terms")
+    parser.add_argument("--out", type=Path, help="folder for analyzed queries, top-k lists and profiles")
+    parser.add_argument("--engine")
+    parser.add_argument("--engines", nargs="*", default=[])
+    parser.add_argument("--folder", type=Path, help="where an engine saves its index")
+    parser.add_argument("--warmup", type=int, default=WARMUP)
+    parser.add_argument("--limit", type=int, help="at most this many timed queries")
+    parser.add_argument("--k1", type=float, default=1.2)
+    parser.add_argument("--b", type=float, default=0.75)
+    args = parser.parse_args()
+    # A terminated phase still runs its finally blocks (the refresh phase must restore the article).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    PHASES[args.phase](args)
+
+
+PHASES = {
+    "qabot-build": qabot_build, "qabot-query": qabot_query, "qabot-refresh": qabot_refresh,
+    "qabot-profile": qabot_profile, "engine-build": engine_build, "engine-query": engine_query, "check": check,
+}  # fmt: skip
+
+if __name__ == "__main__":
+    main()
