@@ -44,9 +44,16 @@ def idf_okapi(df: np.ndarray, n_docs: int, epsilon: float = EPSILON) -> np.ndarr
     return idf
 
 
-def tf_okapi(tf: np.ndarray, doc_len: np.ndarray, avgdl: float, k1: float, b: float) -> np.ndarray:
-    """BM25 term-frequency saturation: tf (k1 + 1) / (tf + k1 (1 - b + b |d| / avgdl))."""
-    return tf * (k1 + 1) / (tf + k1 * (1 - b + b * doc_len / avgdl))
+def length_norm(doc_len: np.ndarray, avgdl: float, k1: float, b: float) -> np.ndarray:
+    """BM25's length normaliser per sentence: k1 (1 - b + b |d| / avgdl)."""
+    return k1 * (1 - b + b * doc_len / avgdl)
+
+
+def tf_okapi(tf: np.ndarray, norm: np.ndarray, k1: float) -> np.ndarray:
+    """BM25 term-frequency saturation: tf (k1 + 1) / (tf + norm), as rank-bm25's get_scores computes it."""
+    weight = tf * (k1 + 1)
+    weight /= tf + norm
+    return weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,64 +258,20 @@ def refresh_index(old: Index, changed: Sequence[Chunk], keep: Iterable[str], ski
     The result equals build_index over the same documents: same order, vocabulary, ids and weights.
     """
     keep = set(keep) - {doc.path for chunk in changed for doc in chunk.docs}
-    return _assemble(old.root, [_kept_part(old, keep), *changed], skipped, old.k1, old.b)
-
-
-def _kept_part(index: Index, keep: set[str]) -> Chunk:
-    """The documents of index whose paths are in keep, as a Chunk over index's vocabulary."""
-    everything = Chunk(
-        docs=index.docs,
-        text=index.text_blob,
-        text_lengths=np.diff(index.text_ptr),
-        sent_counts=np.diff(index.doc_sent_ptr),
-        starts=index.sent_start,
-        ends=index.sent_end,
-        lines=index.sent_line,
-        end_lines=index.sent_end_line,
-        lengths=np.diff(index.tok_ptr),
-        tok_ids=index.tok_ids,
-        vocab=index.vocab,
+    stored = Chunk(
+        docs=old.docs,
+        text=old.text_blob,
+        text_lengths=np.diff(old.text_ptr),
+        sent_counts=np.diff(old.doc_sent_ptr),
+        starts=old.sent_start,
+        ends=old.sent_end,
+        lines=old.sent_line,
+        end_lines=old.sent_end_line,
+        lengths=np.diff(old.tok_ptr),
+        tok_ids=old.tok_ids,
+        vocab=old.vocab,
     )
-    return _select(everything, np.flatnonzero([doc.path in keep for doc in index.docs]))
-
-
-def _runs(ids: np.ndarray) -> list[tuple[int, int]]:
-    """Maximal runs of consecutive integers in ids, as half-open (first, stop) ranges, in order."""
-    if not len(ids):
-        return []
-    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
-    firsts, lasts = np.concatenate([[0], breaks]), np.concatenate([breaks, [len(ids)]]) - 1
-    return list(zip(ids[firsts].tolist(), (ids[lasts] + 1).tolist(), strict=True))
-
-
-def _select(chunk: Chunk, doc_ids: np.ndarray) -> Chunk:
-    """The chunk's documents doc_ids, in that order, copied a run of consecutive documents at a time.
-
-    Memory and time grow with the output, not with index arrays as long as the text.
-    """
-    runs = _runs(np.asarray(doc_ids, dtype=np.int64))
-    sent_ptr, text_ptr = _pointers(chunk.sent_counts), _pointers(chunk.text_lengths)
-    tok_ptr = _pointers(chunk.lengths)
-
-    def take(array: np.ndarray, ptr: np.ndarray | None) -> np.ndarray:
-        pieces = [array[:0]]  # keeps the dtype when nothing is selected
-        pieces += [array[a:b] if ptr is None else array[ptr[a] : ptr[b]] for a, b in runs]
-        return np.concatenate(pieces)
-
-    tok_ptr_by_doc = tok_ptr[sent_ptr]
-    return Chunk(
-        docs=tuple(chunk.docs[i] for i in np.asarray(doc_ids).tolist()),
-        text=take(chunk.text, text_ptr),
-        text_lengths=take(chunk.text_lengths, None),
-        sent_counts=take(chunk.sent_counts, None),
-        starts=take(chunk.starts, sent_ptr),
-        ends=take(chunk.ends, sent_ptr),
-        lines=take(chunk.lines, sent_ptr),
-        end_lines=take(chunk.end_lines, sent_ptr),
-        lengths=take(chunk.lengths, sent_ptr),
-        tok_ids=take(chunk.tok_ids, tok_ptr_by_doc),
-        vocab=chunk.vocab,
-    )
+    return _assemble(old.root, [stored, *changed], skipped, old.k1, old.b, wanted=lambda doc: doc.path in keep)
 
 
 def _pointers(counts: np.ndarray) -> np.ndarray:
@@ -317,82 +280,112 @@ def _pointers(counts: np.ndarray) -> np.ndarray:
     return ptr
 
 
-def _assemble(root: Path, chunks: Sequence[Chunk], skipped: Sequence[Skipped], k1: float, b: float) -> Index:
-    """Concatenate chunks, order documents by path, renumber terms into one sorted vocabulary."""
-    present: set[str] = set()
-    for chunk in chunks:
-        used = np.flatnonzero(np.bincount(chunk.tok_ids, minlength=len(chunk.vocab)))
-        present.update(chunk.vocab[i] for i in used.tolist())
-    vocab = sorted(present)
-    term_ids = {term: i for i, term in enumerate(vocab)}
-    remapped = []
-    for chunk in chunks:
-        remap = np.fromiter((term_ids.get(term, -1) for term in chunk.vocab), dtype=np.int32, count=len(chunk.vocab))
-        remapped.append(remap[chunk.tok_ids])
+def _assemble(
+    root: Path,
+    chunks: Sequence[Chunk],
+    skipped: Sequence[Skipped],
+    k1: float,
+    b: float,
+    wanted: Callable[[DocInfo], bool] | None = None,
+) -> Index:
+    """One Index of the chunks' documents (those of the first chunk that `wanted` accepts), by path.
 
-    def joined(name: str, dtype: type) -> np.ndarray:
-        return np.concatenate([np.empty(0, dtype=dtype), *(getattr(chunk, name) for chunk in chunks)]).astype(
-            dtype, copy=False
-        )
+    Documents are copied a run of consecutive ones at a time, straight from their chunk, so time and
+    memory grow with the output; terms are renumbered into one sorted vocabulary of the terms used.
+    """
+    picked = [
+        (doc.path, c, i)
+        for c, chunk in enumerate(chunks)
+        for i, doc in enumerate(chunk.docs)
+        if c > 0 or wanted is None or wanted(doc)
+    ]
+    picked.sort()
+    runs: list[list[int]] = []  # [chunk, first doc, stop doc]
+    for _, c, i in picked:
+        if runs and runs[-1][0] == c and runs[-1][2] == i:
+            runs[-1][2] += 1
+        else:
+            runs.append([c, i, i + 1])
 
-    merged = Chunk(
-        docs=tuple(doc for chunk in chunks for doc in chunk.docs),
-        text=joined("text", np.uint8),
-        text_lengths=joined("text_lengths", np.int64),
-        sent_counts=joined("sent_counts", np.int64),
-        starts=joined("starts", np.int64),
-        ends=joined("ends", np.int64),
-        lines=joined("lines", np.int32),
-        end_lines=joined("end_lines", np.int32),
-        lengths=joined("lengths", np.int64),
-        tok_ids=np.concatenate([np.empty(0, dtype=np.int32), *remapped]),
-        vocab=tuple(vocab),
-    )
-    order = np.array(sorted(range(len(merged.docs)), key=lambda i: merged.docs[i].path), dtype=np.int64)
-    if not np.array_equal(order, np.arange(len(order))):
-        merged = _select(merged, order)
-    n_sent = int(merged.sent_counts.sum())
+    union: dict[str, int] = {}
+    to_union = [
+        np.fromiter((union.setdefault(t, len(union)) for t in chunk.vocab), dtype=np.int32, count=len(chunk.vocab))
+        for chunk in chunks
+    ]
+    pointers = [
+        (_pointers(chunk.text_lengths), _pointers(chunk.sent_counts), _pointers(chunk.lengths)) for chunk in chunks
+    ]
+
+    def take(field: str, level: str, dtype: type) -> np.ndarray:
+        pieces = [np.empty(0, dtype=dtype)]
+        for c, first, stop in runs:
+            text_ptr, sent_ptr, tok_ptr = pointers[c]
+            if level == "doc":
+                lo, hi = first, stop
+            elif level == "byte":
+                lo, hi = text_ptr[first], text_ptr[stop]
+            elif level == "sentence":
+                lo, hi = sent_ptr[first], sent_ptr[stop]
+            else:
+                lo, hi = tok_ptr[sent_ptr[first]], tok_ptr[sent_ptr[stop]]
+            piece = getattr(chunks[c], field)[lo:hi]
+            pieces.append(to_union[c][piece] if field == "tok_ids" else piece)
+        return np.concatenate(pieces).astype(dtype, copy=False)
+
+    tok_ids = take("tok_ids", "token", np.int32)
+    union_terms = list(union)
+    used = np.flatnonzero(np.bincount(tok_ids, minlength=len(union_terms)))
+    vocab = sorted(union_terms[i] for i in used.tolist())
+    renumber = np.zeros(len(union_terms), dtype=np.int32)
+    renumber[[union[term] for term in vocab]] = np.arange(len(vocab), dtype=np.int32)
+    tok_ids = renumber[tok_ids]
+    text_lengths, sent_counts = take("text_lengths", "doc", np.int64), take("sent_counts", "doc", np.int64)
+    lengths = take("lengths", "sentence", np.int64)
     return Index(
         root=root,
-        docs=merged.docs,
+        docs=tuple(chunks[c].docs[i] for _, c, i in picked),
         skipped=tuple(skipped),
         k1=k1,
         b=b,
-        text_ptr=_pointers(merged.text_lengths),
-        text_blob=merged.text,
-        doc_sent_ptr=_pointers(merged.sent_counts),
-        sent_doc=np.repeat(np.arange(len(merged.sent_counts), dtype=np.int32), merged.sent_counts),
-        sent_start=merged.starts,
-        sent_end=merged.ends,
-        sent_line=merged.lines,
-        sent_end_line=merged.end_lines,
-        tok_ptr=_pointers(merged.lengths),
-        tok_ids=merged.tok_ids,
-        vocab=merged.vocab,
-        **_okapi_postings(merged.tok_ids, merged.lengths, len(vocab), n_sent, k1, b),
+        text_ptr=_pointers(text_lengths),
+        text_blob=take("text", "byte", np.uint8),
+        doc_sent_ptr=_pointers(sent_counts),
+        sent_doc=np.repeat(np.arange(len(sent_counts), dtype=np.int32), sent_counts),
+        sent_start=take("starts", "sentence", np.int64),
+        sent_end=take("ends", "sentence", np.int64),
+        sent_line=take("lines", "sentence", np.int32),
+        sent_end_line=take("end_lines", "sentence", np.int32),
+        tok_ptr=_pointers(lengths),
+        tok_ids=tok_ids,
+        vocab=tuple(vocab),
+        **_okapi_postings(tok_ids, lengths, len(vocab), k1, b),
     )
 
 
 def _okapi_postings(
-    tok_ids: np.ndarray, lengths: np.ndarray, n_terms: int, n_sent: int, k1: float, b: float
+    tok_ids: np.ndarray, lengths: np.ndarray, n_terms: int, k1: float, b: float
 ) -> dict[str, np.ndarray]:
     """Posting lists (term-major, sentences ascending) with BM25Okapi weights, fully vectorised."""
-    stride = max(n_sent, 1)
-    pairs = np.sort(tok_ids.astype(np.int64) * stride + np.repeat(np.arange(n_sent, dtype=np.int64), lengths))
-    first = np.ones(len(pairs), dtype=bool)
-    first[1:] = pairs[1:] != pairs[:-1]
+    n_sent = len(lengths)
+    bits = max(n_sent, 1).bit_length()  # (term << bits) | sentence sorts term-major, then by sentence
+    pairs = np.repeat(np.arange(n_sent, dtype=np.int64), lengths)
+    pairs |= tok_ids.astype(np.int64) << bits
+    pairs.sort()
+    first = np.empty(len(pairs), dtype=bool)
+    first[:1] = True
+    np.not_equal(pairs[1:], pairs[:-1], out=first[1:])
     starts = np.flatnonzero(first)
-    tf = np.diff(np.append(starts, len(pairs))).astype(np.float64)
+    tf = np.diff(starts, append=len(pairs)).astype(np.float64)
     pairs = pairs[starts]
-    post_term = pairs // stride
-    post_sent = (pairs % stride).astype(np.int32)
+    post_term = pairs >> bits
+    post_sent = (pairs & ((1 << bits) - 1)).astype(np.int32)
     df = np.bincount(post_term, minlength=n_terms).astype(np.int64)
-    post_ptr = np.zeros(n_terms + 1, dtype=np.int64)
-    np.cumsum(df, out=post_ptr[1:])
     idf = idf_okapi(df.astype(np.float64), n_sent)
     avgdl = float(lengths.sum()) / n_sent if n_sent else 1.0
-    weight = idf[post_term] * tf_okapi(tf, lengths[post_sent].astype(np.float64), avgdl or 1.0, k1, b)
-    return {"df": df, "idf": idf, "post_ptr": post_ptr, "post_sent": post_sent, "post_weight": weight}
+    # The normaliser once per sentence, then gathered: the same floats as per posting, fewer passes.
+    weight = tf_okapi(tf, length_norm(lengths, avgdl or 1.0, k1, b)[post_sent], k1)
+    weight *= np.repeat(idf, df)
+    return {"df": df, "idf": idf, "post_ptr": _pointers(df), "post_sent": post_sent, "post_weight": weight}
 
 
 def idf_of_unknown(n_sentences: int) -> float:
