@@ -50,9 +50,13 @@ def length_norm(doc_len: np.ndarray, avgdl: float, k1: float, b: float) -> np.nd
 
 
 def tf_okapi(tf: np.ndarray, norm: np.ndarray, k1: float) -> np.ndarray:
-    """BM25 term-frequency saturation: tf (k1 + 1) / (tf + norm), as rank-bm25's get_scores computes it."""
+    """BM25 term-frequency saturation: tf (k1 + 1) / (tf + norm), as rank-bm25's get_scores computes it.
+
+    Reuses norm's memory for the denominator.
+    """
+    norm += tf
     weight = tf * (k1 + 1)
-    weight /= tf + norm
+    weight /= norm
     return weight
 
 
@@ -365,11 +369,15 @@ def _assemble(
 def _okapi_postings(
     tok_ids: np.ndarray, lengths: np.ndarray, n_terms: int, k1: float, b: float
 ) -> dict[str, np.ndarray]:
-    """Posting lists (term-major, sentences ascending) with BM25Okapi weights, fully vectorised."""
+    """Posting lists (term-major, sentences ascending) with BM25Okapi weights, fully vectorised.
+
+    Works in place where it can: on a VM, touching fresh memory costs more than the arithmetic.
+    """
     n_sent = len(lengths)
     bits = max(n_sent, 1).bit_length()  # (term << bits) | sentence sorts term-major, then by sentence
-    pairs = np.repeat(np.arange(n_sent, dtype=np.int64), lengths)
-    pairs |= tok_ids.astype(np.int64) << bits
+    pairs = tok_ids.astype(np.int64)
+    pairs <<= bits
+    pairs |= np.repeat(np.arange(n_sent, dtype=np.int64), lengths)
     pairs.sort()
     first = np.empty(len(pairs), dtype=bool)
     first[:1] = True
@@ -377,9 +385,11 @@ def _okapi_postings(
     starts = np.flatnonzero(first)
     tf = np.diff(starts, append=len(pairs)).astype(np.float64)
     pairs = pairs[starts]
-    post_term = pairs >> bits
+    del starts, first
     post_sent = (pairs & ((1 << bits) - 1)).astype(np.int32)
-    df = np.bincount(post_term, minlength=n_terms).astype(np.int64)
+    pairs >>= bits
+    df = np.bincount(pairs, minlength=n_terms).astype(np.int64)
+    del pairs
     idf = idf_okapi(df.astype(np.float64), n_sent)
     avgdl = float(lengths.sum()) / n_sent if n_sent else 1.0
     # The normaliser once per sentence, then gathered: the same floats as per posting, fewer passes.
