@@ -255,7 +255,10 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
         arrays = {}
         for name in ARRAYS:
             path = tmp / f"{name}.npy"
-            np.save(path, np.ascontiguousarray(getattr(index, name)), allow_pickle=False)
+            with open(path, "wb") as handle:
+                np.save(handle, np.ascontiguousarray(getattr(index, name)), allow_pickle=False)
+                handle.flush()
+                os.fsync(handle.fileno())  # on disk before CURRENT can name it, even across a power cut
             arrays[name] = _file_checksum(path)
         meta = {
             **params.fingerprint(),
@@ -269,6 +272,7 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
         }
         meta_bytes = json.dumps(meta, ensure_ascii=False).encode("utf-8")
         _write_synced(tmp / "meta.json", meta_bytes)
+        _fsync_dir(tmp)
         generation = folder / f"gen-{uuid.uuid4().hex}"
         os.rename(tmp, generation)
         pointer = folder / f"CURRENT.{uuid.uuid4().hex}.tmp"

@@ -209,11 +209,12 @@ KILL_POINTS = [
     ("np.save", 1, False),
     ("np.save", 8, False),
     ("np.save", len(ARRAYS), False),
-    ("_write_synced", 1, False),  # meta.json written, folder not yet renamed
+    ("_write_synced", 1, False),  # meta.json written, folder not yet synced
+    ("_fsync_dir", 1, False),  # new folder synced, not yet renamed
     ("os.rename", 1, False),  # generation in place, pointer not yet written
     ("_write_synced", 2, False),  # pointer written to its temp file, not yet swapped in
     ("os.replace", 1, True),  # CURRENT swapped, directory not yet synced
-    ("_fsync_dir", 1, True),  # everything done but old generations not yet removed
+    ("_fsync_dir", 2, True),  # everything done but old generations not yet removed
 ]
 
 
