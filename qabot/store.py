@@ -123,7 +123,7 @@ def open_index(
         stored = load_index(folder, root, params)
     except CacheInvalid as exc:
         if (folder / "CURRENT").exists():
-            warn(f"index cache {folder} is unusable ({exc}); rebuilding it")
+            warn(f"index cache {folder} is out of date or damaged: {exc}; rebuilding it")
         stored = None
     if stored is None:
         index = build_corpus_index(root, entries, listing_skips, params, warn, progress)
@@ -303,7 +303,9 @@ def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, li
     expected = params.fingerprint()
     for key, value in expected.items():
         if meta.get(key) != value:
-            raise CacheInvalid(f"built with different {key} ({meta.get(key)!r}, now {value!r})")
+            if key in ("format", "version", "analyzer"):
+                raise CacheInvalid(f"built by another version of qabot ({key} differs)")
+            raise CacheInvalid(f"built with {key} = {meta.get(key)!r}, now {value!r}")
     arrays = {}
     try:
         for name in ARRAYS:
