@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qabot.analyze import surface_words, term_spans
+from qabot.analyze import analyze, fold, surface_words, term_spans
 from qabot.answer_type import expected_type, has_answer_type
 from qabot.index import Index, idf_of_unknown
 from qabot.model import Answer, Location, Passage
@@ -55,6 +55,7 @@ class QueryTerm:
     count: int  # times it occurs in the question
     ids: tuple[tuple[int, float], ...]  # (term id, weight): the term itself at 1, variants lower
     mass: float  # its share of the question's IDF mass
+    own_id: int | None = None  # the term itself, when the corpus has it
 
 
 def clean_question(question: str) -> str:
@@ -119,10 +120,19 @@ class Answerer:
             )
             return Answer(question, (), True, reason, expansions, searched)
         passages = self._passages(ranked, scores, top_k, terms)
+        expansions = self._as_spelled(expansions, passages)
         reason = ""
         if expansions:
             reason = "also searched: " + ", ".join(f"{variant} (for {word})" for word, variant in expansions)
         return Answer(question, tuple(passages), False, reason, expansions, searched)
+
+    @staticmethod
+    def _as_spelled(
+        expansions: tuple[tuple[str, str], ...], passages: list[Passage]
+    ) -> tuple[tuple[str, str], ...]:
+        """Variants as the passages spell them ("luis", not the stem "lui") where a passage has one."""
+        spelled = {term: word for p in passages for word in p.matched_terms for term in analyze(word)}
+        return tuple((word, spelled.get(variant, variant)) for word, variant in expansions)
 
     def _query_terms(self, question: str) -> tuple[list[QueryTerm], tuple[tuple[str, str], ...]]:
         index = self.index
@@ -145,7 +155,7 @@ class Answerer:
                     expansions.append((word, index.vocab[variant_id]))
             # rank-bm25's IDF can be zero or negative in a tiny corpus; a word still carries some mass.
             mass = max(float(index.idf[term_id]), MIN_MASS) if term_id is not None else unknown_idf
-            terms.append(QueryTerm(word, count, tuple(ids), mass))
+            terms.append(QueryTerm(word, count, tuple(ids), mass, term_id))
         return terms, tuple(expansions)
 
     def _variant_finder(self) -> VariantFinder:
@@ -248,12 +258,22 @@ class Answerer:
         index = self.index
         before, after = index.neighbours(sent)
         doc = index.docs[int(index.sent_doc[sent])]
-        matched = tuple(term.word for term in terms if any(tid in tokens for tid, _ in term.ids))
+        text = index.sentence_text(sent)
+        spelled: dict[str, str] = {}  # index term -> the word as this sentence spells it
+        for start, end, term in term_spans(text):
+            spelled.setdefault(term, fold(text[start:end]).replace(".", ""))
+        matched: list[str] = []
+        for term in terms:
+            for term_id, _ in term.ids:
+                if term_id in tokens:
+                    word = term.word if term_id == term.own_id else spelled.get(index.vocab[term_id], term.word)
+                    if word not in matched:
+                        matched.append(word)
         return Passage(
-            text=index.sentence_text(sent),
+            text=text,
             location=self._location(sent),
             score=round(score, 6),
-            matched_terms=matched,
+            matched_terms=tuple(matched),
             context_before=index.sentence_text(before) if before is not None else "",
             context_after=index.sentence_text(after) if after is not None else "",
             also_in=tuple(self._location(dup) for dup in duplicates),
