@@ -21,7 +21,6 @@ from qabot.corpus import Document, Skipped
 from qabot.segment import line_starts, sentence_spans
 
 EPSILON = 0.25  # rank-bm25's default floor for negative IDF, as a share of the mean IDF
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)

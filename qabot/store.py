@@ -132,7 +132,7 @@ def open_index(
     index, stored_skips = stored
     stale = _stale_entries(index, stored_skips, entries)
     removed = {doc.path for doc in index.docs} - {entry.path for entry in entries}
-    if not stale and not removed and _same_skips(stored_skips, listing_skips, entries):
+    if not stale and not removed and _same_skips(stored_skips, listing_skips):
         return index, OpenReport("loaded", seconds=time.perf_counter() - started)
     reported = {(s.path, s.reason) for s in stored_skips}
     for skip in listing_skips:
@@ -233,7 +233,8 @@ def _kept_skips(stored: Sequence[Skipped], entries: Sequence[FileEntry], stale: 
     return [s for s in stored if isinstance(s, _SkippedEntry) and s.path in present]
 
 
-def _same_skips(stored: Sequence[Skipped], listing: Sequence[Skipped], entries: Sequence[FileEntry]) -> bool:
+def _same_skips(stored: Sequence[Skipped], listing: Sequence[Skipped]) -> bool:
+    """Whether the listing found the same unusable entries (links, loops) as when the index was saved."""
     listed = {(s.path, s.reason) for s in listing}
     stored_listing = {(s.path, s.reason) for s in stored if not isinstance(s, _SkippedEntry)}
     return listed == stored_listing
