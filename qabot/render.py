@@ -49,7 +49,8 @@ def render_text(answer: Answer, color: bool = False, cwd: Path | None = None) ->
         text = _printable(passage.text)
         if color:
             text = emphasise(text, passage.matched_terms, BOLD, RESET)
-        lines.append(f"[{number}] “{text}”")
+        quoted = text if text[:1] in "“\"‘'«" else f"“{text}”"  # the sentence may open its own quote
+        lines.append(f"[{number}] {quoted}")
         lines.append(f"    — {_printable(citation(passage.location, cwd))}  ({_printable(_title_line(passage))})")
         for other in passage.also_in:
             lines.append(f"    also in {_printable(citation(other, cwd))}")
