@@ -158,6 +158,14 @@ def spawn(env: dict[str, str], *args: str) -> pexpect.spawn:
     return child
 
 
+def quit_cleanly(child: pexpect.spawn) -> None:
+    """:quit ends the session with exit status 0."""
+    child.sendline(":quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
 def test_pty_session_question_show_history_ctrl_c_and_quit(pty_env: dict[str, str], tmp_path: Path) -> None:
     child = spawn(pty_env)  # no arguments: the REPL
     child.sendline("Who is Louis Bono?")
@@ -188,10 +196,7 @@ def test_pty_session_question_show_history_ctrl_c_and_quit(pty_env: dict[str, st
     child.expect_exact(PROMPT)
     assert child.before.strip() == ""
 
-    child.sendline(":quit")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    quit_cleanly(child)
     history = (tmp_path / "history").read_text("utf-8").splitlines()
     assert history[:2] == ["Who is Louis Bono?", ":show 1"] and "who is pashinian" not in history
 
@@ -243,10 +248,7 @@ def test_pty_non_utf8_bytes_do_not_end_the_session(pty_env: dict[str, str]) -> N
     os.write(child.child_fd, b"who is \xff pashinian\r")
     child.expect_exact(PROMPT)
     assert "Pashinian" in child.before
-    child.sendline(":quit")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    quit_cleanly(child)
 
 
 def test_pty_unwritable_history_warns_once_and_carries_on(pty_env: dict[str, str], tmp_path: Path) -> None:
@@ -257,8 +259,5 @@ def test_pty_unwritable_history_warns_once_and_carries_on(pty_env: dict[str, str
         child.sendline("who is pashinian")
         child.expect_exact(PROMPT)
         assert "[1] “" in child.before
-    child.sendline(":quit")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    quit_cleanly(child)
     assert transcript.getvalue().count("qabot: cannot save history to") == 1
