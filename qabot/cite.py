@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qabot.corpus import check_root, read_text_like_python, title_and_date
+from qabot.corpus import NotText, check_root, decode_article, title_and_date
 from qabot.errors import CitationError
 
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
@@ -109,12 +109,10 @@ def read_cited(file: Path) -> CitedFile:
         data = file.read_bytes()
     except OSError as exc:
         raise MissingFile(f"cannot read {file}: {exc.strerror or exc}") from None
-    if b"\x00" in data:
-        raise CitationError(f"{file} is a binary file (contains NUL bytes), not an article")
     try:
-        text = read_text_like_python(data)
-    except UnicodeDecodeError as exc:
-        raise CitationError(f"{file} is not valid UTF-8 (bad byte at offset {exc.start})") from None
+        text = decode_article(data)
+    except NotText as exc:
+        raise CitationError(f"{file} is not an article: {exc}") from None
     return CitedFile(file, text, hashlib.sha256(data).hexdigest())
 
 

@@ -131,14 +131,26 @@ def parse_document(
     """A Document from a file's bytes, or Skipped when empty, binary or not UTF-8."""
     if not data.strip():
         return Skipped(path, "empty file")
-    if b"\x00" in data:
-        return Skipped(path, "binary file (contains NUL bytes)")
     try:
-        text = read_text_like_python(data)
-    except UnicodeDecodeError as exc:
-        return Skipped(path, f"not valid UTF-8 (bad byte at offset {exc.start})")
+        text = decode_article(data)
+    except NotText as exc:
+        return Skipped(path, str(exc))
     title, date = title_and_date(text, boilerplate)
     return Document(path, text, hashlib.sha256(data).hexdigest(), title, date, len(data), mtime_ns)
+
+
+class NotText(ValueError):
+    """The bytes are not an article's text: binary, or not UTF-8 (the message says which)."""
+
+
+def decode_article(data: bytes) -> str:
+    """The article's text from its bytes (see read_text_like_python); NotText when binary or not UTF-8."""
+    if b"\x00" in data:
+        raise NotText("binary file (contains NUL bytes)")
+    try:
+        return read_text_like_python(data)
+    except UnicodeDecodeError as exc:
+        raise NotText(f"not valid UTF-8 (bad byte at offset {exc.start})") from None
 
 
 def read_text_like_python(data: bytes) -> str:
