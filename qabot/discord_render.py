@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import discord
 
 from qabot.model import Answer, Location, Passage
-from qabot.render import matched_spans
+from qabot.render import matched_spans, printable
 
 MESSAGE_LIMIT = 2000
 TITLE_LIMIT = 256
@@ -75,7 +75,7 @@ def flatten(text: str) -> str:
     Offsets are kept (one character for one); text beyond EMBED_TOTAL_LIMIT is dropped, which still
     leaves it too long for any field, so truncation and its ellipsis happen as they would.
     """
-    return "".join(ch if ch.isprintable() else " " for ch in text[: EMBED_TOTAL_LIMIT + 1])
+    return printable(text[: EMBED_TOTAL_LIMIT + 1])
 
 
 def one_line(text: str) -> str:

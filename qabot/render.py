@@ -43,19 +43,19 @@ def emphasise(text: str, matched_terms: tuple[str, ...], before: str, after: str
 def render_text(answer: Answer, color: bool = False, cwd: Path | None = None) -> str:
     """Human-readable answer: numbered quotes with citations, or a plain abstention sentence."""
     if answer.abstained:
-        return f"No answer in the corpus. {_printable(answer.reason)}"
+        return f"No answer in the corpus. {printable(answer.reason)}"
     lines = []
     for number, passage in enumerate(answer.passages, 1):
-        text = _printable(passage.text)
+        text = printable(passage.text)
         if color:
             text = emphasise(text, passage.matched_terms, BOLD, RESET)
         quoted = text if text[:1] in "“\"‘'«" else f"“{text}”"  # the sentence may open its own quote
         lines.append(f"[{number}] {quoted}")
-        lines.append(f"    — {_printable(citation(passage.location, cwd))}  ({_printable(_title_line(passage))})")
+        lines.append(f"    — {printable(citation(passage.location, cwd))}  ({printable(_title_line(passage))})")
         for other in passage.also_in:
-            lines.append(f"    also in {_printable(citation(other, cwd))}")
+            lines.append(f"    also in {printable(citation(other, cwd))}")
     if answer.reason:
-        lines.append(f"({_printable(answer.reason)})")
+        lines.append(f"({printable(answer.reason)})")
     return "\n".join(lines)
 
 
@@ -70,9 +70,12 @@ def _title_line(passage: Passage) -> str:
     return f"{title}, {passage.date}" if passage.date else title
 
 
-def _printable(text: str) -> str:
-    # Terminal output must not carry escape sequences from a file; offsets live in JSON, not here.
-    return "".join(ch if ch.isprintable() or ch == "\n" else " " for ch in text).replace("\n", " ")
+def printable(text: str) -> str:
+    """text with each control character or line break made one space (one character for one).
+
+    Terminal and chat output must not carry escape sequences from a file; offsets live in JSON.
+    """
+    return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 def location_json(location: Location, cwd: Path | None = None) -> dict[str, Any]:
