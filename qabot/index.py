@@ -1,8 +1,9 @@
-"""BM25 over sentences: build from documents, score with precomputed sparse weights, refresh.
+"""BM25 over sentences: build from documents, score over posting lists, refresh.
 
 Scores are rank-bm25's BM25Okapi (Robertson et al., with ATIRE's epsilon floor on
-negative IDF), computed once per (term, sentence) at build time, so a query costs
-the sum of its posting lists instead of a pass over every sentence.
+negative IDF). Postings hold term frequencies; IDF and each sentence's length
+normaliser are derived when the index is opened, so a query costs the sum of its
+posting lists and a refresh never rewrites weights that the corpus size changed.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class Index:
     """Sentences of a corpus with BM25Okapi weights in term-major (posting list) order.
 
     For sentence i: docs[sent_doc[i]] is its file and the file's text[sent_start[i]:sent_end[i]]
-    is the sentence. Postings of term t are post_sent/post_weight[post_ptr[t]:post_ptr[t + 1]].
+    is the sentence. Postings of term t are post_sent/post_tf[post_ptr[t]:post_ptr[t + 1]].
     """
 
     root: Path
@@ -142,15 +143,21 @@ class Index:
     tok_ids: np.ndarray  # int32[T], term ids of every sentence in order
     vocab: tuple[str, ...]  # sorted terms; a term's id is its position
     df: np.ndarray  # int64[V]
-    idf: np.ndarray  # float64[V]
     post_ptr: np.ndarray  # int64[V + 1]
     post_sent: np.ndarray  # int32[P]
-    post_weight: np.ndarray  # float64[P]
+    post_tf: np.ndarray  # uint16[P], occurrences of the term in the sentence
+    idf: np.ndarray = field(init=False, repr=False, compare=False)  # float64[V]
     term_ids: dict[str, int] = field(init=False, repr=False, compare=False)
+    _norm: np.ndarray = field(init=False, repr=False, compare=False)  # float64[N], length normaliser
     _buffers: threading.local = field(init=False, repr=False, compare=False)
     _text_cache: dict[int, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        n_sent = len(self.sent_doc)
+        lengths = np.diff(self.tok_ptr)
+        avgdl = float(lengths.sum()) / n_sent if n_sent else 1.0
+        object.__setattr__(self, "idf", idf_okapi(self.df.astype(np.float64), n_sent))
+        object.__setattr__(self, "_norm", length_norm(lengths, avgdl or 1.0, self.k1, self.b))
         object.__setattr__(self, "term_ids", {term: i for i, term in enumerate(self.vocab)})
         object.__setattr__(self, "_buffers", threading.local())
         object.__setattr__(self, "_text_cache", {})
@@ -178,8 +185,13 @@ class Index:
         return self.tok_ids[self.tok_ptr[sent] : self.tok_ptr[sent + 1]]
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        """The sentences holding `term`, ascending, and its BM25 weight in each."""
         lo, hi = self.post_ptr[term], self.post_ptr[term + 1]
-        return self.post_sent[lo:hi], self.post_weight[lo:hi]
+        sents = self.post_sent[lo:hi]
+        return sents, self._weights(term, self.post_tf[lo:hi], sents)
+
+    def _weights(self, term: int, tf: np.ndarray, sents: np.ndarray) -> np.ndarray:
+        return tf_okapi(tf.astype(np.float64), self._norm[sents], self.k1) * self.idf[term]
 
     def score_all(self, terms: Sequence[str]) -> np.ndarray:
         """BM25Okapi score of every sentence for a query given as terms (rank-bm25's get_scores)."""
@@ -228,12 +240,14 @@ class Index:
 
     def term_weights(self, term: int, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Whether each of `sents` holds `term`, and the term's BM25 weight there (0 where absent)."""
-        posting_sents, weights = self.postings(term)
+        lo, hi = self.post_ptr[term], self.post_ptr[term + 1]
+        posting_sents = self.post_sent[lo:hi]
         if not len(posting_sents):
             return np.zeros(len(sents), dtype=bool), np.zeros(len(sents))
         at = np.minimum(np.searchsorted(posting_sents, sents), len(posting_sents) - 1)
         present = posting_sents[at] == sents
-        return present, np.where(present, weights[at], 0.0)
+        weights = self._weights(term, self.post_tf[lo:hi][at], posting_sents[at])
+        return present, np.where(present, weights, 0.0)
 
     def neighbour_arrays(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Previous and next sentence ids in the same document, -1 where there is none."""
@@ -252,13 +266,17 @@ class Index:
 
 def build_index(root: Path, chunks: Sequence[Chunk], skipped: Sequence[Skipped], k1: float, b: float) -> Index:
     """An Index of the chunks' documents, ordered by path, with a sorted vocabulary."""
-    return _assemble(root, chunks, skipped, k1, b)
+    layout = _assemble(chunks)
+    postings = _postings(layout.arrays["tok_ids"], layout.lengths, len(layout.vocab))
+    return Index(root=root, docs=layout.docs, skipped=tuple(skipped), k1=k1, b=b, vocab=layout.vocab,
+                 **layout.arrays, **postings)  # fmt: skip
 
 
 def refresh_index(old: Index, changed: Sequence[Chunk], keep: Iterable[str], skipped: Sequence[Skipped]) -> Index:
     """A new Index of old's documents in `keep` (arrays reused, nothing re-read) plus `changed` ones.
 
-    The result equals build_index over the same documents: same order, vocabulary, ids and weights.
+    The result equals build_index over the same documents: same order, vocabulary, ids and postings.
+    Old postings are remapped and the changed documents' postings merged in, without a full sort.
     """
     keep = set(keep) - {doc.path for chunk in changed for doc in chunk.docs}
     stored = Chunk(
@@ -274,7 +292,22 @@ def refresh_index(old: Index, changed: Sequence[Chunk], keep: Iterable[str], ski
         tok_ids=old.tok_ids,
         vocab=old.vocab,
     )
-    return _assemble(old.root, [stored, *changed], skipped, old.k1, old.b, wanted=lambda doc: doc.path in keep)
+    layout = _assemble([stored, *changed], wanted=lambda doc: doc.path in keep)
+    postings = _merged_postings(old, layout)
+    return Index(root=old.root, docs=layout.docs, skipped=tuple(skipped), k1=old.k1, b=old.b, vocab=layout.vocab,
+                 **layout.arrays, **postings)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Everything of an Index but its postings, and where each chunk's sentences and terms went."""
+
+    docs: tuple[DocInfo, ...]
+    vocab: tuple[str, ...]
+    arrays: dict[str, np.ndarray]
+    lengths: np.ndarray  # int64, terms per sentence
+    term_maps: list[np.ndarray]  # per chunk: its term id -> new term id, -1 if no longer used
+    sentence_runs: list[tuple[int, int, int, int]]  # (chunk, first, stop, new first) of copied sentences
 
 
 def _pointers(counts: np.ndarray) -> np.ndarray:
@@ -283,15 +316,8 @@ def _pointers(counts: np.ndarray) -> np.ndarray:
     return ptr
 
 
-def _assemble(
-    root: Path,
-    chunks: Sequence[Chunk],
-    skipped: Sequence[Skipped],
-    k1: float,
-    b: float,
-    wanted: Callable[[DocInfo], bool] | None = None,
-) -> Index:
-    """One Index of the chunks' documents (those of the first chunk that `wanted` accepts), by path.
+def _assemble(chunks: Sequence[Chunk], wanted: Callable[[DocInfo], bool] | None = None) -> _Layout:
+    """The chunks' documents (those of the first chunk that `wanted` accepts) laid out by path.
 
     Documents are copied a run of consecutive ones at a time, straight from their chunk, so time and
     memory grow with the output; terms are renumbered into one sorted vocabulary of the terms used.
@@ -339,36 +365,40 @@ def _assemble(
     union_terms = list(union)
     used = np.flatnonzero(np.bincount(tok_ids, minlength=len(union_terms)))
     vocab = sorted(union_terms[i] for i in used.tolist())
-    renumber = np.zeros(len(union_terms), dtype=np.int32)
+    renumber = np.full(len(union_terms), -1, dtype=np.int32)
     renumber[[union[term] for term in vocab]] = np.arange(len(vocab), dtype=np.int32)
     tok_ids = renumber[tok_ids]
     text_lengths, sent_counts = take("text_lengths", "doc", np.int64), take("sent_counts", "doc", np.int64)
     lengths = take("lengths", "sentence", np.int64)
-    return Index(
-        root=root,
+    sentence_runs, placed = [], 0
+    for c, first, stop in runs:
+        lo, hi = pointers[c][1][first], pointers[c][1][stop]
+        sentence_runs.append((c, int(lo), int(hi), placed))
+        placed += int(hi - lo)
+    arrays = {
+        "text_ptr": _pointers(text_lengths),
+        "text_blob": take("text", "byte", np.uint8),
+        "doc_sent_ptr": _pointers(sent_counts),
+        "sent_doc": np.repeat(np.arange(len(sent_counts), dtype=np.int32), sent_counts),
+        "sent_start": take("starts", "sentence", np.int64),
+        "sent_end": take("ends", "sentence", np.int64),
+        "sent_line": take("lines", "sentence", np.int32),
+        "sent_end_line": take("end_lines", "sentence", np.int32),
+        "tok_ptr": _pointers(lengths),
+        "tok_ids": tok_ids,
+    }
+    return _Layout(
         docs=tuple(chunks[c].docs[i] for _, c, i in picked),
-        skipped=tuple(skipped),
-        k1=k1,
-        b=b,
-        text_ptr=_pointers(text_lengths),
-        text_blob=take("text", "byte", np.uint8),
-        doc_sent_ptr=_pointers(sent_counts),
-        sent_doc=np.repeat(np.arange(len(sent_counts), dtype=np.int32), sent_counts),
-        sent_start=take("starts", "sentence", np.int64),
-        sent_end=take("ends", "sentence", np.int64),
-        sent_line=take("lines", "sentence", np.int32),
-        sent_end_line=take("end_lines", "sentence", np.int32),
-        tok_ptr=_pointers(lengths),
-        tok_ids=tok_ids,
         vocab=tuple(vocab),
-        **_okapi_postings(tok_ids, lengths, len(vocab), k1, b),
+        arrays=arrays,
+        lengths=lengths,
+        term_maps=[renumber[ids] for ids in to_union],
+        sentence_runs=sentence_runs,
     )
 
 
-def _okapi_postings(
-    tok_ids: np.ndarray, lengths: np.ndarray, n_terms: int, k1: float, b: float
-) -> dict[str, np.ndarray]:
-    """Posting lists (term-major, sentences ascending) with BM25Okapi weights, fully vectorised.
+def _postings(tok_ids: np.ndarray, lengths: np.ndarray, n_terms: int) -> dict[str, np.ndarray]:
+    """Posting lists (term-major, sentences ascending) with term frequencies, fully vectorised.
 
     Works in place where it can: on a VM, touching fresh memory costs more than the arithmetic.
     """
@@ -382,19 +412,54 @@ def _okapi_postings(
     first[:1] = True
     np.not_equal(pairs[1:], pairs[:-1], out=first[1:])
     starts = np.flatnonzero(first)
-    tf = np.diff(starts, append=len(pairs)).astype(np.float64)
+    post_tf = np.diff(starts, append=len(pairs)).astype(np.uint16)  # a sentence holds at most 1000 characters
     pairs = pairs[starts]
     del starts, first
     post_sent = (pairs & ((1 << bits) - 1)).astype(np.int32)
     pairs >>= bits
     df = np.bincount(pairs, minlength=n_terms).astype(np.int64)
-    del pairs
-    idf = idf_okapi(df.astype(np.float64), n_sent)
-    avgdl = float(lengths.sum()) / n_sent if n_sent else 1.0
-    # The normaliser once per sentence, then gathered: the same floats as per posting, fewer passes.
-    weight = tf_okapi(tf, length_norm(lengths, avgdl or 1.0, k1, b)[post_sent], k1)
-    weight *= np.repeat(idf, df)
-    return {"df": df, "idf": idf, "post_ptr": _pointers(df), "post_sent": post_sent, "post_weight": weight}
+    return {"df": df, "post_ptr": _pointers(df), "post_sent": post_sent, "post_tf": post_tf}
+
+
+def _merged_postings(old: Index, layout: _Layout) -> dict[str, np.ndarray]:
+    """The postings of a refreshed layout: old's postings of kept sentences, renumbered (both maps
+    keep order, so they stay sorted), with the postings of the newly read sentences inserted."""
+    sent_map = np.full(old.n_sentences, -1, dtype=np.int32)
+    new_sents = []
+    for c, lo, hi, placed in layout.sentence_runs:
+        if c == 0:
+            sent_map[lo:hi] = np.arange(placed, placed + hi - lo, dtype=np.int32)
+        else:
+            new_sents.append(np.arange(placed, placed + hi - lo, dtype=np.int64))
+    kept_sents = sent_map[old.post_sent]
+    dropped = np.flatnonzero(kept_sents < 0)
+    dropped_terms = np.searchsorted(old.post_ptr, dropped, side="right") - 1
+    kept_per_old_term = old.df - np.bincount(dropped_terms, minlength=len(old.vocab))
+    kept_sents, kept_tf = np.delete(kept_sents, dropped), np.delete(old.post_tf, dropped)
+    kept_df = np.zeros(len(layout.vocab), dtype=np.int64)
+    live = kept_per_old_term > 0  # a term with no kept sentence may have left the vocabulary
+    kept_df[layout.term_maps[0][live]] = kept_per_old_term[live]
+    kept_ptr = _pointers(kept_df)
+
+    sents = np.concatenate(new_sents) if new_sents else np.empty(0, dtype=np.int64)
+    lengths = layout.lengths[sents]
+    first_token = layout.arrays["tok_ptr"][sents] - _pointers(lengths)[:-1]
+    tokens = np.repeat(first_token, lengths) + np.arange(int(lengths.sum()))
+    fresh = _postings(layout.arrays["tok_ids"][tokens], lengths, len(layout.vocab))
+    fresh_sent = sents[fresh["post_sent"]].astype(np.int32)
+    # Where each new posting goes among the kept ones: after its term's earlier terms, by sentence.
+    insert_at = np.empty(len(fresh_sent), dtype=np.int64)
+    for term in np.flatnonzero(fresh["df"]).tolist():
+        lo, hi = fresh["post_ptr"][term], fresh["post_ptr"][term + 1]
+        kept_lo, kept_hi = kept_ptr[term], kept_ptr[term + 1]
+        insert_at[lo:hi] = kept_lo + np.searchsorted(kept_sents[kept_lo:kept_hi], fresh_sent[lo:hi])
+    df = kept_df + fresh["df"]
+    return {
+        "df": df,
+        "post_ptr": _pointers(df),
+        "post_sent": np.insert(kept_sents, insert_at, fresh_sent),
+        "post_tf": np.insert(kept_tf, insert_at, fresh["post_tf"]),
+    }
 
 
 def idf_of_unknown(n_sentences: int) -> float:

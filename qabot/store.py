@@ -9,6 +9,7 @@ point leaves the previous generation in force. No pickle anywhere.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -34,13 +35,13 @@ from qabot.index import Chunk, DocInfo, Index, analyze_documents, build_index, r
 from qabot.segment import compile_boilerplate
 
 FORMAT = "qabot-index"
-VERSION = 3
+VERSION = 4
 # Code and data that decide what a sentence and a term are: any change to them rebuilds the index.
 # (A change to what index.py stores or how it weighs terms bumps VERSION instead.)
 _ANALYSIS_SOURCES = ("analyze.py", "segment.py", "data/stopwords_en.txt", "data/irregular_verbs.txt")
 ARRAYS = (
     "text_ptr", "text_blob", "doc_sent_ptr", "sent_doc", "sent_start", "sent_end", "sent_line",
-    "sent_end_line", "tok_ptr", "tok_ids", "df", "idf", "post_ptr", "post_sent", "post_weight",
+    "sent_end_line", "tok_ptr", "tok_ids", "df", "post_ptr", "post_sent", "post_tf",
 )  # fmt: skip
 BATCH_FILES = 200  # files analyzed together (one Chunk; one task for a worker process)
 PARALLEL_FILES = 2000  # below this many files, worker start-up costs more than it saves
@@ -255,12 +256,7 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
     try:
         arrays = {}
         for name in ARRAYS:
-            path = tmp / f"{name}.npy"
-            with open(path, "wb") as handle:
-                np.save(handle, np.ascontiguousarray(getattr(index, name)), allow_pickle=False)
-                handle.flush()
-                os.fsync(handle.fileno())  # on disk before CURRENT can name it, even across a power cut
-            arrays[name] = _file_checksum(path)
+            arrays[name] = _write_array(tmp / f"{name}.npy", getattr(index, name))
         meta = {
             **params.fingerprint(),
             "root": str(index.root),
@@ -347,9 +343,9 @@ def _check_shapes(index: Index) -> None:
         len(index.doc_sent_ptr) == n_docs + 1,
         len(index.tok_ptr) == n_sent + 1,
         len(index.post_ptr) == n_terms + 1,
-        len(index.df) == n_terms == len(index.idf),
+        len(index.df) == n_terms,
         all(len(getattr(index, a)) == n_sent for a in ("sent_start", "sent_end", "sent_line", "sent_end_line")),
-        len(index.post_sent) == len(index.post_weight) == (int(index.post_ptr[-1]) if n_terms else 0),
+        len(index.post_sent) == len(index.post_tf) == (int(index.post_ptr[-1]) if n_terms else 0),
         len(index.text_blob) == (int(index.text_ptr[-1]) if n_docs else 0),
     )
     if not all(checks):
@@ -363,6 +359,20 @@ def _file_checksum(path: Path) -> str:
         while block := handle.read(1 << 22):
             crc = zlib.crc32(block, crc)
     return f"crc32:{crc:08x}"
+
+
+def _write_array(path: Path, array: np.ndarray) -> str:
+    """Save array as .npy, synced to disk; returns its checksum, computed as it is written."""
+    array = np.ascontiguousarray(array)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    data = memoryview(array).cast("B")
+    with open(path, "wb") as handle:
+        handle.write(header.getvalue())
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())  # on disk before CURRENT can name it, even across a power cut
+    return f"crc32:{zlib.crc32(data, zlib.crc32(header.getvalue())):08x}"
 
 
 def _write_synced(path: Path, data: bytes) -> None:

@@ -76,11 +76,11 @@ def resave_array(folder: Path, name: str, array: np.ndarray) -> None:
 
 
 CORRUPTIONS = {
-    "npy byte flipped in the data": lambda f: flip_byte(generation(f) / "post_weight.npy", -3),
+    "npy byte flipped in the data": lambda f: flip_byte(generation(f) / "post_tf.npy", -3),
     "npy byte flipped in the header": lambda f: flip_byte(generation(f) / "sent_start.npy", 20),
     "npy truncated": lambda f: os.truncate(generation(f) / "tok_ids.npy", 100),
     "npy emptied": lambda f: os.truncate(generation(f) / "text_blob.npy", 0),
-    "npy deleted": lambda f: (generation(f) / "idf.npy").unlink(),
+    "npy deleted": lambda f: (generation(f) / "df.npy").unlink(),
     "meta.json truncated": lambda f: os.truncate(generation(f) / "meta.json", 50),
     "meta.json garbage": lambda f: (generation(f) / "meta.json").write_bytes(b"\xff\xfe\x00garbage"),
     "meta.json is a list": lambda f: (generation(f) / "meta.json").write_text("[1, 2, 3]"),
@@ -181,7 +181,7 @@ def test_a_corrupted_vocabulary_term_does_not_change_answers_silently(built) -> 
 # point of save_index is hit deterministically (a random timer rarely lands in a 20 ms write).
 KILL_AT = """
 import os, signal, sys
-import numpy, qabot.store as store
+import qabot.store as store
 step, count = sys.argv[1], int(sys.argv[2])
 seen = 0
 def deadly(real):
@@ -193,9 +193,7 @@ def deadly(real):
             os.kill(os.getpid(), signal.SIGKILL)
         return result
     return call
-if step == "np.save":
-    numpy.save = deadly(numpy.save)
-elif step == "os.rename":
+if step == "os.rename":
     store.os.rename = deadly(os.rename)
 elif step == "os.replace":
     store.os.replace = deadly(os.replace)
@@ -206,9 +204,9 @@ sys.exit(main(["index"]))
 """
 # (step, call count, does CURRENT name the new generation when the process dies?)
 KILL_POINTS = [
-    ("np.save", 1, False),
-    ("np.save", 8, False),
-    ("np.save", len(ARRAYS), False),
+    ("_write_array", 1, False),
+    ("_write_array", 8, False),
+    ("_write_array", len(ARRAYS), False),
     ("_write_synced", 1, False),  # meta.json written, folder not yet synced
     ("_fsync_dir", 1, False),  # new folder synced, not yet renamed
     ("os.rename", 1, False),  # generation in place, pointer not yet written

@@ -91,11 +91,11 @@ def test_a_crafted_cache_with_a_pickle_cannot_run_code(corpus_copy, tmp_path) ->
         def __reduce__(self):
             return (open, (str(marker), "w"))
 
-    target = generation / "idf.npy"
+    target = generation / "df.npy"
     np.save(target, np.array([Payload()], dtype=object), allow_pickle=True)
     meta_path = generation / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta["arrays"]["idf"] = hashlib.sha256(target.read_bytes()).hexdigest()
+    meta["arrays"]["df"] = hashlib.sha256(target.read_bytes()).hexdigest()
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
 
     warnings: list[str] = []

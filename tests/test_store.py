@@ -33,7 +33,7 @@ def test_second_open_loads_what_the_first_built(corpus_copy, tmp_path):
     loaded, second = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
     assert (first.action, second.action) == ("built", "loaded")
     assert_same_index(built, loaded)
-    assert isinstance(loaded.post_weight.base, np.memmap), "arrays are views of memory maps, not copies"
+    assert isinstance(loaded.post_tf.base, np.memmap), "arrays are views of memory maps, not copies"
 
 
 def test_refresh_after_add_change_remove_equals_full_rebuild(corpus_copy, tmp_path):
@@ -57,7 +57,7 @@ def test_touching_a_file_without_changing_it_keeps_the_same_index(corpus_copy, t
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     after, report = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
     assert report.action == "refreshed"
-    assert after.vocab == before.vocab and np.array_equal(after.post_weight, before.post_weight)
+    assert after.vocab == before.vocab and np.array_equal(after.post_tf, before.post_tf)
     _, again = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
     assert again.action == "loaded", "the new mtime was saved"
 
