@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,9 @@ from qabot.corpus import Document, Skipped
 from qabot.segment import line_starts, sentence_spans
 
 EPSILON = 0.25  # rank-bm25's default floor for negative IDF, as a share of the mean IDF
+# Document text lives in packs that generations share, so a refresh writes only the changed text.
+COMPACT_LIVE_SHARE = 0.5  # below this share of live bytes, all text is rewritten into one pack
+MAX_PACKS = 16  # above this many, every pack but the largest is merged into one
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,22 @@ def tf_okapi(tf: np.ndarray, norm: np.ndarray, k1: float) -> np.ndarray:
     weight = tf * (k1 + 1)
     weight /= norm
     return weight
+
+
+@dataclass(frozen=True, slots=True)
+class TextPack:
+    """Documents' UTF-8 bytes, one after another; immutable once written, shared by index versions.
+
+    `checksum` is known once the pack is on disk under its `name`.
+    """
+
+    name: str
+    data: np.ndarray  # uint8
+    checksum: str | None = None
+
+    @staticmethod
+    def new(data: np.ndarray) -> TextPack:
+        return TextPack(uuid.uuid4().hex, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +143,8 @@ class Index:
     """Sentences of a corpus with BM25Okapi weights in term-major (posting list) order.
 
     For sentence i: docs[sent_doc[i]] is its file and the file's text[sent_start[i]:sent_end[i]]
-    is the sentence. Postings of term t are post_sent/post_tf[post_ptr[t]:post_ptr[t + 1]].
+    is the sentence. Document d's text is text_packs[doc_pack[d]].data[doc_text_start[d]:doc_text_end[d]].
+    Postings of term t are post_sent/post_tf[post_ptr[t]:post_ptr[t + 1]].
     """
 
     root: Path
@@ -131,8 +152,10 @@ class Index:
     skipped: tuple[Skipped, ...]
     k1: float
     b: float
-    text_ptr: np.ndarray  # int64[D + 1], UTF-8 byte offsets of each document in text_blob
-    text_blob: np.ndarray  # uint8, every document's UTF-8 bytes
+    text_packs: tuple[TextPack, ...]
+    doc_pack: np.ndarray  # int32[D], which pack holds the document's text
+    doc_text_start: np.ndarray  # int64[D], UTF-8 byte offsets in that pack
+    doc_text_end: np.ndarray
     doc_sent_ptr: np.ndarray  # int64[D + 1], first sentence of each document
     sent_doc: np.ndarray  # int32[N]
     sent_start: np.ndarray  # int64[N], character offsets
@@ -170,7 +193,7 @@ class Index:
         """The document's full text, exactly as read from its file."""
         cached = self._text_cache.get(doc_id)
         if cached is None:
-            raw = self.text_blob[self.text_ptr[doc_id] : self.text_ptr[doc_id + 1]]
+            raw = self.text_packs[self.doc_pack[doc_id]].data[self.doc_text_start[doc_id] : self.doc_text_end[doc_id]]
             cached = raw.tobytes().decode("utf-8")
             if len(self._text_cache) > 4096:
                 self._text_cache.clear()
@@ -269,7 +292,7 @@ def build_index(root: Path, chunks: Sequence[Chunk], skipped: Sequence[Skipped],
     layout = _assemble(chunks)
     postings = _postings(layout.arrays["tok_ids"], layout.lengths, len(layout.vocab))
     return Index(root=root, docs=layout.docs, skipped=tuple(skipped), k1=k1, b=b, vocab=layout.vocab,
-                 **layout.arrays, **postings)  # fmt: skip
+                 **_text_layout(chunks, layout.doc_runs), **layout.arrays, **postings)  # fmt: skip
 
 
 def refresh_index(old: Index, changed: Sequence[Chunk], keep: Iterable[str], skipped: Sequence[Skipped]) -> Index:
@@ -281,8 +304,8 @@ def refresh_index(old: Index, changed: Sequence[Chunk], keep: Iterable[str], ski
     keep = set(keep) - {doc.path for chunk in changed for doc in chunk.docs}
     stored = Chunk(
         docs=old.docs,
-        text=old.text_blob,
-        text_lengths=np.diff(old.text_ptr),
+        text=np.empty(0, dtype=np.uint8),  # kept documents keep their text where it is
+        text_lengths=old.doc_text_end - old.doc_text_start,
         sent_counts=np.diff(old.doc_sent_ptr),
         starts=old.sent_start,
         ends=old.sent_end,
@@ -292,10 +315,12 @@ def refresh_index(old: Index, changed: Sequence[Chunk], keep: Iterable[str], ski
         tok_ids=old.tok_ids,
         vocab=old.vocab,
     )
-    layout = _assemble([stored, *changed], wanted=lambda doc: doc.path in keep)
+    chunks = [stored, *changed]
+    layout = _assemble(chunks, wanted=lambda doc: doc.path in keep)
     postings = _merged_postings(old, layout)
+    text = _compacted(**_text_layout(chunks, layout.doc_runs, old))
     return Index(root=old.root, docs=layout.docs, skipped=tuple(skipped), k1=old.k1, b=old.b, vocab=layout.vocab,
-                 **layout.arrays, **postings)  # fmt: skip
+                 **text, **layout.arrays, **postings)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +331,7 @@ class _Layout:
     vocab: tuple[str, ...]
     arrays: dict[str, np.ndarray]
     lengths: np.ndarray  # int64, terms per sentence
+    doc_runs: list[tuple[int, int, int]]  # (chunk, first, stop) of documents copied, in order
     term_maps: list[np.ndarray]  # per chunk: its term id -> new term id, -1 if no longer used
     sentence_runs: list[tuple[int, int, int, int]]  # (chunk, first, stop, new first) of copied sentences
 
@@ -341,18 +367,14 @@ def _assemble(chunks: Sequence[Chunk], wanted: Callable[[DocInfo], bool] | None 
         np.fromiter((union.setdefault(t, len(union)) for t in chunk.vocab), dtype=np.int32, count=len(chunk.vocab))
         for chunk in chunks
     ]
-    pointers = [
-        (_pointers(chunk.text_lengths), _pointers(chunk.sent_counts), _pointers(chunk.lengths)) for chunk in chunks
-    ]
+    pointers = [(_pointers(chunk.sent_counts), _pointers(chunk.lengths)) for chunk in chunks]
 
     def take(field: str, level: str, dtype: type) -> np.ndarray:
         pieces = [np.empty(0, dtype=dtype)]
         for c, first, stop in runs:
-            text_ptr, sent_ptr, tok_ptr = pointers[c]
+            sent_ptr, tok_ptr = pointers[c]
             if level == "doc":
                 lo, hi = first, stop
-            elif level == "byte":
-                lo, hi = text_ptr[first], text_ptr[stop]
             elif level == "sentence":
                 lo, hi = sent_ptr[first], sent_ptr[stop]
             else:
@@ -368,16 +390,14 @@ def _assemble(chunks: Sequence[Chunk], wanted: Callable[[DocInfo], bool] | None 
     renumber = np.full(len(union_terms), -1, dtype=np.int32)
     renumber[[union[term] for term in vocab]] = np.arange(len(vocab), dtype=np.int32)
     tok_ids = renumber[tok_ids]
-    text_lengths, sent_counts = take("text_lengths", "doc", np.int64), take("sent_counts", "doc", np.int64)
+    sent_counts = take("sent_counts", "doc", np.int64)
     lengths = take("lengths", "sentence", np.int64)
     sentence_runs, placed = [], 0
     for c, first, stop in runs:
-        lo, hi = pointers[c][1][first], pointers[c][1][stop]
+        lo, hi = pointers[c][0][first], pointers[c][0][stop]
         sentence_runs.append((c, int(lo), int(hi), placed))
         placed += int(hi - lo)
     arrays = {
-        "text_ptr": _pointers(text_lengths),
-        "text_blob": take("text", "byte", np.uint8),
         "doc_sent_ptr": _pointers(sent_counts),
         "sent_doc": np.repeat(np.arange(len(sent_counts), dtype=np.int32), sent_counts),
         "sent_start": take("starts", "sentence", np.int64),
@@ -392,9 +412,75 @@ def _assemble(chunks: Sequence[Chunk], wanted: Callable[[DocInfo], bool] | None 
         vocab=tuple(vocab),
         arrays=arrays,
         lengths=lengths,
+        doc_runs=[(c, first, stop) for c, first, stop in runs],
         term_maps=[renumber[ids] for ids in to_union],
         sentence_runs=sentence_runs,
     )
+
+
+def _text_layout(
+    chunks: Sequence[Chunk], doc_runs: Sequence[tuple[int, int, int]], old: Index | None = None
+) -> dict:
+    """Where each document's text lives: old's documents (chunk 0 when old is given) stay in their
+    packs; the other chunks' text is copied, in document order, into one new pack."""
+    packs, fresh = list(old.text_packs) if old else [], []
+    doc_pack, starts, ends = [], [], []
+    written = 0
+    for c, first, stop in doc_runs:
+        if old is not None and c == 0:
+            doc_pack.append(old.doc_pack[first:stop])
+            starts.append(old.doc_text_start[first:stop])
+            ends.append(old.doc_text_end[first:stop])
+            continue
+        text_ptr = _pointers(chunks[c].text_lengths)
+        fresh.append(chunks[c].text[text_ptr[first] : text_ptr[stop]])
+        doc_pack.append(np.full(stop - first, len(packs), dtype=np.int32))
+        starts.append(text_ptr[first:stop] - text_ptr[first] + written)
+        ends.append(text_ptr[first + 1 : stop + 1] - text_ptr[first] + written)
+        written += int(text_ptr[stop] - text_ptr[first])
+    if fresh or not packs:
+        packs.append(TextPack.new(np.concatenate([np.empty(0, dtype=np.uint8), *fresh])))
+
+    def joined(pieces: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate([np.empty(0, dtype=dtype), *pieces]).astype(dtype, copy=False)
+
+    return {
+        "text_packs": tuple(packs),
+        "doc_pack": joined(doc_pack, np.int32),
+        "doc_text_start": joined(starts, np.int64),
+        "doc_text_end": joined(ends, np.int64),
+    }
+
+
+def _compacted(
+    text_packs: tuple[TextPack, ...], doc_pack: np.ndarray, doc_text_start: np.ndarray, doc_text_end: np.ndarray
+) -> dict:
+    """The text layout with dead bytes and small packs merged away once they outweigh the live text.
+
+    Mostly dead packs: every document is copied into one new pack. Too many packs: all packs but
+    the largest are merged into one. Otherwise the layout is returned as it is.
+    """
+    sizes = np.array([len(pack.data) for pack in text_packs], dtype=np.int64)
+    live = int((doc_text_end - doc_text_start).sum())
+    if live >= COMPACT_LIVE_SHARE * sizes.sum() and len(text_packs) <= MAX_PACKS:
+        return {"text_packs": text_packs, "doc_pack": doc_pack, "doc_text_start": doc_text_start,
+                "doc_text_end": doc_text_end}  # fmt: skip
+    moved = (
+        np.ones(len(text_packs), dtype=bool)
+        if live < COMPACT_LIVE_SHARE * sizes.sum()
+        else np.arange(len(text_packs)) != np.argmax(sizes)
+    )
+    kept_packs = [pack for pack, m in zip(text_packs, moved, strict=True) if not m]
+    renumber = np.cumsum(~moved) - 1
+    copied = np.flatnonzero(moved[doc_pack])
+    placed = _pointers(doc_text_end[copied] - doc_text_start[copied])
+    pieces = [text_packs[doc_pack[d]].data[doc_text_start[d] : doc_text_end[d]] for d in copied.tolist()]
+    starts, ends = doc_text_start.copy(), doc_text_end.copy()
+    starts[copied], ends[copied] = placed[:-1], placed[1:]
+    new_pack = np.concatenate([np.empty(0, dtype=np.uint8), *pieces])
+    doc_pack = np.where(moved[doc_pack], len(kept_packs), renumber[doc_pack]).astype(np.int32)
+    return {"text_packs": (*kept_packs, TextPack.new(new_pack)), "doc_pack": doc_pack,
+            "doc_text_start": starts, "doc_text_end": ends}  # fmt: skip
 
 
 def _postings(tok_ids: np.ndarray, lengths: np.ndarray, n_terms: int) -> dict[str, np.ndarray]:

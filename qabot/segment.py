@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import sys
 from bisect import bisect_right
 from collections.abc import Iterable
 from functools import cache
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from qabot.corpus import Document, header_end
@@ -35,15 +37,33 @@ _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 @cache
 def punkt_tokenizer() -> PunktSentenceTokenizer:
     """Punkt (Kiss & Strunk 2006) with news abbreviations; needs no punkt_tab download."""
-    from nltk.tokenize.punkt import PunktLanguageVars, PunktParameters, PunktSentenceTokenizer
+    punkt = _import_punkt()
 
-    class NewsLanguageVars(PunktLanguageVars):
+    class NewsLanguageVars(punkt.PunktLanguageVars):
         # Curly quotes open words too, so “U.S. is still seen as the abbreviation U.S.
         _re_word_start = r"[^\(\"\`{\[:;&\#\*@\)}\]\-,“‘«]"
 
-    params = PunktParameters()
+    params = punkt.PunktParameters()
     params.abbrev_types = set(ABBREVIATIONS)
-    return PunktSentenceTokenizer(params, lang_vars=NewsLanguageVars())
+    return punkt.PunktSentenceTokenizer(params, lang_vars=NewsLanguageVars())
+
+
+def _import_punkt() -> ModuleType:
+    """nltk.tokenize.punkt, imported with SciPy hidden when nothing has imported it yet.
+
+    NLTK's package __init__ imports scipy.stats (half a second) for collocation statistics, and
+    falls back without them when SciPy is missing; Punkt never uses them. Hiding SciPy for the
+    length of the import keeps a refresh from paying for it; afterwards SciPy imports as usual.
+    """
+    hide = "scipy" not in sys.modules
+    if hide:
+        sys.modules["scipy"] = None  # type: ignore[assignment]  # makes `import scipy...` fail fast
+    try:
+        from nltk.tokenize import punkt
+    finally:
+        if hide:
+            sys.modules.pop("scipy", None)
+    return punkt
 
 
 def compile_boilerplate(patterns: Iterable[str]) -> re.Pattern[str] | None:

@@ -1,9 +1,11 @@
 """The persisted index: versioned, checksummed .npy arrays plus JSON metadata, written atomically.
 
 Layout under the cache folder: `<corpus-key>/CURRENT` names a complete generation
-folder `gen-<id>/` holding `meta.json` and one `.npy` per array. A writer fills a
-temporary folder, renames it into place, then replaces CURRENT; a crash at any
-point leaves the previous generation in force. No pickle anywhere.
+folder `gen-<id>/` holding `meta.json` and one `.npy` per array; the documents' text
+lives in `texts/<name>.npy` packs that generations share, so a refresh writes only
+the text that changed. A writer writes new packs, fills a temporary folder, renames it
+into place, then replaces CURRENT; a crash at any point leaves the previous generation
+in force. No pickle anywhere.
 """
 
 from __future__ import annotations
@@ -31,16 +33,17 @@ import numpy as np
 
 from qabot.corpus import FileEntry, Skipped, check_root, list_articles, read_document
 from qabot.errors import ConfigError
-from qabot.index import Chunk, DocInfo, Index, analyze_documents, build_index, refresh_index
+from qabot.index import Chunk, DocInfo, Index, TextPack, analyze_documents, build_index, refresh_index
 from qabot.segment import compile_boilerplate
 
 FORMAT = "qabot-index"
-VERSION = 4
+VERSION = 5
+TEXTS = "texts"  # folder of text packs, beside the generations
 # Code and data that decide what a sentence and a term are: any change to them rebuilds the index.
 # (A change to what index.py stores or how it weighs terms bumps VERSION instead.)
 _ANALYSIS_SOURCES = ("analyze.py", "segment.py", "data/stopwords_en.txt", "data/irregular_verbs.txt")
 ARRAYS = (
-    "text_ptr", "text_blob", "doc_sent_ptr", "sent_doc", "sent_start", "sent_end", "sent_line",
+    "doc_pack", "doc_text_start", "doc_text_end", "doc_sent_ptr", "sent_doc", "sent_start", "sent_end", "sent_line",
     "sent_end_line", "tok_ptr", "tok_ids", "df", "post_ptr", "post_sent", "post_tf",
 )  # fmt: skip
 BATCH_FILES = 200  # files analyzed together (one Chunk; one task for a worker process)
@@ -251,6 +254,7 @@ def _save_quietly(index: Index, folder: Path, params: IndexParams, warn: Warn) -
 def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
     """Write index as a new generation under folder and make it current (atomic); returns its path."""
     folder.mkdir(parents=True, exist_ok=True)
+    packs = _save_packs(index.text_packs, folder / TEXTS)
     tmp = folder / f"tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
@@ -266,6 +270,7 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
             ],
             "vocab": list(index.vocab),
             "arrays": arrays,
+            "packs": packs,
         }
         meta_bytes = json.dumps(meta, ensure_ascii=False).encode("utf-8")
         _write_synced(tmp / "meta.json", meta_bytes)
@@ -280,8 +285,30 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _remove_old_generations(folder, keep=generation.name)
+    _remove_old_generations(folder, keep=generation.name, packs={name for name, _ in packs})
     return generation
+
+
+def _save_packs(text_packs: Sequence[TextPack], texts: Path) -> list[list[str]]:
+    """Write the packs not yet on disk (each synced, then renamed into place); [[name, checksum], ...]."""
+    texts.mkdir(exist_ok=True)
+    saved, wrote = [], False
+    for pack in text_packs:
+        path = texts / f"{pack.name}.npy"
+        checksum = pack.checksum
+        if checksum is None or not path.exists():
+            tmp = texts / f"tmp-{uuid.uuid4().hex}"
+            try:
+                checksum = _write_array(tmp, pack.data)
+                os.rename(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            wrote = True
+        saved.append([pack.name, checksum])
+    if wrote:
+        _fsync_dir(texts)
+    return saved
 
 
 def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, list[Skipped]]:
@@ -311,17 +338,29 @@ def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, li
                 raise CacheInvalid(f"checksum mismatch in {name}.npy")
             # A plain ndarray view of the map: slicing a np.memmap is several times slower.
             arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
+        text_packs = tuple(_load_pack(folder / TEXTS, name, checksum) for name, checksum in meta["packs"])
         docs = tuple(DocInfo(*row) for row in meta["docs"])
         skipped = [_SkippedEntry(*row) for row in meta["skipped"]]
-        index = Index(
-            root=root, docs=docs, skipped=tuple(skipped), k1=params.k1, b=params.b, vocab=tuple(meta["vocab"]), **arrays
-        )
+        index = Index(root=root, docs=docs, skipped=tuple(skipped), k1=params.k1, b=params.b,
+                      vocab=tuple(meta["vocab"]), text_packs=text_packs, **arrays)  # fmt: skip
     except CacheInvalid:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CacheInvalid(f"arrays unreadable ({exc.__class__.__name__}: {exc})") from None
     _check_shapes(index)
     return index, skipped
+
+
+def _load_pack(texts: Path, name: object, checksum: object) -> TextPack:
+    if not isinstance(name, str) or not re.fullmatch(r"[0-9a-f]{32}", name) or not isinstance(checksum, str):
+        raise CacheInvalid("text pack entry is damaged")
+    path = texts / f"{name}.npy"
+    if _file_checksum(path) != checksum:
+        raise CacheInvalid(f"checksum mismatch in text pack {name}")
+    data = np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
+    if data.dtype != np.uint8 or data.ndim != 1:
+        raise CacheInvalid(f"text pack {name} is not a byte array")
+    return TextPack(name, data, checksum)
 
 
 def _read_pointer(folder: Path) -> tuple[str, str]:
@@ -339,17 +378,26 @@ def _read_pointer(folder: Path) -> tuple[str, str]:
 def _check_shapes(index: Index) -> None:
     n_docs, n_sent, n_terms = len(index.docs), len(index.sent_doc), len(index.vocab)
     checks = (
-        len(index.text_ptr) == n_docs + 1,
+        all(len(getattr(index, a)) == n_docs for a in ("doc_pack", "doc_text_start", "doc_text_end")),
         len(index.doc_sent_ptr) == n_docs + 1,
         len(index.tok_ptr) == n_sent + 1,
         len(index.post_ptr) == n_terms + 1,
         len(index.df) == n_terms,
         all(len(getattr(index, a)) == n_sent for a in ("sent_start", "sent_end", "sent_line", "sent_end_line")),
         len(index.post_sent) == len(index.post_tf) == (int(index.post_ptr[-1]) if n_terms else 0),
-        len(index.text_blob) == (int(index.text_ptr[-1]) if n_docs else 0),
     )
     if not all(checks):
         raise CacheInvalid("array sizes do not agree")
+    pack_sizes = np.array([len(pack.data) for pack in index.text_packs], dtype=np.int64)
+    in_packs = n_docs == 0 or (
+        index.doc_pack.min() >= 0
+        and index.doc_pack.max() < len(pack_sizes)
+        and (index.doc_text_start >= 0).all()
+        and (index.doc_text_start <= index.doc_text_end).all()
+        and (index.doc_text_end <= pack_sizes[index.doc_pack]).all()
+    )
+    if not in_packs:
+        raise CacheInvalid("document text lies outside its pack")
 
 
 def _file_checksum(path: Path) -> str:
@@ -390,16 +438,24 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _remove_old_generations(folder: Path, keep: str) -> None:
-    """Delete superseded generations and abandoned temp files, sparing anything a concurrent
-    writer may still be finishing (younger than a minute) and whatever CURRENT names now."""
+def _remove_old_generations(folder: Path, keep: str, packs: set[str]) -> None:
+    """Delete superseded generations, their unused text packs and abandoned temp files, sparing
+    anything a concurrent writer may still be finishing (younger than a minute) and whatever
+    CURRENT names now. Packs are only collected while CURRENT names `keep`, which uses `packs`."""
     try:
         current = _read_pointer(folder)[0]
     except CacheInvalid:
         current = keep
     young = time.time() - 60
-    for entry in folder.iterdir():
-        if entry.name in (keep, current, "CURRENT"):
+    if current == keep:
+        for entry in _entries(folder / TEXTS):
+            try:
+                if entry.stem not in packs and entry.stat().st_mtime < young:
+                    entry.unlink(missing_ok=True)
+            except OSError:
+                continue
+    for entry in _entries(folder):
+        if entry.name in (keep, current, "CURRENT", TEXTS):
             continue
         try:
             if entry.stat().st_mtime >= young:
@@ -410,3 +466,10 @@ def _remove_old_generations(folder: Path, keep: str) -> None:
                 entry.unlink(missing_ok=True)
         except OSError:
             continue
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []

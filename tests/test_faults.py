@@ -52,6 +52,11 @@ def built(corpus_copy: Path, tmp_path: Path):
     return settings, corpus_cache_dir(settings.index_dir, corpus_copy), reference
 
 
+def text_pack(folder: Path) -> Path:
+    (pack,) = (folder / "texts").glob("*.npy")
+    return pack
+
+
 def flip_byte(path: Path, offset: int) -> None:
     data = bytearray(path.read_bytes())
     data[offset % len(data)] ^= 0x01
@@ -79,7 +84,12 @@ CORRUPTIONS = {
     "npy byte flipped in the data": lambda f: flip_byte(generation(f) / "post_tf.npy", -3),
     "npy byte flipped in the header": lambda f: flip_byte(generation(f) / "sent_start.npy", 20),
     "npy truncated": lambda f: os.truncate(generation(f) / "tok_ids.npy", 100),
-    "npy emptied": lambda f: os.truncate(generation(f) / "text_blob.npy", 0),
+    "npy emptied": lambda f: os.truncate(generation(f) / "sent_end.npy", 0),
+    "text pack byte flipped": lambda f: flip_byte(text_pack(f), -10),
+    "text pack truncated": lambda f: os.truncate(text_pack(f), 200),
+    "text pack deleted": lambda f: text_pack(f).unlink(),
+    "text pack name is a path": lambda f: edit_meta(f, packs=[["../../../etc/passwd", "crc32:00000000"]]),
+    "document text outside its pack": lambda f: resave_array(f, "doc_text_end", np.full(5, 10**9)),
     "npy deleted": lambda f: (generation(f) / "df.npy").unlink(),
     "meta.json truncated": lambda f: os.truncate(generation(f) / "meta.json", 50),
     "meta.json garbage": lambda f: (generation(f) / "meta.json").write_bytes(b"\xff\xfe\x00garbage"),
@@ -204,15 +214,18 @@ sys.exit(main(["index"]))
 """
 # (step, call count, does CURRENT name the new generation when the process dies?)
 KILL_POINTS = [
-    ("_write_array", 1, False),
-    ("_write_array", 8, False),
-    ("_write_array", len(ARRAYS), False),
+    ("_write_array", 1, False),  # the changed text's new pack written, not yet renamed
+    ("os.rename", 1, False),  # the pack in place, no generation uses it yet
+    ("_fsync_dir", 1, False),  # the texts folder synced
+    ("_write_array", 2, False),
+    ("_write_array", 9, False),
+    ("_write_array", len(ARRAYS) + 1, False),
     ("_write_synced", 1, False),  # meta.json written, folder not yet synced
-    ("_fsync_dir", 1, False),  # new folder synced, not yet renamed
-    ("os.rename", 1, False),  # generation in place, pointer not yet written
+    ("_fsync_dir", 2, False),  # new folder synced, not yet renamed
+    ("os.rename", 2, False),  # generation in place, pointer not yet written
     ("_write_synced", 2, False),  # pointer written to its temp file, not yet swapped in
     ("os.replace", 1, True),  # CURRENT swapped, directory not yet synced
-    ("_fsync_dir", 2, True),  # everything done but old generations not yet removed
+    ("_fsync_dir", 3, True),  # everything done but old generations and packs not yet removed
 ]
 
 

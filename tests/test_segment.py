@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from qabot.config import DEFAULT_BOILERPLATE
 from qabot.corpus import parse_document
 from qabot.segment import MAX_SENTENCE_CHARS, compile_boilerplate, segment_document
-from tests.conftest import SEEDS
+from tests.conftest import PROJECT, SEEDS
 
 BOILERPLATE = compile_boilerplate(DEFAULT_BOILERPLATE)
 
@@ -101,3 +104,21 @@ def test_blank_lines_end_paragraphs_and_lowercase_lines_continue():
     doc = parse_document("p.txt", b"First line without period\nsecond line continues it.\n\nNew paragraph here")
     texts = [doc.text[s.start : s.end] for s in segment_document(doc)]
     assert texts == ["First line without period\nsecond line continues it.", "New paragraph here"]
+
+
+LOAD_PUNKT_THEN_SCIPY = """
+import sys
+from qabot.segment import punkt_tokenizer
+spans = list(punkt_tokenizer().span_tokenize("Mr. Bono met the U.S. envoy. Talks went on."))
+print(len(spans), "scipy" in sys.modules, sys.modules.get("scipy", "absent") is None)
+import scipy.stats
+print(scipy.stats.norm.cdf(0.0))
+"""
+
+
+def test_punkt_loads_without_scipy_and_scipy_still_imports_afterwards():
+    pytest.importorskip("scipy")
+    result = subprocess.run([sys.executable, "-c", LOAD_PUNKT_THEN_SCIPY], cwd=PROJECT, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "False", "False", "0.5"]
