@@ -184,10 +184,7 @@ class Answerer:
         before, after = index.neighbour_arrays(sents)
         positions = np.concatenate([sents, before, after])
         # bm25 weight of each (query row, position), and whether the row's term is there
-        contribution = np.zeros((len(rows), len(positions)))
-        present = np.zeros((len(rows), len(positions)), dtype=bool)
-        for r, (_, term_id, _) in enumerate(rows):
-            present[r], contribution[r] = index.term_weights(term_id, positions)
+        present, contribution = index.term_weights([term_id for _, term_id, _ in rows], positions)
         present[:, n:] &= np.concatenate([before, after])[None, :] >= 0
         row_weight = np.array([weight * terms[i].count for i, _, weight in rows])
         bm25 = row_weight @ contribution

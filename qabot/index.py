@@ -169,18 +169,23 @@ class Index:
     post_ptr: np.ndarray  # int64[V + 1]
     post_sent: np.ndarray  # int32[P]
     post_tf: np.ndarray  # uint16[P], occurrences of the term in the sentence
+    post_len: np.ndarray  # uint16[P], terms in the sentence (at most 500: sentences are capped)
     idf: np.ndarray = field(init=False, repr=False, compare=False)  # float64[V]
     term_ids: dict[str, int] = field(init=False, repr=False, compare=False)
-    _norm: np.ndarray = field(init=False, repr=False, compare=False)  # float64[N], length normaliser
+    # By sentence length: BM25's length normaliser, and the saturation at tf = 1 (most postings).
+    _norm_by_length: np.ndarray = field(init=False, repr=False, compare=False)
+    _saturation_at_one: np.ndarray = field(init=False, repr=False, compare=False)
     _buffers: threading.local = field(init=False, repr=False, compare=False)
     _text_cache: dict[int, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n_sent = len(self.sent_doc)
-        lengths = np.diff(self.tok_ptr)
-        avgdl = float(lengths.sum()) / n_sent if n_sent else 1.0
+        avgdl = float(self.tok_ptr[-1]) / n_sent if n_sent else 1.0
+        longest = int(self.post_len.max()) if len(self.post_len) else 0
+        norm = length_norm(np.arange(longest + 1), avgdl or 1.0, self.k1, self.b)
         object.__setattr__(self, "idf", idf_okapi(self.df.astype(np.float64), n_sent))
-        object.__setattr__(self, "_norm", length_norm(lengths, avgdl or 1.0, self.k1, self.b))
+        object.__setattr__(self, "_norm_by_length", norm)
+        object.__setattr__(self, "_saturation_at_one", tf_okapi(np.ones(longest + 1), norm.copy(), self.k1))
         object.__setattr__(self, "term_ids", {term: i for i, term in enumerate(self.vocab)})
         object.__setattr__(self, "_buffers", threading.local())
         object.__setattr__(self, "_text_cache", {})
@@ -210,11 +215,20 @@ class Index:
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         """The sentences holding `term`, ascending, and its BM25 weight in each."""
         lo, hi = self.post_ptr[term], self.post_ptr[term + 1]
-        sents = self.post_sent[lo:hi]
-        return sents, self._weights(term, self.post_tf[lo:hi], sents)
+        return self.post_sent[lo:hi], self._weights(self.post_tf[lo:hi], self.post_len[lo:hi], self.idf[term])
 
-    def _weights(self, term: int, tf: np.ndarray, sents: np.ndarray) -> np.ndarray:
-        return tf_okapi(tf.astype(np.float64), self._norm[sents], self.k1) * self.idf[term]
+    def _weights(
+        self, tf: np.ndarray, lengths: np.ndarray, scale: float | np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """scale times the BM25 saturation of `tf` occurrences in sentences of `lengths` terms
+        (rank-bm25's arithmetic; at tf = 1 looked up by length). Written to `out` when given."""
+        weights = np.take(self._saturation_at_one, lengths, out=out)
+        if len(tf) and tf.max() > 1:
+            repeated = np.flatnonzero(tf > 1)
+            norm = self._norm_by_length[lengths[repeated]]
+            weights[repeated] = tf_okapi(tf[repeated].astype(np.float64), norm, self.k1)
+        weights *= scale
+        return weights
 
     def score_all(self, terms: Sequence[str]) -> np.ndarray:
         """BM25Okapi score of every sentence for a query given as terms (rank-bm25's get_scores)."""
@@ -233,11 +247,13 @@ class Index:
         """
         if not weighted_terms or k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0)
-        acc = self._accumulator()
+        acc, scratch = self._accumulator()
         touched = []
         for term_id, query_weight in weighted_terms:
-            sents, weights = self.postings(term_id)
-            acc[sents] += weights * query_weight
+            lo, hi = self.post_ptr[term_id], self.post_ptr[term_id + 1]
+            sents = self.post_sent[lo:hi]
+            scale = self.idf[term_id] * query_weight
+            acc[sents] += self._weights(self.post_tf[lo:hi], self.post_len[lo:hi], scale, scratch[: hi - lo])
             touched.append(sents)
         candidates = np.concatenate(touched) if len(touched) > 1 else touched[0]
         scores = acc[candidates]
@@ -254,23 +270,29 @@ class Index:
         order = np.lexsort((candidates, -scores))[:k]
         return candidates[order].astype(np.int64), scores[order]
 
-    def _accumulator(self) -> np.ndarray:
-        acc = getattr(self._buffers, "acc", None)
-        if acc is None or len(acc) != self.n_sentences:
-            acc = np.zeros(self.n_sentences)
-            self._buffers.acc = acc
-        return acc
+    def _accumulator(self) -> tuple[np.ndarray, np.ndarray]:
+        """This thread's score per sentence (all zero between searches) and room for one posting list."""
+        buffers = getattr(self._buffers, "arrays", None)
+        if buffers is None:
+            longest = int(self.df.max()) if len(self.df) else 0
+            buffers = (np.zeros(self.n_sentences), np.empty(longest))
+            self._buffers.arrays = buffers
+        return buffers
 
-    def term_weights(self, term: int, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Whether each of `sents` holds `term`, and the term's BM25 weight there (0 where absent)."""
-        lo, hi = self.post_ptr[term], self.post_ptr[term + 1]
-        posting_sents = self.post_sent[lo:hi]
-        if not len(posting_sents):
-            return np.zeros(len(sents), dtype=bool), np.zeros(len(sents))
-        at = np.minimum(np.searchsorted(posting_sents, sents), len(posting_sents) - 1)
-        present = posting_sents[at] == sents
-        weights = self._weights(term, self.post_tf[lo:hi][at], posting_sents[at])
-        return present, np.where(present, weights, 0.0)
+    def term_weights(self, terms: Sequence[int], sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per term (rows) and sentence (columns): whether the sentence holds the term, and the
+        term's BM25 weight there (0 where absent)."""
+        present = np.zeros((len(terms), len(sents)), dtype=bool)
+        found = np.zeros((len(terms), len(sents)), dtype=np.int64)  # posting index of (term, sentence)
+        for row, term in enumerate(terms):
+            lo, hi = self.post_ptr[term], self.post_ptr[term + 1]
+            if hi > lo:
+                at = np.minimum(np.searchsorted(self.post_sent[lo:hi], sents), hi - lo - 1)
+                present[row] = self.post_sent[lo:hi][at] == sents
+                found[row] = at + lo
+        scale = np.repeat(self.idf[np.asarray(terms, dtype=np.int64)], len(sents))
+        weights = self._weights(self.post_tf[found.ravel()], self.post_len[found.ravel()], scale)
+        return present, np.where(present, weights.reshape(present.shape), 0.0)
 
     def neighbour_arrays(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Previous and next sentence ids in the same document, -1 where there is none."""
@@ -504,7 +526,8 @@ def _postings(tok_ids: np.ndarray, lengths: np.ndarray, n_terms: int) -> dict[st
     post_sent = (pairs & ((1 << bits) - 1)).astype(np.int32)
     pairs >>= bits
     df = np.bincount(pairs, minlength=n_terms).astype(np.int64)
-    return {"df": df, "post_ptr": _pointers(df), "post_sent": post_sent, "post_tf": post_tf}
+    post_len = lengths.astype(np.uint16)[post_sent]
+    return {"df": df, "post_ptr": _pointers(df), "post_sent": post_sent, "post_tf": post_tf, "post_len": post_len}
 
 
 def _merged_postings(old: Index, layout: _Layout) -> dict[str, np.ndarray]:
@@ -517,11 +540,13 @@ def _merged_postings(old: Index, layout: _Layout) -> dict[str, np.ndarray]:
             sent_map[lo:hi] = np.arange(placed, placed + hi - lo, dtype=np.int32)
         else:
             new_sents.append(np.arange(placed, placed + hi - lo, dtype=np.int64))
-    kept_sents = sent_map[old.post_sent]
-    dropped = np.flatnonzero(kept_sents < 0)
+    renumbered = sent_map[old.post_sent]
+    dropped = np.flatnonzero(renumbered < 0)
     dropped_terms = np.searchsorted(old.post_ptr, dropped, side="right") - 1
     kept_per_old_term = old.df - np.bincount(dropped_terms, minlength=len(old.vocab))
-    kept_sents, kept_tf = np.delete(kept_sents, dropped), np.delete(old.post_tf, dropped)
+    kept = {"post_sent": np.delete(renumbered, dropped)}
+    del renumbered
+    kept.update({name: np.delete(getattr(old, name), dropped) for name in ("post_tf", "post_len")})
     kept_df = np.zeros(len(layout.vocab), dtype=np.int64)
     live = kept_per_old_term > 0  # a term with no kept sentence may have left the vocabulary
     kept_df[layout.term_maps[0][live]] = kept_per_old_term[live]
@@ -538,14 +563,11 @@ def _merged_postings(old: Index, layout: _Layout) -> dict[str, np.ndarray]:
     for term in np.flatnonzero(fresh["df"]).tolist():
         lo, hi = fresh["post_ptr"][term], fresh["post_ptr"][term + 1]
         kept_lo, kept_hi = kept_ptr[term], kept_ptr[term + 1]
-        insert_at[lo:hi] = kept_lo + np.searchsorted(kept_sents[kept_lo:kept_hi], fresh_sent[lo:hi])
+        insert_at[lo:hi] = kept_lo + np.searchsorted(kept["post_sent"][kept_lo:kept_hi], fresh_sent[lo:hi])
+    fresh["post_sent"] = fresh_sent
     df = kept_df + fresh["df"]
-    return {
-        "df": df,
-        "post_ptr": _pointers(df),
-        "post_sent": np.insert(kept_sents, insert_at, fresh_sent),
-        "post_tf": np.insert(kept_tf, insert_at, fresh["post_tf"]),
-    }
+    merged = {name: np.insert(kept[name], insert_at, fresh[name]) for name in ("post_sent", "post_tf", "post_len")}
+    return {"df": df, "post_ptr": _pointers(df), **merged}
 
 
 def idf_of_unknown(n_sentences: int) -> float:

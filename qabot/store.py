@@ -37,15 +37,16 @@ from qabot.index import Chunk, DocInfo, Index, TextPack, analyze_documents, buil
 from qabot.segment import compile_boilerplate
 
 FORMAT = "qabot-index"
-VERSION = 5
+VERSION = 6
 TEXTS = "texts"  # folder of text packs, beside the generations
 # Code and data that decide what a sentence and a term are: any change to them rebuilds the index.
 # (A change to what index.py stores or how it weighs terms bumps VERSION instead.)
 _ANALYSIS_SOURCES = ("analyze.py", "segment.py", "data/stopwords_en.txt", "data/irregular_verbs.txt")
 ARRAYS = (
     "doc_pack", "doc_text_start", "doc_text_end", "doc_sent_ptr", "sent_doc", "sent_start", "sent_end", "sent_line",
-    "sent_end_line", "tok_ptr", "tok_ids", "df", "post_ptr", "post_sent", "post_tf",
+    "sent_end_line", "tok_ptr", "tok_ids", "df", "post_ptr", "post_sent", "post_tf", "post_len",
 )  # fmt: skip
+POSTING_ARRAYS = ("post_sent", "post_tf", "post_len")
 BATCH_FILES = 200  # files analyzed together (one Chunk; one task for a worker process)
 PARALLEL_FILES = 2000  # below this many files, worker start-up costs more than it saves
 MAX_WORKERS = 4
@@ -384,7 +385,7 @@ def _check_shapes(index: Index) -> None:
         len(index.post_ptr) == n_terms + 1,
         len(index.df) == n_terms,
         all(len(getattr(index, a)) == n_sent for a in ("sent_start", "sent_end", "sent_line", "sent_end_line")),
-        len(index.post_sent) == len(index.post_tf) == (int(index.post_ptr[-1]) if n_terms else 0),
+        all(len(getattr(index, a)) == (int(index.post_ptr[-1]) if n_terms else 0) for a in POSTING_ARRAYS),
     )
     if not all(checks):
         raise CacheInvalid("array sizes do not agree")
