@@ -100,6 +100,11 @@ class Chunk:
     vocab: tuple[str, ...]
 
 
+def _joined(pieces: Sequence[np.ndarray], dtype: type) -> np.ndarray:
+    """The pieces one after another as one array of dtype (empty when there are none)."""
+    return np.concatenate([np.empty(0, dtype=dtype), *pieces]).astype(dtype, copy=False)
+
+
 def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | None) -> Chunk:
     """Segment and analyze documents into one Chunk; boilerplate sentences are left out."""
     local: dict[str, int] = {}
@@ -120,18 +125,15 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
         end_lines.append(np.searchsorted(newlines, np.maximum(last - 1, first), side="right"))
         counts.append(len(spans))
 
-    def joined(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
-        return np.concatenate(arrays).astype(dtype) if arrays else np.empty(0, dtype=dtype)
-
     return Chunk(
         docs=tuple(DocInfo(d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns) for d in docs),
         text=np.frombuffer(b"".join(texts), dtype=np.uint8),
         text_lengths=np.array([len(text) for text in texts], dtype=np.int64),
         sent_counts=np.array(counts, dtype=np.int64),
-        starts=joined(starts, np.int64),
-        ends=joined(ends, np.int64),
-        lines=joined(lines, np.int32),
-        end_lines=joined(end_lines, np.int32),
+        starts=_joined(starts, np.int64),
+        ends=_joined(ends, np.int64),
+        lines=_joined(lines, np.int32),
+        end_lines=_joined(end_lines, np.int32),
         lengths=np.array(lengths, dtype=np.int64),
         tok_ids=np.array(tok_ids, dtype=np.int32),
         vocab=tuple(local),
@@ -140,11 +142,11 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
 
 @dataclass(frozen=True, slots=True)
 class Index:
-    """Sentences of a corpus with BM25Okapi weights in term-major (posting list) order.
+    """Sentences of a corpus and their terms in term-major posting lists, scored as BM25Okapi.
 
     For sentence i: docs[sent_doc[i]] is its file and the file's text[sent_start[i]:sent_end[i]]
     is the sentence. Document d's text is text_packs[doc_pack[d]].data[doc_text_start[d]:doc_text_end[d]].
-    Postings of term t are post_sent/post_tf[post_ptr[t]:post_ptr[t + 1]].
+    Postings of term t are post_sent/post_tf/post_len[post_ptr[t]:post_ptr[t + 1]].
     """
 
     root: Path
@@ -392,7 +394,7 @@ def _assemble(chunks: Sequence[Chunk], wanted: Callable[[DocInfo], bool] | None 
     pointers = [(_pointers(chunk.sent_counts), _pointers(chunk.lengths)) for chunk in chunks]
 
     def take(field: str, level: str, dtype: type) -> np.ndarray:
-        pieces = [np.empty(0, dtype=dtype)]
+        pieces = []
         for c, first, stop in runs:
             sent_ptr, tok_ptr = pointers[c]
             if level == "doc":
@@ -403,7 +405,7 @@ def _assemble(chunks: Sequence[Chunk], wanted: Callable[[DocInfo], bool] | None 
                 lo, hi = tok_ptr[sent_ptr[first]], tok_ptr[sent_ptr[stop]]
             piece = getattr(chunks[c], field)[lo:hi]
             pieces.append(to_union[c][piece] if field == "tok_ids" else piece)
-        return np.concatenate(pieces).astype(dtype, copy=False)
+        return _joined(pieces, dtype)
 
     tok_ids = take("tok_ids", "token", np.int32)
     union_terms = list(union)
@@ -461,16 +463,13 @@ def _text_layout(
         ends.append(text_ptr[first + 1 : stop + 1] - text_ptr[first] + written)
         written += int(text_ptr[stop] - text_ptr[first])
     if fresh or not packs:
-        packs.append(TextPack.new(np.concatenate([np.empty(0, dtype=np.uint8), *fresh])))
-
-    def joined(pieces: list[np.ndarray], dtype: type) -> np.ndarray:
-        return np.concatenate([np.empty(0, dtype=dtype), *pieces]).astype(dtype, copy=False)
+        packs.append(TextPack.new(_joined(fresh, np.uint8)))
 
     return {
         "text_packs": tuple(packs),
-        "doc_pack": joined(doc_pack, np.int32),
-        "doc_text_start": joined(starts, np.int64),
-        "doc_text_end": joined(ends, np.int64),
+        "doc_pack": _joined(doc_pack, np.int32),
+        "doc_text_start": _joined(starts, np.int64),
+        "doc_text_end": _joined(ends, np.int64),
     }
 
 
@@ -499,9 +498,8 @@ def _compacted(
     pieces = [text_packs[doc_pack[d]].data[doc_text_start[d] : doc_text_end[d]] for d in copied.tolist()]
     starts, ends = doc_text_start.copy(), doc_text_end.copy()
     starts[copied], ends[copied] = placed[:-1], placed[1:]
-    new_pack = np.concatenate([np.empty(0, dtype=np.uint8), *pieces])
     doc_pack = np.where(moved[doc_pack], len(kept_packs), renumber[doc_pack]).astype(np.int32)
-    return {"text_packs": (*kept_packs, TextPack.new(new_pack)), "doc_pack": doc_pack,
+    return {"text_packs": (*kept_packs, TextPack.new(_joined(pieces, np.uint8))), "doc_pack": doc_pack,
             "doc_text_start": starts, "doc_text_end": ends}  # fmt: skip
 
 

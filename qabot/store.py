@@ -291,13 +291,17 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
 
 
 def _save_packs(text_packs: Sequence[TextPack], texts: Path) -> list[list[str]]:
-    """Write the packs not yet on disk (each synced, then renamed into place); [[name, checksum], ...]."""
+    """Write the packs not yet on disk (each synced, then renamed into place); [[name, checksum], ...].
+
+    A pack already on disk is touched instead, so a concurrent writer's clean-up, which spares
+    young files, cannot delete it before the new generation names it.
+    """
     texts.mkdir(exist_ok=True)
     saved, wrote = [], False
     for pack in text_packs:
         path = texts / f"{pack.name}.npy"
         checksum = pack.checksum
-        if checksum is None or not path.exists():
+        if checksum is None or not _touched(path):
             tmp = texts / f"tmp-{uuid.uuid4().hex}"
             try:
                 checksum = _write_array(tmp, pack.data)
@@ -310,6 +314,15 @@ def _save_packs(text_packs: Sequence[TextPack], texts: Path) -> list[list[str]]:
     if wrote:
         _fsync_dir(texts)
     return saved
+
+
+def _touched(path: Path) -> bool:
+    """Whether path exists; its modification time is set to now."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, list[Skipped]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from qabot.index import MAX_PACKS
-from qabot.store import corpus_cache_dir, open_index
+from qabot.store import corpus_cache_dir, load_index, open_index, save_index
 from tests.conftest import SEEDS
 from tests.test_store import PARAMS, assert_same_index, quiet
 
@@ -108,3 +108,19 @@ def test_many_small_additions_merge_the_small_packs_and_keep_the_large_one(corpu
         assert index.text_packs[0].name == large, "the large pack is never rewritten"
     assert max(counts) == MAX_PACKS and counts[-1] < MAX_PACKS, counts
     assert_same_index(index, open_index(corpus_copy, tmp_path / "fresh", PARAMS, quiet)[0])
+
+
+def test_saving_rewrites_a_pack_a_concurrent_clean_up_deleted_and_touches_the_others(corpus_copy, tmp_path):
+    cache = tmp_path / "cache"
+    open_index(corpus_copy, cache, PARAMS, quiet)
+    folder = corpus_cache_dir(cache, corpus_copy)
+    loaded, _ = load_index(folder, corpus_copy.resolve(), PARAMS)
+    (pack,) = packs(cache, corpus_copy)
+    pack.unlink()  # another writer compacted the text and collected this pack; our maps still hold it
+    save_index(loaded, folder, PARAMS)
+    assert pack.exists()
+    age_cache(cache)
+    save_index(load_index(folder, corpus_copy.resolve(), PARAMS)[0], folder, PARAMS)
+    assert time.time() - pack.stat().st_mtime < 60, "a pack the new generation uses looks new to clean-ups"
+    reloaded, _ = load_index(folder, corpus_copy.resolve(), PARAMS)
+    assert_same_index(reloaded, loaded)
