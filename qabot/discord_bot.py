@@ -25,6 +25,7 @@ from qabot.config import Settings
 from qabot.discord_render import answer_reply, context_embed, safe_text
 from qabot.errors import ConfigError, QabotError
 from qabot.model import Answer
+from qabot.store import corpus_changed
 
 log = logging.getLogger("qabot.discord")
 
@@ -139,8 +140,17 @@ class AskCog(commands.Cog):
 
     @tasks.loop(seconds=60)
     async def poll_corpus(self) -> None:
-        """Refresh the index from changed files every reload_poll_seconds (the first tick is start-up)."""
-        if self.poll_corpus.current_loop > 0:
+        """Refresh the index every reload_poll_seconds when a file changed (the first tick is start-up).
+
+        An unchanged corpus keeps the answerer and its caches; a failed check reloads, which reports.
+        """
+        if self.poll_corpus.current_loop == 0:
+            return
+        try:
+            changed = await asyncio.to_thread(corpus_changed, self.bot.answerer.index, self.settings.corpus)
+        except Exception:  # the reload logs what is wrong and keeps serving
+            changed = True
+        if changed:
             await self.bot.reload_answerer()
 
     # --- entry points -------------------------------------------------------------------------------

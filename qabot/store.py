@@ -135,8 +135,7 @@ def open_index(
         _save_quietly(index, folder, params, warn)
         return index, OpenReport("built", added=len(index.docs), seconds=time.perf_counter() - started)
     index, stored_skips = stored
-    stale = _stale_entries(index, stored_skips, entries)
-    removed = {doc.path for doc in index.docs} - {entry.path for entry in entries}
+    stale, removed = _stale_entries(index, stored_skips, entries), _removed(index, entries)
     if not stale and not removed and _same_skips(stored_skips, listing_skips):
         return index, OpenReport("loaded", seconds=time.perf_counter() - started)
     reported = {(s.path, s.reason) for s in stored_skips}
@@ -153,6 +152,14 @@ def open_index(
     added = sum(1 for path in changed_paths if path not in known)
     report = OpenReport("refreshed", added, len(changed_paths) - added, len(removed), time.perf_counter() - started)
     return refreshed, report
+
+
+def corpus_changed(index: Index, corpus_root: Path) -> bool:
+    """Whether a file was added, changed (size or mtime) or removed since index was made; cheap:
+    the folder is listed, nothing is read."""
+    entries, listing_skips = list_articles(check_root(corpus_root))
+    stale, removed = _stale_entries(index, index.skipped, entries), _removed(index, entries)
+    return bool(stale or removed) or not _same_skips(index.skipped, listing_skips)
 
 
 def build_corpus_index(
@@ -231,6 +238,10 @@ def _stale_entries(index: Index, stored_skips: Sequence[Skipped], entries: Seque
     seen = {doc.path: (doc.size, doc.mtime_ns) for doc in index.docs}
     seen.update({s.path: (s.size, s.mtime_ns) for s in stored_skips if isinstance(s, _SkippedEntry)})
     return [entry for entry in entries if seen.get(entry.path) != (entry.size, entry.mtime_ns)]
+
+
+def _removed(index: Index, entries: Sequence[FileEntry]) -> set[str]:
+    return {doc.path for doc in index.docs} - {entry.path for entry in entries}
 
 
 def _kept_skips(stored: Sequence[Skipped], entries: Sequence[FileEntry], stale: Sequence[FileEntry]) -> list[Skipped]:

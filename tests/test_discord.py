@@ -17,11 +17,13 @@ from discord.ext import commands
 from discord.ext.test import backend, factories
 from discord.webhook.async_ import AsyncWebhookAdapter, async_context
 
+from qabot import discord_bot
 from qabot.answer import Answerer
 from qabot.config import Settings, replace
 from qabot.discord_bot import AskCog, QabotBot, RedactingFormatter, check_settings, run_bot
 from qabot.discord_render import ZWSP
 from qabot.errors import ConfigError
+from qabot.store import corpus_changed
 from tests.conftest import settings_for
 
 SENTINEL_TOKEN = "MTA5OTk5.SENTINEL-token-do-not-log.xyzXYZ123"
@@ -442,6 +444,30 @@ async def test_polling_picks_up_new_articles(make_bot, corpus_copy, tmp_path):
         await asyncio.sleep(0.05)
     await dpytest.message("!ask wombat regatta")
     assert "901_new.txt:3" in replies()[0].embeds[0].description
+
+
+async def test_polling_an_unchanged_corpus_keeps_the_answerer(make_bot, corpus_copy, tmp_path, monkeypatch):
+    settings = settings_for(corpus_copy, tmp_path / "cache", reload_poll_seconds=0.05)
+    checks: list[bool] = []
+
+    def counted(index, root):
+        checks.append(corpus_changed(index, root))
+        return checks[-1]
+
+    monkeypatch.setattr(discord_bot, "corpus_changed", counted)
+    bot = await make_bot(settings, Answerer.from_settings(settings))
+    first = bot.answerer
+    for _ in range(200):
+        if len(checks) >= 3:
+            break
+        await asyncio.sleep(0.05)
+    assert checks[:3] == [False, False, False] and bot.answerer is first
+    (corpus_copy / "902_new.txt").write_text("Okapi Census\n\nThe okapi census ends today.\n", encoding="utf-8")
+    for _ in range(200):
+        if bot.answerer is not first:
+            break
+        await asyncio.sleep(0.05)
+    assert True in checks and len(bot.answerer.index.docs) == 6
 
 
 async def test_sync_is_an_owner_command(bot, monkeypatch):

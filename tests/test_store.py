@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from qabot.index import Index
-from qabot.store import ARRAYS, IndexParams, corpus_cache_dir, open_index
+from qabot.store import ARRAYS, IndexParams, corpus_cache_dir, corpus_changed, open_index
 from tests.conftest import PROJECT
 
 PARAMS = IndexParams(1.2, 0.75, ("top of page", "bottom of page"), 10_000_000)
@@ -107,3 +107,21 @@ def test_parallel_build_equals_serial_build(tmp_path, monkeypatch):
     assert report.action == "built"
     assert_same_index(serial, parallel)
     assert len(parallel.docs) == 45
+
+
+def test_corpus_changed_sees_added_changed_removed_and_skipped_files(corpus_copy, tmp_path):
+    def fresh_index():
+        return open_index(corpus_copy, tmp_path / "cache", PARAMS, lambda message: None)[0]
+
+    index = fresh_index()
+    assert not corpus_changed(index, corpus_copy)
+    path = corpus_copy / "002_87992cb26fa4a259.txt"
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert corpus_changed(index, corpus_copy)
+    index = fresh_index()
+    (corpus_copy / "blob.txt").write_bytes(b"\x00\x01binary")
+    assert corpus_changed(index, corpus_copy)
+    index = fresh_index()
+    assert not corpus_changed(index, corpus_copy), "a skipped file is remembered, not re-read"
+    path.unlink()
+    assert corpus_changed(index, corpus_copy)
