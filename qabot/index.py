@@ -462,7 +462,7 @@ def _text_layout(
         starts.append(text_ptr[first:stop] - text_ptr[first] + written)
         ends.append(text_ptr[first + 1 : stop + 1] - text_ptr[first] + written)
         written += int(text_ptr[stop] - text_ptr[first])
-    if fresh or not packs:
+    if fresh:
         packs.append(TextPack.new(_joined(fresh, np.uint8)))
 
     return {
@@ -476,11 +476,16 @@ def _text_layout(
 def _compacted(
     text_packs: tuple[TextPack, ...], doc_pack: np.ndarray, doc_text_start: np.ndarray, doc_text_end: np.ndarray
 ) -> dict:
-    """The text layout with dead bytes and small packs merged away once they outweigh the live text.
+    """The text layout without packs no document uses, and with dead bytes and small packs merged
+    away once they outweigh the live text.
 
     Mostly dead packs: every document is copied into one new pack. Too many packs: all packs but
-    the largest are merged into one. Otherwise the layout is returned as it is.
+    the largest are merged into one. Otherwise only unused packs are dropped.
     """
+    used = np.bincount(doc_pack, minlength=len(text_packs)) > 0
+    if not used.all():
+        text_packs = tuple(pack for pack, u in zip(text_packs, used, strict=True) if u)
+        doc_pack = (np.cumsum(used) - 1)[doc_pack].astype(np.int32)
     sizes = np.array([len(pack.data) for pack in text_packs], dtype=np.int64)
     live = int((doc_text_end - doc_text_start).sum())
     if live >= COMPACT_LIVE_SHARE * sizes.sum() and len(text_packs) <= MAX_PACKS:

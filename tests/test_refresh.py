@@ -124,3 +124,15 @@ def test_saving_rewrites_a_pack_a_concurrent_clean_up_deleted_and_touches_the_ot
     assert time.time() - pack.stat().st_mtime < 60, "a pack the new generation uses looks new to clean-ups"
     reloaded, _ = load_index(folder, corpus_copy.resolve(), PARAMS)
     assert_same_index(reloaded, loaded)
+
+
+def test_packs_no_document_uses_are_dropped(corpus_copy, tmp_path):
+    cache = tmp_path / "cache"
+    open_index(corpus_copy, cache, PARAMS, quiet)
+    for path in corpus_copy.glob("*.txt"):
+        path.unlink()
+    empty, _ = open_index(corpus_copy, cache, PARAMS, quiet)
+    assert empty.text_packs == () and empty.n_sentences == 0
+    write(corpus_copy / "okapi.txt", ["Okapi news", "The okapi met Louis Bono in Baku."])
+    index, _ = open_index(corpus_copy, cache, PARAMS, quiet)
+    assert [len(pack.data) for pack in index.text_packs] == [(corpus_copy / "okapi.txt").stat().st_size]
