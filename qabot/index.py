@@ -12,7 +12,7 @@ import math
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -319,15 +319,23 @@ def build_index(root: Path, chunks: Sequence[Chunk], skipped: Sequence[Skipped],
                  **_text_layout(chunks, layout.doc_runs), **layout.arrays, **postings)  # fmt: skip
 
 
-def refresh_index(old: Index, changed: Sequence[Chunk], keep: Iterable[str], skipped: Sequence[Skipped]) -> Index:
-    """A new Index of old's documents in `keep` (arrays reused, nothing re-read) plus `changed` ones.
+def refresh_index(
+    old: Index,
+    changed: Sequence[Chunk],
+    keep: Iterable[str],
+    skipped: Sequence[Skipped],
+    renewed: Mapping[str, DocInfo] | None = None,
+) -> Index:
+    """A new Index of old's documents in `keep` (arrays reused, nothing re-read) plus `changed` ones;
+    `renewed` gives new DocInfo (a new mtime, same bytes) for some kept documents.
 
     The result equals build_index over the same documents: same order, vocabulary, ids and postings.
     Old postings are remapped and the changed documents' postings merged in, without a full sort.
     """
     keep = set(keep) - {doc.path for chunk in changed for doc in chunk.docs}
+    renewed = renewed or {}
     stored = Chunk(
-        docs=old.docs,
+        docs=tuple(renewed.get(doc.path, doc) for doc in old.docs),
         text=np.empty(0, dtype=np.uint8),  # kept documents keep their text where it is
         text_lengths=old.doc_text_end - old.doc_text_start,
         sent_counts=np.diff(old.doc_sent_ptr),

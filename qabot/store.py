@@ -21,9 +21,9 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib.resources import files
 from itertools import repeat
@@ -142,14 +142,16 @@ def open_index(
     for skip in listing_skips:
         if (skip.path, skip.reason) not in reported:
             warn(str(skip))
-    known = {doc.path for doc in index.docs}
-    parts, skips = _read_and_analyze(root, stale, params, warn, progress)
-    keep = known - removed - {entry.path for entry in stale}
+    indexed = {doc.path: doc for doc in index.docs}
+    known = {entry.path: indexed[entry.path].sha256 for entry in stale if entry.path in indexed}
+    parts, skips, same = _read_and_analyze(root, stale, params, warn, progress, known)
+    renewed = {entry.path: replace(indexed[entry.path], mtime_ns=entry.mtime_ns) for entry in same}
+    keep = indexed.keys() - removed - {entry.path for entry in stale} | renewed.keys()
     skipped = sorted([*listing_skips, *skips, *_kept_skips(stored_skips, entries, stale)], key=lambda s: s.path)
-    refreshed = refresh_index(index, parts, keep, skipped)
+    refreshed = refresh_index(index, parts, keep, skipped, renewed)
     _save_quietly(refreshed, folder, params, warn)
     changed_paths = [doc.path for chunk in parts for doc in chunk.docs]
-    added = sum(1 for path in changed_paths if path not in known)
+    added = sum(1 for path in changed_paths if path not in indexed)
     report = OpenReport("refreshed", added, len(changed_paths) - added, len(removed), time.perf_counter() - started)
     return refreshed, report
 
@@ -171,7 +173,7 @@ def build_corpus_index(
     progress: Progress | None = None,
 ) -> Index:
     """A fresh Index of every readable article (each unreadable one is reported through warn)."""
-    parts, skips = _read_and_analyze(root, entries, params, warn, progress)
+    parts, skips, _ = _read_and_analyze(root, entries, params, warn, progress)
     skipped = sorted([*listing_skips, *skips], key=lambda s: s.path)
     for skip in listing_skips:
         warn(str(skip))
@@ -179,18 +181,31 @@ def build_corpus_index(
 
 
 def _read_and_analyze(
-    root: Path, entries: Sequence[FileEntry], params: IndexParams, warn: Warn, progress: Progress | None
-) -> tuple[list[Chunk], list[Skipped]]:
-    """Read, segment and analyze entries in batches; on several cores for a large corpus."""
+    root: Path,
+    entries: Sequence[FileEntry],
+    params: IndexParams,
+    warn: Warn,
+    progress: Progress | None,
+    known: Mapping[str, str] | None = None,
+) -> tuple[list[Chunk], list[Skipped], list[FileEntry]]:
+    """Read, segment and analyze entries in batches; on several cores for a large corpus.
+
+    Entries whose bytes still have the sha256 in `known` (path -> sha256) are only read, not
+    analyzed again, and come back in the third list.
+    """
+    known = known or {}
     batches = [entries[i : i + BATCH_FILES] for i in range(0, len(entries), BATCH_FILES)]
+    batch_known = [{e.path: known[e.path] for e in batch if e.path in known} for batch in batches]
     chunks: list[Chunk] = []
     skips: list[Skipped] = []
+    same: list[FileEntry] = []
     done = 0
 
-    def collect(result: tuple[Chunk, list[Skipped]], size: int) -> None:
+    def collect(result: tuple[Chunk, list[Skipped], list[FileEntry]], size: int) -> None:
         nonlocal done
-        chunk, batch_skips = result
+        chunk, batch_skips, batch_same = result
         chunks.append(chunk)
+        same.extend(batch_same)
         for skip in batch_skips:
             skips.append(skip)
             warn(str(skip))
@@ -202,27 +217,33 @@ def _read_and_analyze(
     # Forking is only safe with no other thread running (the bot reloads from a worker thread);
     # spawn-like methods would re-run the caller's main script, so those callers go serial.
     if len(entries) < PARALLEL_FILES or workers < 2 or threading.active_count() > 1:
-        for batch in batches:
-            collect(analyze_batch(root, batch, params), len(batch))
-        return chunks, skips
+        for batch, batch_shas in zip(batches, batch_known, strict=True):
+            collect(analyze_batch(root, batch, params, batch_shas), len(batch))
+        return chunks, skips, same
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for batch, result in zip(batches, pool.map(analyze_batch, repeat(root), batches, repeat(params)), strict=True):
+        results = pool.map(analyze_batch, repeat(root), batches, repeat(params), batch_known)
+        for batch, result in zip(batches, results, strict=True):
             collect(result, len(batch))
-    return chunks, skips
+    return chunks, skips, same
 
 
-def analyze_batch(root: Path, entries: Sequence[FileEntry], params: IndexParams) -> tuple[Chunk, list[Skipped]]:
-    """One batch of files read and analyzed into a Chunk, plus the files skipped and why."""
+def analyze_batch(
+    root: Path, entries: Sequence[FileEntry], params: IndexParams, known: Mapping[str, str]
+) -> tuple[Chunk, list[Skipped], list[FileEntry]]:
+    """One batch of files read and analyzed into a Chunk, the files skipped and why, and the files
+    whose bytes still have the sha256 `known` gives for their path (read, not analyzed)."""
     boilerplate = compile_boilerplate(params.boilerplate_patterns)
-    docs, skips = [], []
+    docs, skips, same = [], [], []
     for entry in entries:
         doc = read_document(root, entry, params.max_file_bytes, boilerplate)
         if isinstance(doc, Skipped):
             skips.append(_SkippedEntry(doc.path, doc.reason, entry.size, entry.mtime_ns))
+        elif known.get(entry.path) == doc.sha256:
+            same.append(entry)
         else:
             docs.append(doc)
-    return analyze_documents(docs, boilerplate), skips
+    return analyze_documents(docs, boilerplate), skips, same
 
 
 @dataclass(frozen=True, slots=True)

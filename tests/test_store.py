@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qabot.index import Index
+from qabot import store
+from qabot.index import Index, analyze_documents
 from qabot.store import ARRAYS, IndexParams, corpus_cache_dir, corpus_changed, open_index
 from tests.conftest import PROJECT
 
@@ -125,3 +126,23 @@ def test_corpus_changed_sees_added_changed_removed_and_skipped_files(corpus_copy
     assert not corpus_changed(index, corpus_copy), "a skipped file is remembered, not re-read"
     path.unlink()
     assert corpus_changed(index, corpus_copy)
+
+
+def test_files_touched_but_unchanged_are_read_and_hashed_but_not_analyzed_again(corpus_copy, tmp_path, monkeypatch):
+    open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    analyzed: list[str] = []
+
+    def recording(docs, boilerplate):
+        analyzed.extend(doc.path for doc in docs)
+        return analyze_documents(docs, boilerplate)
+
+    monkeypatch.setattr(store, "analyze_documents", recording)
+    for path in corpus_copy.glob("*.txt"):
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    same = corpus_copy / "004_d9f82656579fc0ba.txt"
+    same.write_text(same.read_text(encoding="utf-8").replace("Mirzoyan", "Mirzoyam"), encoding="utf-8")
+    index, report = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    assert (report.action, report.changed) == ("refreshed", 1)
+    assert analyzed == [same.name], "only the file whose bytes changed (same size) is analyzed"
+    assert_same_index(index, open_index(corpus_copy, tmp_path / "fresh", PARAMS, quiet)[0])
+    assert open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)[1].action == "loaded", "new mtimes saved"
