@@ -238,7 +238,9 @@ def notes(results: list[dict]) -> list[str]:
                    if query else "")
                 + (f" Refresh after appending a sentence to one file: {refresh['refresh_s']:.2f} s "
                    f"({refresh['sentences_added']} sentence added, found by ask: {refresh['new_sentence_found']}); "
-                   f"restoring the file: {refresh['restore_s']:.2f} s." if refresh else "")
+                   f"restoring the file: {refresh['restore_s']:.2f} s; after a new mtime on every article "
+                   f"(same bytes): {refresh['touch_all_s']:.2f} s (same sentences: {refresh['touch_all_same']})."
+                   if refresh else "")
             )  # fmt: skip
         lines.append(f"- {result['size']:,}: 1-minute load average at the start: {result['load_average']:.2f}.")
         for problem in result.get("invalid", []):
