@@ -1,9 +1,10 @@
 """BM25 over sentences: build from documents, score over posting lists, refresh.
 
 Scores are rank-bm25's BM25Okapi (Robertson et al., with ATIRE's epsilon floor on
-negative IDF). Postings hold term frequencies; IDF and each sentence's length
-normaliser are derived when the index is opened, so a query costs the sum of its
-posting lists and a refresh never rewrites weights that the corpus size changed.
+negative IDF). Postings hold term frequencies and sentence lengths; IDF and the
+length normaliser are derived when the index is opened. A query costs the sum of its
+posting lists (a weight is a table lookup), and a refresh never rewrites weights that
+a change in corpus size or average sentence length would alter.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ class Index:
     post_ptr: np.ndarray  # int64[V + 1]
     post_sent: np.ndarray  # int32[P]
     post_tf: np.ndarray  # uint16[P], occurrences of the term in the sentence
-    post_len: np.ndarray  # uint16[P], terms in the sentence (at most 500: sentences are capped)
+    post_len: np.ndarray  # uint16[P], terms in the sentence (sentences hold at most 1,000 characters)
     idf: np.ndarray = field(init=False, repr=False, compare=False)  # float64[V]
     term_ids: dict[str, int] = field(init=False, repr=False, compare=False)
     # By sentence length: BM25's length normaliser, and the saturation at tf = 1 (most postings).
