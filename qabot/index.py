@@ -256,7 +256,8 @@ class Index:
             lo, hi = self.post_ptr[term_id], self.post_ptr[term_id + 1]
             sents = self.post_sent[lo:hi]
             scale = self.idf[term_id] * query_weight
-            acc[sents] += self._weights(self.post_tf[lo:hi], self.post_len[lo:hi], scale, scratch[: hi - lo])
+            # add.at skips the gathered copy that `acc[sents] += ...` makes; each sentence appears once
+            np.add.at(acc, sents, self._weights(self.post_tf[lo:hi], self.post_len[lo:hi], scale, scratch[: hi - lo]))
             touched.append(sents)
         candidates = np.concatenate(touched) if len(touched) > 1 else touched[0]
         scores = acc[candidates]
