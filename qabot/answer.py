@@ -93,6 +93,12 @@ class Answerer:
     def root(self) -> Path:
         return self.index.root
 
+    def corpus_changed(self) -> bool:
+        """Whether a file was added, changed or removed since the index was made (lists the folder)."""
+        from qabot.store import corpus_changed
+
+        return corpus_changed(self.index, self.root)
+
     def ask(self, question: str, top_k: int | None = None) -> Answer:
         """The best passages for question (at most top_k), or an abstention saying why."""
         top_k = self.params.top_k if top_k is None else max(1, int(top_k))

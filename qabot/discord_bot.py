@@ -25,7 +25,6 @@ from qabot.config import Settings
 from qabot.discord_render import answer_reply, context_embed, safe_text
 from qabot.errors import ConfigError, QabotError
 from qabot.model import Answer
-from qabot.store import corpus_changed
 
 log = logging.getLogger("qabot.discord")
 
@@ -147,7 +146,7 @@ class AskCog(commands.Cog):
         if self.poll_corpus.current_loop == 0:
             return
         try:
-            changed = await asyncio.to_thread(corpus_changed, self.bot.answerer.index, self.settings.corpus)
+            changed = await asyncio.to_thread(self.bot.answerer.corpus_changed)
         except Exception:  # the reload logs what is wrong and keeps serving
             changed = True
         if changed:

@@ -17,13 +17,11 @@ from discord.ext import commands
 from discord.ext.test import backend, factories
 from discord.webhook.async_ import AsyncWebhookAdapter, async_context
 
-from qabot import discord_bot
 from qabot.answer import Answerer
 from qabot.config import Settings, replace
 from qabot.discord_bot import AskCog, QabotBot, RedactingFormatter, check_settings, run_bot
 from qabot.discord_render import ZWSP
 from qabot.errors import ConfigError
-from qabot.store import corpus_changed
 from tests.conftest import settings_for
 
 SENTINEL_TOKEN = "MTA5OTk5.SENTINEL-token-do-not-log.xyzXYZ123"
@@ -449,12 +447,13 @@ async def test_polling_picks_up_new_articles(make_bot, corpus_copy, tmp_path):
 async def test_polling_an_unchanged_corpus_keeps_the_answerer(make_bot, corpus_copy, tmp_path, monkeypatch):
     settings = settings_for(corpus_copy, tmp_path / "cache", reload_poll_seconds=0.05)
     checks: list[bool] = []
+    real = Answerer.corpus_changed
 
-    def counted(index, root):
-        checks.append(corpus_changed(index, root))
+    def counted(answerer: Answerer) -> bool:
+        checks.append(real(answerer))
         return checks[-1]
 
-    monkeypatch.setattr(discord_bot, "corpus_changed", counted)
+    monkeypatch.setattr(Answerer, "corpus_changed", counted)
     bot = await make_bot(settings, Answerer.from_settings(settings))
     first = bot.answerer
     for _ in range(200):
