@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -64,20 +66,25 @@ def flip_byte(path: Path, offset: int) -> None:
 
 
 def edit_meta(folder: Path, **changes) -> None:
+    """Change meta.json and re-sign it in CURRENT, as a bug (not bit rot) would leave it."""
     meta_path = generation(folder) / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta.update(changes)
-    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    meta_bytes = json.dumps(meta).encode("utf-8")
+    meta_path.write_bytes(meta_bytes)
+    (folder / "CURRENT").write_text(f"{generation(folder).name} {hashlib.sha256(meta_bytes).hexdigest()}\n")
 
 
-def resave_array(folder: Path, name: str, array: np.ndarray) -> None:
-    """Replace one array and fix its checksum, as a bug (not bit rot) would leave it."""
-    import hashlib
+def crc32_of(path: Path) -> str:
+    return f"crc32:{zlib.crc32(path.read_bytes()):08x}"
 
+
+def resave_array(folder: Path, name: str, array: np.ndarray, allow_pickle: bool = False) -> None:
+    """Replace one array with a valid checksum, as a bug (not bit rot) would leave it."""
     path = generation(folder) / f"{name}.npy"
-    np.save(path, array, allow_pickle=False)
-    edit_meta(folder, arrays={**json.loads((generation(folder) / "meta.json").read_text())["arrays"],
-                              name: hashlib.sha256(path.read_bytes()).hexdigest()})
+    np.save(path, array, allow_pickle=allow_pickle)
+    arrays = json.loads((generation(folder) / "meta.json").read_text(encoding="utf-8"))["arrays"]
+    edit_meta(folder, arrays={**arrays, name: crc32_of(path)})
 
 
 CORRUPTIONS = {
@@ -106,12 +113,42 @@ CORRUPTIONS = {
 }
 
 
+# Faults that pass every checksum (a bug, not bit rot) and must be caught by the check they name.
+CAUGHT_BY = {
+    "older format version": "another version",
+    "older analyzer": "another version",
+    "meta missing its docs": "arrays unreadable",
+    "array of the wrong length": "array sizes do not agree",
+    "text pack name is a path": "text pack entry is damaged",
+    "document text outside its pack": "outside its pack",
+    "array holding pickled objects": "arrays unreadable",
+}
+
+
+class Payload:
+    """Unpickling it would create the file `marker`."""
+
+    marker = Path()
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def pickled_array(folder: Path) -> None:
+    resave_array(folder, "df", np.array([Payload()], dtype=object), allow_pickle=True)
+
+
+CORRUPTIONS["array holding pickled objects"] = pickled_array
+
+
 @pytest.mark.parametrize("fault", sorted(CORRUPTIONS))
-def test_damaged_cache_is_rebuilt_with_one_warning_and_same_answers(built, fault: str) -> None:
+def test_damaged_cache_is_rebuilt_with_one_warning_and_same_answers(built, fault: str, tmp_path) -> None:
     settings, folder, reference = built
+    Payload.marker = tmp_path / "pwned"
     CORRUPTIONS[fault](folder)
-    with pytest.raises(CacheInvalid):
+    with pytest.raises(CacheInvalid, match=CAUGHT_BY.get(fault)):
         load_index(folder, settings.corpus.resolve(), index_params(settings))
+    assert not Payload.marker.exists(), "loading the cache unpickled an object"
     warnings: list[str] = []
     assert answers(Answerer.from_settings(settings, warn=warnings.append)) == reference
     assert len(warnings) == 1, warnings
@@ -130,13 +167,12 @@ def test_missing_current_pointer_rebuilds_silently(built) -> None:
     assert load_index(folder, settings.corpus.resolve(), index_params(settings))
 
 
-def test_any_flipped_or_truncated_array_byte_is_detected(built) -> None:
+def test_any_flipped_or_truncated_array_or_text_pack_byte_is_detected(built) -> None:
     settings, folder, _ = built
     rng = random.Random(20240601)
     root, params = settings.corpus.resolve(), index_params(settings)
     faults = 0
-    for name in ARRAYS:
-        path = generation(folder) / f"{name}.npy"
+    for path in [generation(folder) / f"{name}.npy" for name in ARRAYS] + [text_pack(folder)]:
         original = path.read_bytes()
         for offset in [0, len(original) - 1, *rng.sample(range(len(original)), min(8, len(original)))]:
             flip_byte(path, offset)
@@ -150,7 +186,7 @@ def test_any_flipped_or_truncated_array_byte_is_detected(built) -> None:
                 load_index(folder, root, params)
             path.write_bytes(original)
             faults += 1
-    assert faults >= len(ARRAYS) * 5
+    assert faults >= (len(ARRAYS) + 1) * 5
     load_index(folder, root, params)  # restored: loads again
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -95,14 +96,16 @@ def test_a_crafted_cache_with_a_pickle_cannot_run_code(corpus_copy, tmp_path) ->
     np.save(target, np.array([Payload()], dtype=object), allow_pickle=True)
     meta_path = generation / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta["arrays"]["df"] = hashlib.sha256(target.read_bytes()).hexdigest()
-    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    meta["arrays"]["df"] = f"crc32:{zlib.crc32(target.read_bytes()):08x}"
+    meta_bytes = json.dumps(meta).encode("utf-8")
+    meta_path.write_bytes(meta_bytes)
+    (folder / "CURRENT").write_text(f"{generation.name} {hashlib.sha256(meta_bytes).hexdigest()}\n")
 
     warnings: list[str] = []
     answer = Answerer.from_settings(settings, warn=warnings.append).ask("Who is Louis Bono?")
     assert not marker.exists(), "loading the cache unpickled an object"
     assert answer == reference
-    assert len(warnings) == 1 and "rebuilding" in warnings[0]
+    assert len(warnings) == 1 and "rebuilding" in warnings[0] and "arrays unreadable" in warnings[0], warnings
 
 
 @settings(max_examples=100, deadline=None, database=None)
