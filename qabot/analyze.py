@@ -8,9 +8,27 @@ from collections.abc import Iterator
 from functools import cache
 from importlib.resources import files
 
-# Words: letters/digits with any combining marks (decomposed "Erdog\u0306an"), inner apostrophes
-# (don't, Azerbaijan's), or dotted acronyms (U.S., D.C.).
-_CHAR = r"[^\W_][\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]*"
+
+def _combining_mark() -> str:
+    """A regex for one combining mark, from the shipped list of code point ranges.
+
+    Marks in the Basic Multilingual Plane make one class that re compiles to a bitmap; the rare
+    astral ones, a list it scans, are only tried after a cheap range check.
+    """
+    text = files("qabot").joinpath("data/combining_marks.txt").read_text(encoding="ascii")
+    ranges = [line.split("-") for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+    def char_class(pairs: list[list[str]]) -> str:
+        return "[" + "".join("-".join(re.escape(chr(int(bound, 16))) for bound in pair) for pair in pairs) + "]"
+
+    basic = char_class([pair for pair in ranges if int(pair[0], 16) <= 0xFFFF])
+    astral = char_class([pair for pair in ranges if int(pair[0], 16) > 0xFFFF])
+    return rf"(?:{basic}|(?=[\U00010000-\U0010ffff]){astral})"
+
+
+# Words: letters/digits with any combining marks (decomposed "Erdog\u0306an", Devanagari vowel
+# signs), inner apostrophes (don't, Azerbaijan's), or dotted acronyms (U.S., D.C.).
+_CHAR = rf"[^\W_]{_combining_mark()}*+"
 TOKEN = re.compile(rf"(?:{_CHAR}\.){{2,}}|(?:{_CHAR})+(?:['’](?:{_CHAR})+)*")
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'"})
 # Letters that Unicode does not decompose into base + mark.

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import unicodedata
+
+import pytest
 
 from qabot.analyze import analyze, fold, term_spans
+from tests.conftest import PROJECT
 
 
 def test_diacritics_fold_so_erdogan_matches_erdogan():
@@ -56,3 +60,31 @@ def test_analyzer_import_does_not_load_nltk():
     code = "import sys, qabot.analyze as a; a.analyze('Talks were held'); print('nltk' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "آ0",  # Arabic alef with madda: decomposed, the madda is a mark outside the Latin ranges
+        "हिन्दी",  # Devanagari vowel signs and virama are marks, not letters
+        "\U0001109a\U0001109b",  # Kaithi letters whose nukta lies outside the Basic Multilingual Plane
+        "Erdoğan",
+    ],
+)
+def test_a_word_is_one_term_whether_typed_precomposed_or_decomposed(word):
+    nfc, nfd = unicodedata.normalize("NFC", word), unicodedata.normalize("NFD", word)
+    assert len(analyze(nfc)) == 1 and analyze(nfd) == analyze(nfc)
+    assert [(start, end) for start, end, _ in term_spans(nfd)] == [(0, len(nfd))]
+
+
+def test_the_shipped_combining_marks_are_this_pythons_marks():
+    text = (PROJECT / "qabot" / "data" / "combining_marks.txt").read_text(encoding="ascii")
+    listed = set()
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            first, _, last = line.partition("-")
+            listed.update(range(int(first, 16), int(last or first, 16) + 1))
+    assert all(unicodedata.category(chr(code)).startswith("M") for code in listed)
+    if f"Unicode {unicodedata.unidata_version})" in text:  # the version the list was generated from
+        marks = {code for code in range(0x110000) if unicodedata.category(chr(code)).startswith("M")}
+        assert listed == marks
