@@ -127,18 +127,27 @@ class Answerer:
             return Answer(question, (), True, reason, expansions, searched)
         passages = self._passages(ranked, scores, top_k, terms)
         expansions = self._as_spelled(expansions, passages)
-        reason = ""
-        if expansions:
-            reason = "also searched: " + ", ".join(f"{variant} (for {word})" for word, variant in expansions)
+        variants_of: dict[str, list[str]] = {}
+        for word, variant in expansions:
+            variants_of.setdefault(word, []).append(variant)
+        reason = "; ".join(f"{', '.join(variants)} (for {word})" for word, variants in variants_of.items())
+        reason = f"also searched: {reason}" if reason else ""
         return Answer(question, tuple(passages), False, reason, expansions, searched)
 
     @staticmethod
     def _as_spelled(
         expansions: tuple[tuple[str, str], ...], passages: list[Passage]
     ) -> tuple[tuple[str, str], ...]:
-        """Variants as the passages spell them ("luis", not the stem "lui") where a passage has one."""
-        spelled = {term: word for p in passages for word in p.matched_terms for term in analyze(word)}
-        return tuple((word, spelled.get(variant, variant)) for word, variant in expansions)
+        """Variants as the passages spell them ("luis", not the stem "lui"), each spelling once
+        ("sees" and "saw" for the term "see"); the term itself where no passage has it."""
+        spellings: dict[str, list[str]] = {}
+        for passage in passages:
+            for shown in passage.matched_terms:
+                for term in analyze(shown):
+                    forms = spellings.setdefault(term, [])
+                    if shown not in forms:
+                        forms.append(shown)
+        return tuple((word, form) for word, variant in expansions for form in spellings.get(variant, [variant]))
 
     def _query_terms(self, question: str) -> tuple[list[QueryTerm], tuple[tuple[str, str], ...]]:
         index = self.index

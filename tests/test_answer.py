@@ -127,3 +127,11 @@ def test_a_one_sentence_corpus_still_answers(tmp_path):
     assert answer.passages[0].text == "The zebra crossing opened in Yerevan."
     assert answer.passages[0].matched_terms == ("zebra", "crossing", "open")
     assert answerer.ask("Who wrote Hamlet?").abstained
+
+
+def test_a_variant_spelled_two_ways_in_the_passages_is_reported_both_ways(answerer):
+    answer = answerer.ask("seeks")  # rare "seek"; its variant "see" reads "sees" in one passage, "saw" in another
+    spelled = {variant for word, variant in answer.expansions if word == "seeks"}
+    shown = {term for p in answer.passages for term in p.matched_terms} - {"seeks"}
+    assert len(shown) >= 2 and shown <= spelled
+    assert answer.reason == f"also searched: {', '.join(v for _, v in answer.expansions)} (for seeks)"

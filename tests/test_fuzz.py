@@ -157,7 +157,8 @@ def check_answer(answer: Answer, question: str, top_k: int, answerer: Answerer, 
         assert answer.reason.strip()
         return
     assert 1 <= len(answer.passages) <= top_k
-    typed = {word for word, _ in surface_words(clean_question(question))}
+    # Words as typed, and spelling variants as the passages spell them ("also searched").
+    allowed = {word for word, _ in surface_words(clean_question(question))} | {v for _, v in answer.expansions}
     scores = [p.score for p in answer.passages]
     assert scores == sorted(scores, reverse=True)
     for passage in answer.passages:
@@ -169,7 +170,7 @@ def check_answer(answer: Answer, question: str, top_k: int, answerer: Answerer, 
         before = text[slice(*spans[at - 1])] if at > 0 else ""
         after = text[slice(*spans[at + 1])] if at + 1 < len(spans) else ""
         assert (passage.context_before, passage.context_after) == (before, after)
-        assert passage.matched_terms and set(passage.matched_terms) <= typed
+        assert passage.matched_terms and set(passage.matched_terms) <= allowed
         for other in passage.also_in:
             assert check_location(other, answerer.root).strip()
             assert other.source != location.source
