@@ -343,3 +343,32 @@ def test_qabot_index_killed_at_random_moments_never_leaves_a_broken_index(big_co
         outcomes.append(report.action)
     assert "built" in outcomes  # at least one kill did land before the index was complete
     assert mid_write >= 1, outcomes
+
+
+def test_two_processes_indexing_at_once_leave_a_complete_index(corpus_copy, tmp_path) -> None:
+    """Builds, refreshes and refreshes over an aged cache (so clean-up runs), each by two racing processes."""
+    cache = tmp_path / "cache"
+    settings = settings_for(corpus_copy, cache)
+    first = sorted(corpus_copy.glob("*.txt"))[0]
+    for round_ in range(4):
+        if round_ >= 1:
+            first.write_text(first.read_text(encoding="utf-8") + f"\n\nRound {round_} brought okapi{round_}.\n",
+                             encoding="utf-8")
+        if round_ >= 2:  # every file in the cache looks old, so each writer's clean-up may delete
+            past = time.time() - 120
+            for path in cache.rglob("*"):
+                os.utime(path, (past, past))
+        racers = [subprocess.Popen([sys.executable, "-m", "qabot.cli", "index"], cwd=PROJECT,
+                                   env=qabot_env(corpus_copy, cache), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE) for _ in range(2)]  # fmt: skip
+        for racer in racers:
+            _, err = racer.communicate(timeout=120)
+            assert racer.returncode == 0, err
+        warnings: list[str] = []
+        index, report = open_index(corpus_copy, cache, index_params(settings), warnings.append)
+        assert (report.action, warnings) == ("loaded", []), round_
+        fresh = Answerer.from_settings(settings_for(corpus_copy, tmp_path / f"fresh-{round_}"))
+        assert index.docs == fresh.index.docs
+        assert answers_of_index(index, settings) == answers(fresh)
+        if round_ >= 1:
+            assert f"okapi{round_}" in index.vocab
