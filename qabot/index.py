@@ -366,7 +366,7 @@ class _Layout:
     arrays: dict[str, np.ndarray]
     lengths: np.ndarray  # int64, terms per sentence
     doc_runs: list[tuple[int, int, int]]  # (chunk, first, stop) of documents copied, in order
-    term_maps: list[np.ndarray]  # per chunk: its term id -> new term id, -1 if no longer used
+    first_term_map: np.ndarray  # chunk 0's term id -> new term id, -1 if no longer used
     sentence_runs: list[tuple[int, int, int, int]]  # (chunk, first, stop, new first) of copied sentences
 
 
@@ -447,7 +447,7 @@ def _assemble(chunks: Sequence[Chunk], wanted: Callable[[DocInfo], bool] | None 
         arrays=arrays,
         lengths=lengths,
         doc_runs=[(c, first, stop) for c, first, stop in runs],
-        term_maps=[renumber[ids] for ids in to_union],
+        first_term_map=renumber[to_union[0]] if chunks else np.empty(0, dtype=np.int32),
         sentence_runs=sentence_runs,
     )
 
@@ -562,7 +562,7 @@ def _merged_postings(old: Index, layout: _Layout) -> dict[str, np.ndarray]:
     kept.update({name: np.delete(getattr(old, name), dropped) for name in ("post_tf", "post_len")})
     kept_df = np.zeros(len(layout.vocab), dtype=np.int64)
     live = kept_per_old_term > 0  # a term with no kept sentence may have left the vocabulary
-    kept_df[layout.term_maps[0][live]] = kept_per_old_term[live]
+    kept_df[layout.first_term_map[live]] = kept_per_old_term[live]
     kept_ptr = _pointers(kept_df)
 
     sents = np.concatenate(new_sents) if new_sents else np.empty(0, dtype=np.int64)
