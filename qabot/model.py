@@ -56,3 +56,4 @@ class Answer:
     reason: str
     expansions: tuple[tuple[str, str], ...] = ()  # (typed term, variant also searched)
     sentences_searched: int = 0
+    confidence: float = 0.0  # calibrated probability that the first passage answers the question
