@@ -52,6 +52,22 @@ def irregular_verbs() -> dict[str, str]:
 
 
 @cache
+def frame_terms() -> frozenset[str]:
+    """Index terms of words that frame a question ("how many", "what is it called"), shipped in qabot/data."""
+    text = files("qabot").joinpath("data/frame_words.txt").read_text(encoding="utf-8")
+    words = (line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return frozenset(term for word in words if (term := term_of(word)))
+
+
+@cache
+def derivations() -> dict[str, tuple[str, ...]]:
+    """Index term -> terms of its derivationally related words (agree -> agreement), from WordNet."""
+    text = files("qabot").joinpath("data/derivations.txt").read_text(encoding="utf-8")
+    rows = (line.split() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+@cache
 def _stemmer():
     import Stemmer
 

@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qabot.analyze import analyze, fold, surface_words, term_spans
-from qabot.answer_type import expected_type, has_answer_type
+from qabot.analyze import analyze, derivations, fold, frame_terms, term_spans
+from qabot.answer_type import expected_type
+from qabot.features import Candidates, QueryTerm, candidate_features, question_features
 from qabot.index import Index, idf_of_unknown
+from qabot.learned import Models, logistic, shipped_models
 from qabot.model import Answer, Location, Passage
+from qabot.segment import paragraph_numbers
 from qabot.variants import VariantFinder
 
 if TYPE_CHECKING:
@@ -24,38 +27,34 @@ if TYPE_CHECKING:
 
 RARE_DF = 2  # a term in at most this many sentences also searches its spelling variants
 MAX_QUERY_TERMS = 64
-CANDIDATES = 50  # sentences re-ranked and grouped per question
-RERANKED = 20  # of those, the leading ones whose text is read for cues
+CANDIDATES = 50  # sentences ranked and grouped per question
 DUPLICATE_JACCARD = 0.8  # token-set overlap that makes two sentences the same wire copy
 MIN_MASS = 0.01
-NEIGHBOUR_COVERAGE = 0.5  # a question word found next door, not in the sentence, counts half
-# A sentence opening with a pronoun continues the previous one ("They met with ..."),
-# so it borrows more of that sentence's score than other neighbours do.
-ANAPHORA_WEIGHT = 0.7
-_ANAPHORIC = re.compile(r"[\W_]*(?:he|she|they|it|this|these|those|his|her|their|its)\b", re.IGNORECASE)
+DERIVATION_WEIGHT = 0.8  # weight of a derivationally related term (agreement for agree)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_PARAGRAPH_CACHE = 4096  # documents whose paragraph numbers are kept
 
 
 @dataclass(frozen=True, slots=True)
 class AnswerParams:
-    """Tunables of the answerer (defaults tuned on the dev set; see config/qabot.toml)."""
+    """Tunables of the answerer (see config/qabot.toml); None means the fitted model's threshold."""
 
     top_k: int = 3
-    min_coverage: float = 0.6
+    min_confidence: float | None = None
     variant_weight: float = 0.7
-    context_weight: float = 0.3
-    type_bonus: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
-class QueryTerm:
-    """One distinct analyzed word of the question, with the vocabulary terms that stand for it."""
+class Ranking:
+    """A question's candidates, best first, with the ranker's scores and the answer's confidence."""
 
-    word: str  # as typed, folded
-    count: int  # times it occurs in the question
-    ids: tuple[tuple[int, float], ...]  # (term id, weight): the term itself at 1, variants lower
-    mass: float  # its share of the question's IDF mass
-    own_id: int | None = None  # the term itself, when the corpus has it
+    terms: tuple[QueryTerm, ...]
+    expansions: tuple[tuple[str, str], ...]
+    candidates: Candidates
+    scores: np.ndarray  # the ranker's score per candidate row
+    order: np.ndarray  # candidate rows, best first
+    question: np.ndarray  # QUESTION_FEATURES
+    confidence: float
 
 
 def clean_question(question: str) -> str:
@@ -66,11 +65,13 @@ def clean_question(question: str) -> str:
 class Answerer:
     """Answers questions from one Index; pure given the index, safe to call from several threads."""
 
-    def __init__(self, index: Index, params: AnswerParams | None = None) -> None:
+    def __init__(self, index: Index, params: AnswerParams | None = None, models: Models | None = None) -> None:
         self.index = index
         self.params = params or AnswerParams()
+        self.models = models or shipped_models()
         self._variants: VariantFinder | None = None
         self._variants_lock = threading.Lock()
+        self._paragraphs: dict[int, np.ndarray] = {}
 
     @classmethod
     def from_settings(
@@ -81,17 +82,17 @@ class Answerer:
 
         params = IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
         index, _ = open_index(settings.corpus, settings.index_dir, params, warn, progress)
-        return cls(
-            index,
-            AnswerParams(
-                settings.top_k, settings.min_coverage, settings.variant_weight, settings.context_weight,
-                settings.type_bonus,
-            ),
-        )
+        return cls(index, AnswerParams(settings.top_k, settings.min_confidence, settings.variant_weight))
 
     @property
     def root(self) -> Path:
         return self.index.root
+
+    @property
+    def min_confidence(self) -> float:
+        """The confidence below which the answerer abstains."""
+        chosen = self.params.min_confidence
+        return self.models.min_confidence if chosen is None else chosen
 
     def corpus_changed(self) -> bool:
         """Whether a file was added, changed or removed since the index was made (lists the folder)."""
@@ -108,31 +109,50 @@ class Answerer:
             return Answer(question, (), True, "The question is empty.", (), searched)
         if not self.index.n_sentences:
             return Answer(question, (), True, "The corpus has no sentences to search.", (), searched)
-        terms, expansions = self._query_terms(cleaned)
+        ranking = self.rank(cleaned)
+        terms, expansions = ranking.terms, ranking.expansions
         if not terms:
             reason = "The question has only common words; ask about a name, place or topic."
             return Answer(question, (), True, reason, (), searched)
-        known = [term for term in terms if term.ids]
-        if not known:
+        if not any(term.ids for term in terms):
             words = ", ".join(term.word for term in terms[:8])
             return Answer(question, (), True, f"No article mentions any of: {words}.", expansions, searched)
-        ranked, coverage, scores = self._rank(terms, expected_type(cleaned))
-        best = max((coverage[sent] for sent in ranked[:top_k]), default=0.0)
-        if best < self.params.min_coverage:
+        if ranking.confidence < self.min_confidence:
             missing = ", ".join(term.word for term in terms if not term.ids)
             reason = (
-                "The articles do not answer this: no sentence matches enough of the question"
-                f" (the best covers {best:.0%} of it{f'; not found anywhere: {missing}' if missing else ''})."
+                "The articles do not seem to answer this: the best match is a weak one"
+                f" (confidence {ranking.confidence:.0%}{f'; not found anywhere: {missing}' if missing else ''})."
             )
-            return Answer(question, (), True, reason, expansions, searched)
-        passages = self._passages(ranked, scores, top_k, terms)
+            return Answer(question, (), True, reason, expansions, searched, ranking.confidence)
+        ranked = ranking.candidates.sents[ranking.order].tolist()
+        scores = dict(zip(ranked, ranking.scores[ranking.order].tolist(), strict=True))
+        passages = self._passages(ranked, scores, top_k, list(terms))
         expansions = self._as_spelled(expansions, passages)
         variants_of: dict[str, list[str]] = {}
         for word, variant in expansions:
             variants_of.setdefault(word, []).append(variant)
         reason = "; ".join(f"{', '.join(variants)} (for {word})" for word, variants in variants_of.items())
         reason = f"also searched: {reason}" if reason else ""
-        return Answer(question, tuple(passages), False, reason, expansions, searched)
+        return Answer(question, tuple(passages), False, reason, expansions, searched, ranking.confidence)
+
+    def rank(self, cleaned_question: str) -> Ranking:
+        """The question's candidate sentences ranked by the fitted ranker, and its confidence."""
+        terms, expansions = self._query_terms(cleaned_question)
+        sents = np.zeros(0, dtype=np.int64)
+        if any(term.ids for term in terms):
+            weighted: dict[int, float] = {}
+            for term in terms:
+                for term_id, weight in term.ids:
+                    weighted[term_id] = weighted.get(term_id, 0.0) + weight * term.count
+            sents, _ = self.index.search(list(weighted.items()), CANDIDATES)
+        candidates = candidate_features(
+            self.index, terms, sents, expected_type(cleaned_question), self._paragraph_of
+        )
+        scores = self.models.ranker.score(candidates.features)
+        order = np.lexsort((sents, -scores))
+        question = question_features(terms, candidates, scores, order)
+        confidence = logistic(float(self.models.confidence.score(question[None, :])[0])) if len(sents) else 0.0
+        return Ranking(tuple(terms), expansions, candidates, scores, order, question, confidence)
 
     @staticmethod
     def _as_spelled(
@@ -150,27 +170,36 @@ class Answerer:
         return tuple((word, form) for word, variant in expansions for form in spellings.get(variant, [variant]))
 
     def _query_terms(self, question: str) -> tuple[list[QueryTerm], tuple[tuple[str, str], ...]]:
+        """The question's distinct terms with the vocabulary ids that stand for each: the term itself,
+        its derivationally related terms, and spelling variants of a rare or unknown term."""
         index = self.index
         counts: dict[str, list] = {}
-        for word, term in surface_words(question):
+        for start, end, term in term_spans(question):
             if term in counts:
                 counts[term][1] += 1
             elif len(counts) < MAX_QUERY_TERMS:
-                counts[term] = [word, 1]
+                # a capital past the question's first word marks a name ("Where is Obersee?")
+                counts[term] = [fold(question[start:end]).replace(".", ""), 1, start > 0 and question[start].isupper()]
         unknown_idf = idf_of_unknown(index.n_sentences)
+        frame, related = frame_terms(), derivations()
         terms, expansions = [], []
-        for term, (word, count) in counts.items():
+        for term, (word, count, capitalised) in counts.items():
             term_id = index.term_ids.get(term)
             ids: list[tuple[int, float]] = []
             if term_id is not None:
                 ids.append((term_id, 1.0))
+            for other in related.get(term, ()):
+                other_id = index.term_ids.get(other)
+                if other_id is not None and other not in counts:
+                    ids.append((other_id, DERIVATION_WEIGHT))
             if term_id is None or index.df[term_id] <= RARE_DF:
                 for variant_id, _ in self._variant_finder().find(term):
-                    ids.append((variant_id, self.params.variant_weight))
-                    expansions.append((word, index.vocab[variant_id]))
+                    if all(variant_id != known for known, _ in ids):
+                        ids.append((variant_id, self.params.variant_weight))
+                        expansions.append((word, index.vocab[variant_id]))
             # rank-bm25's IDF can be zero or negative in a tiny corpus; a word still carries some mass.
             mass = max(float(index.idf[term_id]), MIN_MASS) if term_id is not None else unknown_idf
-            terms.append(QueryTerm(word, count, tuple(ids), mass, term_id))
+            terms.append(QueryTerm(word, count, tuple(ids), mass, term_id, term in frame, capitalised))
         return terms, tuple(expansions)
 
     def _variant_finder(self) -> VariantFinder:
@@ -179,72 +208,24 @@ class Answerer:
                 self._variants = VariantFinder(self.index.vocab)
             return self._variants
 
-    def _rank(
-        self, terms: list[QueryTerm], answer_type: str | None
-    ) -> tuple[list[int], dict[int, float], dict[int, float]]:
-        """Candidate sentences best first, the share of question IDF mass each covers, their scores.
-
-        A sentence's score is its BM25 plus part of its neighbours' (more of the previous
-        sentence's when it opens with a pronoun: "They met with..."), raised when it holds
-        the kind of thing the question asks for. Coverage counts a neighbour's words at half.
-        Everything but the text cues is computed on arrays over the candidates.
-        """
-        index, params = self.index, self.params
-        rows = [(i, term_id, weight) for i, term in enumerate(terms) for term_id, weight in term.ids]
-        weighted: dict[int, float] = {}
-        for i, term_id, weight in rows:
-            weighted[term_id] = weighted.get(term_id, 0.0) + weight * terms[i].count
-        sents, _ = index.search(list(weighted.items()), CANDIDATES)
-        n = len(sents)
-        before, after = index.neighbour_arrays(sents)
-        positions = np.concatenate([sents, before, after])
-        # bm25 weight of each (query row, position), and whether the row's term is there
-        present, contribution = index.term_weights([term_id for _, term_id, _ in rows], positions)
-        present[:, n:] &= np.concatenate([before, after])[None, :] >= 0
-        row_weight = np.array([weight * terms[i].count for i, _, weight in rows])
-        bm25 = row_weight @ contribution
-        bm25[n:][np.concatenate([before, after]) < 0] = 0.0
-        # per query term: 1 if present, variant weight if only a variant is, else 0
-        match = np.zeros((len(terms), len(positions)))
-        for r, (i, _, weight) in enumerate(rows):
-            np.maximum(match[i], present[r] * weight, out=match[i])
-        mass = np.array([term.mass for term in terms])
-        near = NEIGHBOUR_COVERAGE * np.maximum(match[:, n : 2 * n], match[:, 2 * n :])
-        coverage = mass @ np.maximum(match[:, :n], near) / (mass.sum() or 1.0)
-        own, before_score, after_score = bm25[:n], bm25[n : 2 * n], bm25[2 * n :]
-        combined = own + params.context_weight * np.maximum(before_score, after_score)
-        if coverage.max(initial=0.0) >= params.min_coverage:
-            self._apply_text_cues(sents, combined, own, before_score, after_score, answer_type, weighted)
-        order = np.lexsort((sents, -combined))
-        ranked = sents[order].tolist()
-        return ranked, dict(zip(ranked, coverage[order].tolist(), strict=True)), dict(
-            zip(ranked, combined[order].tolist(), strict=True)
-        )
-
-    def _apply_text_cues(
-        self,
-        sents: np.ndarray,
-        combined: np.ndarray,
-        own: np.ndarray,
-        before_score: np.ndarray,
-        after_score: np.ndarray,
-        answer_type: str | None,
-        weighted: dict[int, float],
-    ) -> None:
-        """Adjust the leading candidates' scores in place for pronoun openings and answer types.
-
-        Only the leading candidates' text is read; skipped when no candidate could be answered.
-        """
-        index, params = self.index, self.params
-        query_vocab = {index.vocab[term_id] for term_id in weighted} if answer_type == "definition" else set()
-        for c in np.argsort(-combined, kind="stable")[:RERANKED].tolist():
-            text = index.sentence_text(int(sents[c]))
-            if _ANAPHORIC.match(text):
-                combined[c] = own[c] + max(ANAPHORA_WEIGHT * before_score[c], params.context_weight * after_score[c])
-            if answer_type:
-                focus = [(a, b) for a, b, term in term_spans(text) if term in query_vocab] if query_vocab else []
-                if has_answer_type(text, answer_type, focus):
-                    combined[c] *= 1 + params.type_bonus
+    def _paragraph_of(self, sent: int) -> tuple[int, int]:
+        """First and stop sentence ids of the paragraph holding `sent` (blank lines end paragraphs)."""
+        index = self.index
+        doc = int(index.sent_doc[sent])
+        first = int(index.doc_sent_ptr[doc])
+        numbers = self._paragraphs.get(doc)
+        if numbers is None:
+            stop = int(index.doc_sent_ptr[doc + 1])
+            numbers = np.array(
+                paragraph_numbers(index.doc_text(doc), index.sent_start[first:stop].tolist(),
+                                  index.sent_end[first:stop].tolist()), dtype=np.int64)  # fmt: skip
+            if len(self._paragraphs) >= _PARAGRAPH_CACHE:
+                self._paragraphs.clear()
+            self._paragraphs[doc] = numbers
+        number = numbers[sent - first]
+        lo = int(np.searchsorted(numbers, number, side="left"))
+        hi = int(np.searchsorted(numbers, number, side="right"))
+        return first + lo, first + hi
 
     def _passages(
         self, ranked: list[int], scores: dict[int, float], top_k: int, terms: list[QueryTerm]

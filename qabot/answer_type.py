@@ -17,13 +17,19 @@ _MONTHS = (
 _DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 _TIME = re.compile(
     rf"\b(?:(?:{_MONTHS})\.?\s+\d{{1,2}}\b|\d{{1,2}}\s+(?:{_MONTHS})\b|(?:in|since|until|by|from|of)\s+(?:1[5-9]|20)\d\d\b"
-    rf"|\b(?:1[89]|20)\d\d\b|\b(?:{_DAYS})\b|\b(?:yesterday|today|tomorrow|last|next)\s+(?:week|month|year|night)?"
-    r"|\b\d{4}-\d{2}-\d{2}\b)",
+    rf"|\b(?:1[89]|20)\d\d\b|\b(?:{_DAYS})\b|\b(?:yesterday|today|tomorrow)\b|\b(?:last|next)\s+(?:week|month|year|night)\b"
+    r"|\b\d{4}-\d{2}-\d{2}\b|\b\d[\d,.]*\s*(?:BP|BCE?|AD|CE)\b|\b\d[\d,.]*\s+(?:years?|centuries|decades)\s+ago\b"
+    r"|\b\d{1,2}(?:st|nd|rd|th)\s+century\b|\b\d{3,4}s\b|\b(?:in|since|until|by|from|during|around|after|before)\s+\d{3,4}\b)",
     re.IGNORECASE,
 )
 _PLACE = re.compile(r"\b(?:in|at|from|near|to|inside|outside)\s+(?:the\s+)?[A-Z][\w’'-]+")
 _NUMBER = re.compile(r"\b\d[\d,.]*\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|"
                      r"thousands?|millions?|billions?)\b", re.IGNORECASE)
+_MEASURE = re.compile(
+    r"\b\d[\d,.]*\s*(?:km|kilomet(?:re|er)s?|mi|miles?|m|met(?:re|er)s?|cm|mm|ft|feet|foot|inch(?:es)?|yards?|"
+    r"acres?|hectares?|ha|kg|kilograms?|tonnes?|tons?|lb|pounds?|m2|km2|m3|m3/s|sq|square|cubic|percent|%)(?!\w)",
+    re.IGNORECASE,
+)
 _DURATION = re.compile(
     r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|many|few|nearly\s+\w+)\s+"
     r"(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centuries)\b|\bdecades?long\b",
@@ -38,17 +44,30 @@ _ROLE = re.compile(
 
 _QUESTION_TYPES = (
     (re.compile(r"^\s*who\s+(?:is|was|are|were)\s+[^\s?]+(?:\s+[^\s?]+)?\s*\??\s*$", re.IGNORECASE), "definition"),
-    (re.compile(r"^\s*how\s+(?:long|old)\b", re.IGNORECASE), "duration"),
+    (re.compile(r"^\s*how\s+long\b", re.IGNORECASE), "length"),
+    (re.compile(r"^\s*how\s+old\b", re.IGNORECASE), "duration"),
+    (re.compile(r"^\s*how\s+(?:far|wide|high|deep|tall|big|large|fast|heavy)\b", re.IGNORECASE), "measure"),
     (re.compile(r"^\s*how\s+(?:many|much)\b", re.IGNORECASE), "number"),
     (re.compile(r"^\s*(?:when|what\s+(?:date|year|day|month|time))\b", re.IGNORECASE), "time"),
-    (re.compile(r"^\s*(?:where|what\s+(?:city|country|place))\b", re.IGNORECASE), "place"),
+    (re.compile(r"^\s*(?:where|(?:what|which|in\s+what|in\s+which)\s+(?:city|country|place|town|state|region|nation|"
+                r"continent|province|county|capital|island|river|lake|sea|ocean|mountains?))\b", re.IGNORECASE), "place"),
     (re.compile(r"^\s*(?:who|whom|whose)\b", re.IGNORECASE), "person"),
 )
-_PATTERNS = {"duration": _DURATION, "number": _NUMBER, "time": _TIME, "place": _PLACE, "person": _ROLE}
+_LENGTH = re.compile(f"{_DURATION.pattern}|{_MEASURE.pattern}", re.IGNORECASE)
+_PATTERNS = {
+    "duration": _DURATION,
+    "length": _LENGTH,
+    "measure": _MEASURE,
+    "number": _NUMBER,
+    "time": _TIME,
+    "place": _PLACE,
+    "person": _ROLE,
+}
 
 
 def expected_type(question: str) -> str | None:
-    """'definition', 'time', 'place', 'person', 'number' or 'duration' from the wh-word; else None."""
+    """'definition', 'time', 'place', 'person', 'number', 'duration', 'length' or 'measure' from the
+    wh-word; else None."""
     for pattern, kind in _QUESTION_TYPES:
         if pattern.search(question):
             return kind

@@ -35,10 +35,8 @@ class Settings:
     k1: float = 1.2
     b: float = 0.75
     top_k: int = 3
-    min_coverage: float = 0.6
+    min_confidence: float | None = None  # None: the threshold fitted with the shipped model
     variant_weight: float = 0.7
-    context_weight: float = 0.3
-    type_bonus: float = 0.5
     history_file: Path | None = None
     token_env: str = "DISCORD_TOKEN"
     command_prefix: str = "!"
@@ -67,10 +65,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "k1": ("nonneg", "a non-negative number"),
     "b": ("unit", "a number from 0 to 1"),
     "top_k": ("posint", "a positive integer"),
-    "min_coverage": ("unit", "a number from 0 to 1"),
+    "min_confidence": ("optunit", "a number from 0 to 1 (or empty for the fitted threshold)"),
     "variant_weight": ("unit", "a number from 0 to 1"),
-    "context_weight": ("unit", "a number from 0 to 1"),
-    "type_bonus": ("nonneg", "a non-negative number"),
     "history_file": ("optpath", "a file path (or empty)"),
     "token_env": ("envname", "an environment variable name"),
     "command_prefix": ("text", "a non-empty string"),
@@ -155,11 +151,13 @@ def _coerce(key: str, value: Any, where: str) -> Any:
                 raise bad
             return None
         return Path(value).expanduser()
-    if kind in ("posint", "nonneg", "unit"):
+    if kind == "optunit" and (value is None or (isinstance(value, str) and not value.strip())):
+        return None
+    if kind in ("posint", "nonneg", "unit", "optunit"):
         number = _number(value, integer=kind == "posint")
         if number is None:
             raise bad
-        if (kind == "posint" and number < 1) or number < 0 or (kind == "unit" and number > 1):
+        if (kind == "posint" and number < 1) or number < 0 or (kind in ("unit", "optunit") and number > 1):
             raise bad
         return number
     if kind == "regexes":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -141,6 +141,17 @@ def _cap_length(unit: str, start: int, end: int) -> Iterable[tuple[int, int]]:
 def line_starts(text: str) -> list[int]:
     """Offsets where each line begins (line n starts at result[n - 1])."""
     return [0] + [match.end() for match in _LINE_BREAK.finditer(text)]
+
+
+def paragraph_numbers(text: str, starts: Sequence[int], ends: Sequence[int]) -> list[int]:
+    """For sentences of text in order (text[starts[i]:ends[i]]): the number of the paragraph each
+    belongs to, counting from 0; a blank line between two sentences starts a new paragraph."""
+    numbers, current = [], 0
+    for i, start in enumerate(starts):
+        if i and _PARAGRAPH_BREAK.search(text, ends[i - 1], start):
+            current += 1
+        numbers.append(current)
+    return numbers
 
 
 def segment_document(doc: Document, doc_id: int = 0, boilerplate: re.Pattern[str] | None = None) -> list[Sentence]:

@@ -1,0 +1,204 @@
+"""The signals a candidate sentence is ranked on, and those a question's confidence is judged on.
+
+Everything is an array over the candidates (rows) computed from the index's postings, so a
+question costs a few posting-list lookups and reads only the candidates' own text. Scores are
+normalised by the question's own weight, so the same weights serve a corpus of five articles
+and one of a million sentences.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+
+from qabot.analyze import term_spans
+from qabot.answer_type import has_answer_type
+from qabot.index import Index
+
+# Names of the columns candidate_features returns, in order (the ranker's weights follow them).
+CANDIDATE_FEATURES = (
+    "bm25",  # the sentence's BM25, over the question's own IDF mass
+    "bm25_share",  # the sentence's BM25 over the best candidate's
+    "coverage",  # share of the question's IDF mass the sentence holds (frame words discounted)
+    "neighbour",  # the better neighbour's BM25, over the question's IDF mass
+    "paragraph_coverage",  # share of the question's IDF mass found anywhere in the sentence's paragraph
+    "paragraph_bm25",  # saturated count of question terms over the paragraph's sentences
+    "answer_type",  # holds what the question asks for: a date for "when", a number for "how many" ...
+    "anaphora",  # opens with a pronoun, times the previous sentence's BM25 ("They met ..." continues it)
+    "novelty",  # share of the sentence's terms that are not the question's: what it adds
+    "new_names",  # names and numbers the sentence adds to the question's words (log 1 + count)
+    "in_order",  # share of the question's adjacent term pairs that stand adjacent in the sentence
+    "log_length",  # log(1 + terms in the sentence)
+)
+# Names of the question-level signals the confidence model reads.
+QUESTION_FEATURES = (
+    "top_score",  # the ranker's score of the first passage
+    "margin",  # its lead over the second candidate
+    "top_coverage",  # the first passage's coverage
+    "top_paragraph_coverage",  # its paragraph's coverage
+    "missing_share",  # share of the question's IDF mass that no indexed term stands for
+    "missing_names",  # capitalised question words the corpus does not have, spelled any way we know
+)
+FRAME_SHARE = 0.25  # a question-frame word ("many", "called") counts a quarter in coverage
+MAX_PARAGRAPH = 24  # sentences on each side of a candidate that its paragraph may span
+_ANAPHORIC = re.compile(r"[\W_]*(?:he|she|they|it|this|these|those|his|her|their|its)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryTerm:
+    """One distinct analyzed word of the question, with the vocabulary terms that stand for it."""
+
+    word: str  # as typed, folded
+    count: int  # times it occurs in the question
+    ids: tuple[tuple[int, float], ...]  # (term id, weight): the term itself at 1, variants lower
+    mass: float  # its IDF (the share of the question it carries)
+    own_id: int | None = None  # the term itself, when the corpus has it
+    frame: bool = False  # a question-frame word ("many", "called")
+    capitalised: bool = False  # typed with a capital, not as the question's first word
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """Candidate sentences of one question and their signals (row i describes sents[i])."""
+
+    sents: np.ndarray  # int64 sentence ids
+    features: np.ndarray  # float64 [len(sents), len(CANDIDATE_FEATURES)]
+
+
+def coverage_mass(terms: Sequence[QueryTerm]) -> np.ndarray:
+    """Each term's weight in coverage: its IDF mass, a quarter for question-frame words."""
+    return np.array([term.mass * (FRAME_SHARE if term.frame else 1.0) for term in terms])
+
+
+def candidate_features(
+    index: Index,
+    terms: Sequence[QueryTerm],
+    sents: np.ndarray,
+    answer_type: str | None,
+    paragraph_of: Callable[[int], tuple[int, int]],
+) -> Candidates:
+    """The CANDIDATE_FEATURES of each candidate sentence for the question's terms.
+
+    `paragraph_of(sent)` gives the first and stop sentence ids of the sentence's paragraph.
+    """
+    n = len(sents)
+    if not n:
+        return Candidates(sents, np.zeros((0, len(CANDIDATE_FEATURES))))
+    before, after = index.neighbour_arrays(sents)
+    members, owner = _paragraph_members(sents, paragraph_of)
+    positions = np.concatenate([sents, np.maximum(before, 0), np.maximum(after, 0), members])
+    rows = [(i, term_id, weight) for i, term in enumerate(terms) for term_id, weight in term.ids]
+    present, contribution = index.term_weights([term_id for _, term_id, _ in rows], positions)
+    row_weight = np.array([weight * terms[i].count for i, _, weight in rows])
+    ideal = sum(term.count * term.mass for term in terms) or 1.0
+    bm25 = (row_weight @ contribution) / ideal
+    has_before, has_after = before >= 0, after >= 0
+    own, before_score = bm25[:n], np.where(has_before, bm25[n : 2 * n], 0.0)
+    after_score = np.where(has_after, bm25[2 * n : 3 * n], 0.0)
+    # per question term and position: 1 where the term is there, a variant's weight where only it is
+    match = np.zeros((len(terms), len(positions)))
+    for r, (i, _, weight) in enumerate(rows):
+        np.maximum(match[i], present[r] * weight, out=match[i])
+    mass = coverage_mass(terms)
+    total_mass = mass.sum() or 1.0
+    coverage = mass @ match[:, :n] / total_mass
+    # paragraph signals: members are grouped by candidate, in order
+    group_starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    member_match = match[:, 3 * n :]
+    paragraph_seen = np.maximum.reduceat(member_match, group_starts, axis=1)
+    paragraph_count = np.add.reduceat(member_match, group_starts, axis=1)
+    idf = np.array([term.mass for term in terms])
+    saturation = paragraph_count * (index.k1 + 1) / (paragraph_count + index.k1)
+    texts = [index.sentence_text(int(sent)) for sent in sents]
+    question_ids = {term.own_id for term in terms if term.own_id is not None}
+    focus_ids = question_ids if answer_type == "definition" else set()
+    columns = {
+        "bm25": own,
+        "bm25_share": own / (own.max(initial=0.0) or 1.0),
+        "coverage": coverage,
+        "neighbour": np.maximum(before_score, after_score),
+        "paragraph_coverage": mass @ paragraph_seen / total_mass,
+        "paragraph_bm25": idf @ saturation / (idf.sum() or 1.0),
+        "answer_type": np.array(
+            [_holds_answer_type(index, text, answer_type, focus_ids) for text in texts], dtype=np.float64
+        ),
+        "anaphora": np.array([bool(_ANAPHORIC.match(text)) for text in texts]) * before_score,
+        "novelty": np.array([_novelty(index.sentence_terms(int(sent)), question_ids) for sent in sents]),
+        "new_names": np.log1p([_new_names(index, text, question_ids) for text in texts]),
+        "in_order": np.array([_in_order(index.sentence_terms(int(sent)), terms) for sent in sents]),
+        "log_length": np.log1p((index.tok_ptr[sents + 1] - index.tok_ptr[sents]).astype(np.float64)),
+    }
+    return Candidates(sents, np.column_stack([columns[name] for name in CANDIDATE_FEATURES]))
+
+
+def question_features(
+    terms: Sequence[QueryTerm], candidates: Candidates, scores: np.ndarray, order: np.ndarray
+) -> np.ndarray:
+    """The QUESTION_FEATURES of a question whose candidates the ranker scored (order: best first)."""
+    mass = coverage_mass(terms)
+    found = np.array([max((weight for _, weight in term.ids), default=0.0) for term in terms])
+    missing_share = float(mass @ (1.0 - found) / (mass.sum() or 1.0))
+    missing_names = sum(1 for term in terms if term.capitalised and not term.ids)
+    if not len(order):
+        return np.array([0.0, 0.0, 0.0, 0.0, missing_share, missing_names])
+    top = order[0]
+    margin = scores[top] - scores[order[1]] if len(order) > 1 else 1.0
+    coverage = candidates.features[:, CANDIDATE_FEATURES.index("coverage")]
+    paragraph = candidates.features[:, CANDIDATE_FEATURES.index("paragraph_coverage")]
+    return np.array([scores[top], margin, coverage[top], paragraph[top], missing_share, missing_names])
+
+
+def _paragraph_members(
+    sents: np.ndarray, paragraph_of: Callable[[int], tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every sentence of each candidate's paragraph (at most MAX_PARAGRAPH on each side), and
+    which candidate (row) each belongs to, grouped by candidate."""
+    members, owner = [], []
+    for row, sent in enumerate(sents.tolist()):
+        first, stop = paragraph_of(sent)
+        first, stop = max(first, sent - MAX_PARAGRAPH), min(stop, sent + MAX_PARAGRAPH + 1)
+        members.append(np.arange(first, stop, dtype=np.int64))
+        owner.append(np.full(stop - first, row, dtype=np.int64))
+    if not members:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(members), np.concatenate(owner)
+
+
+def _holds_answer_type(index: Index, text: str, answer_type: str | None, focus_ids: set[int]) -> bool:
+    if not answer_type:
+        return False
+    focus = []
+    if focus_ids:
+        focus = [(a, b) for a, b, term in term_spans(text) if index.term_ids.get(term) in focus_ids]
+    return has_answer_type(text, answer_type, focus)
+
+
+def _novelty(sentence_terms: np.ndarray, question_ids: set[int]) -> float:
+    if not len(sentence_terms):
+        return 0.0
+    repeated = sum(1 for term in sentence_terms.tolist() if term in question_ids)
+    return 1.0 - repeated / len(sentence_terms)
+
+
+def _new_names(index: Index, text: str, question_ids: set[int]) -> int:
+    """Capitalised words past the sentence's first, and numbers, whose terms the question lacks."""
+    count = 0
+    for start, _, term in term_spans(text):
+        first = text[start]
+        if (first.isdigit() or (start and first.isupper())) and index.term_ids.get(term) not in question_ids:
+            count += 1
+    return count
+
+
+def _in_order(sentence_terms: np.ndarray, terms: Sequence[QueryTerm]) -> float:
+    own = [term.own_id for term in terms if term.own_id is not None]
+    pairs = set(pairwise(own))
+    if not pairs:
+        return 0.0
+    sequence = sentence_terms.tolist()
+    return len(pairs & set(pairwise(sequence))) / len(pairs)
+
