@@ -114,7 +114,9 @@ def _read_text(path: Path) -> str:
         raise EvalFileError(f"cannot read eval file {path}: {exc}") from None
 
 
-def _gold(raw: dict) -> Gold:
+def _gold(raw: object) -> Gold:
+    if not isinstance(raw, dict):
+        raise TypeError('each of "answers" must be an object with "source" and "quote"')
     paragraph = raw.get("paragraph")
     if paragraph is not None and not isinstance(paragraph, str):
         raise TypeError('"paragraph" must be a string')
@@ -180,7 +182,7 @@ def _read_eval_file(path: Path) -> tuple[list[EvalItem], tuple[SquadArticle, ...
     except RecursionError:
         raise EvalFileError(f"{path}: JSON nested too deeply") from None
     except ValueError as exc:
-        if path.suffix.lower() == ".json":  # one JSON document expected: report where it breaks
+        if path.suffix.lower() == ".json" and getattr(exc, "msg", "") != "Extra data":  # not JSON lines either
             raise EvalFileError(f"{path}: not valid JSON ({exc})") from None
         return parse_jsonl(text, path), None
     if is_squad(data):

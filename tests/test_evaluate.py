@@ -230,3 +230,10 @@ def test_malformed_squad_files_are_reported_with_where(tmp_path, name, content, 
     with pytest.raises(EvalFileError, match=r"set\.json") as raised, open_eval_set(path):
         pass
     assert message in str(raised.value)
+
+
+def test_json_lines_in_a_file_named_json_are_read_as_json_lines(tmp_path):
+    path = tmp_path / "dev.json"
+    path.write_text(DEV_SET.read_text(encoding="utf-8"), encoding="utf-8")
+    with open_eval_set(path) as eval_set:
+        assert eval_set.items == tuple(load_eval(DEV_SET)) and eval_set.corpus is None
