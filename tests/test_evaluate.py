@@ -81,8 +81,9 @@ def test_figures_on_a_scripted_answerer():
 
 
 def test_paragraph_gold_from_a_jsonl_file_scores_the_real_answerer(tmp_path, answerer):
-    who, where = paragraph_holding(SEEDS / BONO_FILE, "Louis Bono is traveling"), paragraph_holding(
-        SEEDS / BONO_FILE, "Bono plans to meet"
+    who, where = (
+        paragraph_holding(SEEDS / BONO_FILE, "Louis Bono is traveling"),
+        paragraph_holding(SEEDS / BONO_FILE, "Bono plans to meet"),
     )
     lines = [
         {"id": "who", "question": "Who is Louis Bono?", "answerable": True, "kind": "factoid",

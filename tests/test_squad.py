@@ -25,9 +25,16 @@ V11 = {
                 {
                     "context": "  The Glimmerbrook is 42 km long.\n",
                     "qas": [
-                        {"id": "q1", "question": "How long is the Glimmerbrook? ",
-                         "answers": [{"text": "42 km", "answer_start": 21}, {"text": "42 km", "answer_start": 21},
-                                     {"text": "42", "answer_start": 21}, {"text": " ", "answer_start": 0}]},
+                        {
+                            "id": "q1",
+                            "question": "How long is the Glimmerbrook? ",
+                            "answers": [
+                                {"text": "42 km", "answer_start": 21},
+                                {"text": "42 km", "answer_start": 21},
+                                {"text": "42", "answer_start": 21},
+                                {"text": " ", "answer_start": 0},
+                            ],
+                        },
                     ],
                 },
             ],
