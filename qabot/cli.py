@@ -53,10 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--top-k", type=_positive_int, metavar="N", help="number of passages (default from config: 3)")
     ask.add_argument("--json", action="store_true", help="print one JSON object (one per line in batch mode)")
 
-    evaluate = commands.add_parser("eval", parents=[common], help="score an eval set (R@1, R@3, MRR@10, abstention)",
-                                   description="Score FILE.jsonl (schema in DESIGN.md) and list the misses.")
-    evaluate.add_argument("file", metavar="FILE.jsonl", type=Path)
+    evaluate = commands.add_parser("eval", parents=[common],
+                                   help="score an eval set (R@1, R@3, MRR@10, abstention, calibration)",
+                                   description="Score FILE: JSON lines (schema in DESIGN.md), asked of the corpus, "
+                                   "or a SQuAD v1.1/v2.0 .json file, asked of its own articles (a temporary "
+                                   "corpus, removed afterwards). Prints R@1, R@3, MRR@10, false abstention, "
+                                   "abstention by kind, ECE and a reliability table.")
+    evaluate.add_argument("file", metavar="FILE", type=Path, help="eval set: .jsonl, or SQuAD .json")
     evaluate.add_argument("--top-k", type=_positive_int, default=10, metavar="N", help="passages per question (10)")
+    evaluate.add_argument("--outside", metavar="OTHER", type=Path,
+                          help="add OTHER's answerable questions (.jsonl or SQuAD .json) as out-of-corpus ones, "
+                          "which should abstain")
+    evaluate.add_argument("--misses", action="store_true", help="also list every miss, one per line")
 
     commands.add_parser("index", parents=[common], help="build or refresh the persisted index and print stats",
                         description="Build or refresh the index (only changed files are re-read) and print stats.")
@@ -154,11 +162,14 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from qabot.evaluate import evaluate, load_eval, render_report
+    from qabot.evaluate import evaluate, open_eval_set, render_report
 
-    items = load_eval(args.file)
-    answerer = open_answerer(settings)
-    print(render_report(evaluate(items, answerer.ask, args.top_k)))
+    with open_eval_set(args.file, args.outside) as eval_set:
+        if eval_set.corpus is not None and getattr(args, "corpus", None):
+            warn(f"--corpus is not used: {args.file} is asked of its own articles")
+        answerer = open_answerer(eval_set.settings_for(settings))
+        report = evaluate(eval_set.items, answerer.ask, args.top_k)
+    print(render_report(report, misses=args.misses))
     return EXIT_OK
 
 

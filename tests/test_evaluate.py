@@ -1,14 +1,32 @@
-"""The eval set scorer: the hit rule, the figures, and clear errors."""
+"""The eval set scorer: the hit rule (with paragraph gold), the figures, calibration, and clear errors."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from qabot.evaluate import EvalFileError, evaluate, fold_for_match, is_hit, load_eval
+from qabot.evaluate import (
+    EvalFileError,
+    EvalItem,
+    Gold,
+    ItemResult,
+    ReliabilityBin,
+    abstention_by_kind,
+    calibration_pairs,
+    evaluate,
+    expected_calibration_error,
+    fold_for_match,
+    is_hit,
+    load_eval,
+    open_eval_set,
+    reliability_bins,
+)
 from qabot.model import Answer, Location, Passage
-from tests.conftest import DEV_SET
+from tests.conftest import DEV_SET, SEEDS
+
+BONO_FILE = "000_9ad8541396ee1ed9.txt"
 
 
 def passage(text: str, source: str = "seeds/a.txt") -> Passage:
@@ -16,8 +34,17 @@ def passage(text: str, source: str = "seeds/a.txt") -> Passage:
     return Passage(text, location, 1.0, (), "", "", (), "t", None)
 
 
+def paragraph_holding(path: Path, marker: str) -> str:
+    """The paragraph (blank-line separated) of a real file that holds marker."""
+    (found,) = [p for p in path.read_text(encoding="utf-8").split("\n\n") if marker in p]
+    return found
+
+
+# --- the hit rule ---------------------------------------------------------------------------------
+
+
 def test_hit_rule_folds_quotes_and_whitespace_and_checks_file_name():
-    gold = [("a.txt", "the “peace”  deal")]
+    gold = [Gold("a.txt", "the “peace”  deal")]
     assert is_hit(passage('He said the "peace" deal\nholds.'), gold)
     assert not is_hit(passage("He said the peace deal holds."), gold)
     assert not is_hit(passage('the "peace" deal', "seeds/b.txt"), gold)
@@ -25,13 +52,24 @@ def test_hit_rule_folds_quotes_and_whitespace_and_checks_file_name():
     assert fold_for_match("a\u2019b  c") == "a'b c"
 
 
+def test_hit_rule_with_a_paragraph_requires_the_passage_inside_it():
+    paragraph = "The river is long.  It empties into the “North Sea”\nnear Rotterdam. Boats use it."
+    gold = [Gold("a.txt", "North Sea", paragraph)]
+    assert is_hit(passage('It empties into the "North Sea" near Rotterdam.'), gold), "folding applies to the paragraph"
+    assert not is_hit(passage("It empties into the North Sea near Hamburg."), gold), "same quote, other paragraph"
+    assert not is_hit(passage("Boats use it."), gold), "inside the paragraph but without the quote"
+
+
+# --- scoring --------------------------------------------------------------------------------------
+
+
 def test_figures_on_a_scripted_answerer():
     items = load_eval(DEV_SET)[:2] + [i for i in load_eval(DEV_SET) if not i.answerable][:2]
-    first_source, first_quote = items[0].answers[0]
+    first = items[0].answers[0]
 
     def ask(question: str, k: int) -> Answer:
         if question == items[0].question:
-            return Answer(question, (passage("x"), passage(first_quote, f"seeds/{first_source}")), False, "")
+            return Answer(question, (passage("x"), passage(first.quote, f"seeds/{first.source}")), False, "")
         if question == items[2].question:
             return Answer(question, (), True, "no")
         return Answer(question, (passage("unrelated"),), False, "")
@@ -42,15 +80,161 @@ def test_figures_on_a_scripted_answerer():
     assert report.abstention_accuracy == 0.5 and report.false_abstention_rate == 0.0
 
 
+def test_paragraph_gold_from_a_jsonl_file_scores_the_real_answerer(tmp_path, answerer):
+    who, where = (
+        paragraph_holding(SEEDS / BONO_FILE, "Louis Bono is traveling"),
+        paragraph_holding(SEEDS / BONO_FILE, "Bono plans to meet"),
+    )
+    lines = [
+        {"id": "who", "question": "Who is Louis Bono?", "answerable": True, "kind": "factoid",
+         "answers": [{"source": BONO_FILE, "quote": "Bono", "paragraph": who}]},
+        {"id": "plans", "question": "Who is Louis Bono?", "answerable": True, "kind": "factoid",
+         "answers": [{"source": BONO_FILE, "quote": "Bono", "paragraph": where}]},
+        {"id": "wrong", "question": "Who is Louis Bono?", "answerable": True, "kind": "factoid",
+         "answers": [{"source": BONO_FILE, "quote": "Louis Bono is traveling", "paragraph": where}]},
+    ]  # fmt: skip
+    path = tmp_path / "set.jsonl"
+    path.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n", encoding="utf-8")
+    items = load_eval(path)
+    assert items[0].answers == (Gold(BONO_FILE, "Bono", who),)
+
+    ranks = {r.item.id: r.rank for r in evaluate(items, answerer.ask, 10).results}
+    passages = answerer.ask("Who is Louis Bono?", 10).passages
+    assert ranks["who"] is not None and ranks["plans"] is not None and ranks["who"] != ranks["plans"]
+    assert passages[ranks["who"] - 1].text in who and passages[ranks["plans"] - 1].text in where
+    assert ranks["wrong"] is None, "the quote is not in the gold paragraph, so nothing can hit"
+
+
+def test_mrr_counts_only_the_top_ten_when_asked_deeper():
+    item = EvalItem("q", "Where?", True, "factoid", (Gold("a.txt", "gold"),))
+    answer = Answer("Where?", (*(passage("filler") for _ in range(11)), passage("gold")), False, "")
+    report = evaluate([item], lambda question, k: answer, depth=12)
+    assert report.results[0].rank == 12 and report.mrr_at_10 == 0.0
+
+
+# --- calibration ----------------------------------------------------------------------------------
+
+
+def test_reliability_bins_and_ece_on_known_values():
+    pairs = [(0.05, False), (0.15, True), (0.15, False), (0.95, True), (1.0, True)]
+    bins = reliability_bins(pairs)
+    assert [(b.low, b.high, b.count) for b in bins] == [(0.0, 0.1, 1), (0.1, 0.2, 2), (0.9, 1.0, 2)]
+    assert [b.mean_confidence for b in bins] == pytest.approx([0.05, 0.15, 0.975])
+    assert [b.accuracy for b in bins] == [0.0, 0.5, 1.0]
+    # (1 * |0.05 - 0| + 2 * |0.15 - 0.5| + 2 * |0.975 - 1|) / 5
+    assert expected_calibration_error(bins) == pytest.approx(0.16)
+    assert expected_calibration_error(reliability_bins([(0.7, True)] * 7 + [(0.7, False)] * 3)) == pytest.approx(0.0)
+    assert expected_calibration_error(()) is None
+
+
+def test_bin_edges_fall_in_the_upper_bin():
+    bins = reliability_bins([(0.0, True), (0.1, True), (0.5, False), (0.9999, True)])
+    assert [(b.low, b.count) for b in bins] == [(0.0, 1), (0.1, 1), (0.5, 1), (0.9, 1)]
+    assert ReliabilityBin(0.9, 1.0, 1, 0.9999, 1.0) in bins
+
+
+def test_calibration_is_over_shown_answers_and_a_shown_unanswerable_is_a_miss():
+    answerable = EvalItem("a", "Who?", True, "factoid", (Gold("a.txt", "gold"),))
+    unanswerable = EvalItem("u", "Why?", False, "unanswerable", ())
+    answers = {
+        "Who?": Answer("Who?", (passage("the gold line"),), False, "", confidence=0.85),
+        "Why?": Answer("Why?", (passage("the gold line"),), False, "", confidence=0.8),
+        "When?": Answer("When?", (), True, "not found", confidence=0.05),
+    }
+    items = [answerable, unanswerable, EvalItem("w", "When?", False, "out-of-corpus", ())]
+    report = evaluate(items, lambda question, k: answers[question])
+    assert calibration_pairs(report.results) == [(0.85, True), (0.8, False)]
+    assert report.shown == 2
+    assert report.reliability == (ReliabilityBin(0.8, 0.9, 2, pytest.approx(0.825), 0.5),)
+    assert report.ece == pytest.approx(0.325)
+    assert [(k.kind, k.questions, k.abstained) for k in report.abstention_by_kind] == [
+        ("factoid", 1, 0), ("out-of-corpus", 1, 1), ("unanswerable", 1, 0),
+    ]  # fmt: skip
+
+
+def test_ece_of_the_real_answerer_on_the_dev_set_matches_its_definition(answerer):
+    report = evaluate(load_eval(DEV_SET), answerer.ask, 10)
+    shown = [r for r in report.results if not r.answer.abstained]
+    assert report.shown == len(shown) > 0
+    for confidence in {r.answer.confidence for r in shown}:
+        assert 0.0 <= confidence <= 1.0
+    total = 0.0
+    for low in range(10):
+        members = [r for r in shown if min(int(r.answer.confidence * 10), 9) == low]
+        if members:
+            hits = sum(r.item.answerable and r.rank == 1 for r in members) / len(members)
+            total += len(members) * abs(sum(r.answer.confidence for r in members) / len(members) - hits)
+    assert report.ece == pytest.approx(total / len(shown))
+    assert sum(b.count for b in report.reliability) == len(shown)
+
+
+def test_abstention_by_kind_names_unlabelled_questions_by_answerability():
+    answer = Answer("q", (), True, "no")
+    results = [
+        ItemResult(EvalItem("1", "q", True, "", ()), answer, None),
+        ItemResult(EvalItem("2", "q", False, "", ()), answer, None),
+    ]
+    assert [(k.kind, k.abstained) for k in abstention_by_kind(results)] == [("answerable", 1), ("unanswerable", 1)]
+
+
 def test_dev_set_meets_the_quality_bars(answerer):
     report = evaluate(load_eval(DEV_SET), answerer.ask, 10)
     assert report.recall_at_1 >= 0.92 and report.recall_at_3 >= 0.96 and report.mrr_at_10 >= 0.94
     assert report.abstention_accuracy >= 0.8 and report.false_abstention_rate <= 0.04
 
 
-@pytest.mark.parametrize("content", ["", "not json\n", '{"id": 1}\n'])
+# --- reading files --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["", "not json\n", '{"id": 1}\n',
+     '{"id": 1, "question": "q", "answerable": true, "answers": [{"source": "a", "quote": "b", "paragraph": 3}]}\n'],
+)  # fmt: skip
 def test_malformed_eval_files_are_reported(tmp_path, content):
     path = tmp_path / "e.jsonl"
     path.write_text(content)
-    with pytest.raises(EvalFileError):
+    with pytest.raises(EvalFileError, match=r"e\.jsonl"):
         load_eval(path)
+
+
+def test_a_jsonl_set_is_asked_of_the_configured_corpus_with_outside_questions_added(tmp_path):
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text(
+        json.dumps({"id": "o1", "question": "Who won?", "answerable": True, "answers": [{"source": "x", "quote": "y"}]})
+        + "\n"
+        + json.dumps({"id": "o2", "question": "Who lost?", "answerable": False, "answers": []})
+        + "\n"
+    )
+    with open_eval_set(DEV_SET, outside) as eval_set:
+        assert eval_set.corpus is None and eval_set.cache_dir is None
+        items = eval_set.items
+    assert items[:-1] == tuple(load_eval(DEV_SET))
+    assert items[-1] == EvalItem("o1", "Who won?", False, "out-of-corpus", ()), "only answerable outside questions"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("set.json", '{"data": [', "not valid JSON"),
+        ("set.json", "[1, 2]", "neither JSON lines of eval items nor SQuAD JSON"),
+        ("set.json", '{"version": "v2.0", "data": []}', "holds no questions"),
+        ("set.json", '{"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": [{"id": "1"}]}]}]}',
+         'data[0].paragraphs[0].qas[0] has no "question" string'),
+        ("set.json", '{"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": '
+         '[{"id": "1", "question": "q", "answers": []}]}]}]}', "is answerable but has no answer text"),
+    ],
+)  # fmt: skip
+def test_malformed_squad_files_are_reported_with_where(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(EvalFileError, match=r"set\.json") as raised, open_eval_set(path):
+        pass
+    assert message in str(raised.value)
+
+
+def test_json_lines_in_a_file_named_json_are_read_as_json_lines(tmp_path):
+    path = tmp_path / "dev.json"
+    path.write_text(DEV_SET.read_text(encoding="utf-8"), encoding="utf-8")
+    with open_eval_set(path) as eval_set:
+        assert eval_set.items == tuple(load_eval(DEV_SET)) and eval_set.corpus is None

@@ -21,7 +21,7 @@ from qabot.analyze import analyze, fold, stopwords, surface_words, term_spans
 from qabot.answer import Answerer, clean_question
 from qabot.cite import Citation, parse_citation, show_citation
 from qabot.errors import CitationError
-from qabot.evaluate import EvalFileError, load_eval
+from qabot.evaluate import EvalFileError, Gold, load_eval
 from qabot.model import Answer, Location, Passage
 from qabot.render import BOLD, RESET, answer_json, render_json, render_text
 from qabot.segment import compile_boilerplate, sentence_spans
@@ -276,7 +276,7 @@ def test_eval_loader_reads_back_any_valid_jsonl(tmp_path: Path, items: list[dict
     path.write_text("\n".join(json.dumps(item, ensure_ascii=False) for item in items) + "\n", encoding="utf-8")
     loaded = load_eval(path)
     assert [(i.id, i.question, i.answerable, i.kind, i.answers) for i in loaded] == [
-        (d["id"], d["question"], d["answerable"], d["kind"], tuple((a["source"], a["quote"]) for a in d["answers"]))
+        (d["id"], d["question"], d["answerable"], d["kind"], tuple(Gold(a["source"], a["quote"]) for a in d["answers"]))
         for d in items
     ]
 
