@@ -49,8 +49,8 @@ _QUESTION_TYPES = (
     (re.compile(r"^\s*how\s+(?:far|wide|high|deep|tall|big|large|fast|heavy)\b", re.IGNORECASE), "measure"),
     (re.compile(r"^\s*how\s+(?:many|much)\b", re.IGNORECASE), "number"),
     (re.compile(r"^\s*(?:when|what\s+(?:date|year|day|month|time))\b", re.IGNORECASE), "time"),
-    (re.compile(r"^\s*(?:where|(?:what|which|in\s+what|in\s+which)\s+(?:city|country|place|town|state|region|nation|"
-                r"continent|province|county|capital|island|river|lake|sea|ocean|mountains?))\b", re.IGNORECASE), "place"),
+    (re.compile(r"^\s*(?:where|(?:in\s+)?(?:what|which)\s+(?:city|country|place|town|state|region|nation|continent|"
+                r"province|county|capital|island|river|lake|sea|ocean|mountains?))\b", re.IGNORECASE), "place"),
     (re.compile(r"^\s*(?:who|whom|whose)\b", re.IGNORECASE), "person"),
 )
 _LENGTH = re.compile(f"{_DURATION.pattern}|{_MEASURE.pattern}", re.IGNORECASE)

@@ -300,10 +300,17 @@ def _share(selected: Sequence[ItemResult], test: Callable[[ItemResult], bool]) -
 
 def evaluate(items: Sequence[EvalItem], ask: Callable[[str, int], Answer], depth: int = 10) -> EvalReport:
     """Ask every question (top `depth` passages) and score the answers."""
-    results = []
-    for item in items:
-        answer = ask(item.question, depth)
-        results.append(ItemResult(item, answer, first_hit_rank(answer, item, depth) if item.answerable else None))
+    return score_results([ask_item(item, ask, depth) for item in items])
+
+
+def ask_item(item: EvalItem, ask: Callable[[str, int], Answer], depth: int = 10) -> ItemResult:
+    """The answer to one eval question (top `depth` passages) and the rank of its first hit."""
+    answer = ask(item.question, depth)
+    return ItemResult(item, answer, first_hit_rank(answer, item, depth) if item.answerable else None)
+
+
+def score_results(results: Sequence[ItemResult]) -> EvalReport:
+    """The figures of answered eval questions."""
     answerable = [r for r in results if r.item.answerable]
     unanswerable = [r for r in results if not r.item.answerable]
     pairs = calibration_pairs(results)

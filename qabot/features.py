@@ -25,6 +25,7 @@ CANDIDATE_FEATURES = (
     "bm25_share",  # the sentence's BM25 over the best candidate's
     "coverage",  # share of the question's IDF mass the sentence holds (frame words discounted)
     "neighbour",  # the better neighbour's BM25, over the question's IDF mass
+    "window_coverage",  # share of the question's IDF mass in the sentence or either neighbour
     "paragraph_coverage",  # share of the question's IDF mass found anywhere in the sentence's paragraph
     "paragraph_bm25",  # saturated count of question terms over the paragraph's sentences
     "answer_type",  # holds what the question asks for: a date for "when", a number for "how many" ...
@@ -32,6 +33,7 @@ CANDIDATE_FEATURES = (
     "novelty",  # share of the sentence's terms that are not the question's: what it adds
     "new_names",  # names and numbers the sentence adds to the question's words (log 1 + count)
     "in_order",  # share of the question's adjacent term pairs that stand adjacent in the sentence
+    "proximity",  # question terms found, over the span of sentence terms that holds them all
     "log_length",  # log(1 + terms in the sentence)
 )
 # Names of the question-level signals the confidence model reads.
@@ -106,6 +108,8 @@ def candidate_features(
     mass = coverage_mass(terms)
     total_mass = mass.sum() or 1.0
     coverage = mass @ match[:, :n] / total_mass
+    beside = np.maximum(match[:, n : 2 * n] * has_before, match[:, 2 * n : 3 * n] * has_after)
+    window_coverage = mass @ np.maximum(match[:, :n], beside) / total_mass
     # paragraph signals: members are grouped by candidate, in order
     group_starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     member_match = match[:, 3 * n :]
@@ -121,6 +125,7 @@ def candidate_features(
         "bm25_share": own / (own.max(initial=0.0) or 1.0),
         "coverage": coverage,
         "neighbour": np.maximum(before_score, after_score),
+        "window_coverage": window_coverage,
         "paragraph_coverage": mass @ paragraph_seen / total_mass,
         "paragraph_bm25": idf @ saturation / (idf.sum() or 1.0),
         "answer_type": np.array(
@@ -130,6 +135,7 @@ def candidate_features(
         "novelty": np.array([_novelty(index.sentence_terms(int(sent)), question_ids) for sent in sents]),
         "new_names": np.log1p([_new_names(index, text, question_ids) for text in texts]),
         "in_order": np.array([_in_order(index.sentence_terms(int(sent)), terms) for sent in sents]),
+        "proximity": np.array([_proximity(index.sentence_terms(int(sent)), question_ids) for sent in sents]),
         "log_length": np.log1p((index.tok_ptr[sents + 1] - index.tok_ptr[sents]).astype(np.float64)),
     }
     return Candidates(sents, np.column_stack([columns[name] for name in CANDIDATE_FEATURES]))
@@ -192,6 +198,16 @@ def _new_names(index: Index, text: str, question_ids: set[int]) -> int:
         if (first.isdigit() or (start and first.isupper())) and index.term_ids.get(term) not in question_ids:
             count += 1
     return count
+
+
+def _proximity(sentence_terms: np.ndarray, question_ids: set[int]) -> float:
+    """Distinct question terms in the sentence over the length of the stretch from the first of them
+    to the last (1 when they stand together)."""
+    at = [i for i, term in enumerate(sentence_terms.tolist()) if term in question_ids]
+    if len(at) < 2:
+        return 0.0
+    found = len({int(sentence_terms[i]) for i in at})
+    return found / (at[-1] - at[0] + 1)
 
 
 def _in_order(sentence_terms: np.ndarray, terms: Sequence[QueryTerm]) -> float:

@@ -19,10 +19,11 @@ the real Answerer.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,20 +31,24 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, logsumexp
 
-from qabot.answer import Answerer, Ranking, clean_question
+from qabot.answer import Answerer, AnswerParams, Ranking, clean_question
 from qabot.config import load_settings
 from qabot.config import replace as replace_settings
-from qabot.evaluate import EvalItem, first_hit_rank, is_hit, load_eval
+from qabot.evaluate import EvalItem, EvalReport, ItemResult, ask_item, is_hit, open_eval_set, score_results
 from qabot.features import CANDIDATE_FEATURES, QUESTION_FEATURES, question_features
 from qabot.learned import LinearModel, Models, logistic, models_to_json
 from qabot.model import Passage
+from qabot.squad import display_title
+from qabot.store import IndexParams, open_index
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT.parent / "shared"
-DEFAULT_SETS = (
-    (SHARED / "eval" / "dev.jsonl", PROJECT / "seeds"),
-    (SHARED / "eval" / "squad-dev" / "questions.jsonl", SHARED / "eval" / "squad-dev" / "corpus"),
-)
+DEV_SET = SHARED / "eval" / "dev.jsonl"  # asked of the seeds
+# squad-dev/questions.jsonl is the Rhine article's questions with Sky's as out-of-corpus: the same
+# items are read here from the SQuAD file, so that Sky can also be held out the other way round.
+SQUAD_FILE = SHARED / "eval" / "squad-dev" / "squad2-dev-rhine-sky.json"
+FITTED_ARTICLE = "Rhine"
+HELD_OUT_ARTICLE = "Sky (United Kingdom)"
 FOLDS = 5
 TARGET_FALSE_ABSTENTION = 0.03  # on the training folds; the bar is 5% on held-out ones
 RANKER_L2 = (0.01, 0.1, 1.0, 10.0)
@@ -68,21 +73,36 @@ def candidate_passage(answerer: Answerer, sent: int) -> Passage:
     return answerer._passage(sent, 0.0, set(), [], [])
 
 
-def collect(sets: Sequence[tuple[Path, Path]], cache: Path) -> list[Example]:
-    """Every question of every set, ranked by the shipped models (candidates do not depend on them)."""
+def bm25_models() -> Models:
+    """Models that rank by BM25 alone and never abstain: what candidates are collected with."""
+    ranker_weights = np.array([name == "bm25" for name in CANDIDATE_FEATURES], dtype=np.float64)
+    ones, zeros = np.ones(len(QUESTION_FEATURES)), np.zeros(len(QUESTION_FEATURES))
+    ranker = LinearModel(CANDIDATE_FEATURES, np.zeros(len(CANDIDATE_FEATURES)), np.ones(len(CANDIDATE_FEATURES)),
+                         ranker_weights)  # fmt: skip
+    return Models(ranker, LinearModel(QUESTION_FEATURES, zeros, ones, zeros), 0.0)
+
+
+def collect(sets: Sequence[tuple[str, Path, Path | None]], stack: ExitStack) -> list[Example]:
+    """Every question of every (name, eval file, outside file) set, asked of its corpus and ranked by
+    the shipped models (the candidates and their features do not depend on the models)."""
     base = load_settings(PROJECT / "config" / "qabot.toml", env={})
     examples = []
-    for eval_path, corpus in sets:
-        settings = replace_settings(base, corpus=corpus, cache_dir=cache / hashlib.sha1(bytes(corpus)).hexdigest())
-        answerer = Answerer.from_settings(settings)
-        for item in load_eval(eval_path):
+    for name, path, outside in sets:
+        eval_set = stack.enter_context(open_eval_set(path, outside))
+        settings = eval_set.settings_for(replace_settings(base, corpus=PROJECT / "seeds"))
+        if eval_set.cache_dir is None:
+            settings = replace_settings(settings, cache_dir=Path(stack.enter_context(tempfile.TemporaryDirectory())))
+        index_params = IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
+        index, _ = open_index(settings.corpus, settings.index_dir, index_params, lambda message: None)
+        answerer = Answerer(index, AnswerParams(settings.top_k, 0.0, settings.variant_weight), bm25_models())
+        for item in eval_set.items:
             ranking = answerer.rank(clean_question(item.question))
             hits = np.array(
                 [item.answerable and is_hit(candidate_passage(answerer, int(sent)), item.answers)
                  for sent in ranking.candidates.sents], dtype=bool)  # fmt: skip
-            paragraphs = sorted({answer[2] for answer in item.answers if len(answer) > 2 and answer[2]})
-            group = f"{eval_path.name}:{paragraphs[0][:200] if paragraphs else item.id}"
-            examples.append(Example(item, eval_path.stem, answerer, ranking, hits, group))
+            paragraphs = sorted({gold.paragraph for gold in item.answers if gold.paragraph})
+            group = f"{name}:{paragraphs[0][:200] if paragraphs else item.id}"
+            examples.append(Example(item, name, answerer, ranking, hits, group))
     return examples
 
 
@@ -94,9 +114,9 @@ def standardiser(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_ranker(examples: Sequence[Example], l2: float) -> LinearModel:
     """Listwise softmax ranker: maximise, per question with a hitting candidate, the hits' probability."""
-    lists = [(e.ranking.candidates.features, e.hits) for e in examples if e.hits.any()]
-    mean, scale = standardiser(np.concatenate([features for features, _ in lists]))
-    lists = [((features - mean) / scale, hits) for features, hits in lists]
+    ranked = [e for e in examples if e.hits.any()]
+    mean, scale = standardiser(np.concatenate([e.ranking.candidates.features for e in ranked]))
+    lists = [((e.ranking.candidates.features - mean) / scale, e.hits) for e in ranked]
 
     def loss(weights: np.ndarray) -> tuple[float, np.ndarray]:
         total, gradient = l2 * weights @ weights, 2 * l2 * weights
@@ -158,68 +178,35 @@ def fit(examples: Sequence[Example], ranker_l2: float, confidence_l2: float) -> 
     return Models(ranker, confidence, round(max(floor, 0.0), 4))
 
 
-@dataclass(frozen=True, slots=True)
-class Figures:
-    """What `qabot eval` reports, over a set of questions."""
-
-    questions: int
-    recall_at_1: float
-    recall_at_3: float
-    mrr_at_10: float
-    false_abstention: float
-    abstention: dict[str, float]  # by kind of unanswerable question
-    ece: float
-
-    def row(self) -> str:
-        kinds = " ".join(f"{kind} {share:.3f}" for kind, share in sorted(self.abstention.items()))
-        return (f"n={self.questions:4d}  R@1 {self.recall_at_1:.3f}  R@3 {self.recall_at_3:.3f}  "
-                f"MRR@10 {self.mrr_at_10:.3f}  false abst. {self.false_abstention:.3f}  ECE {self.ece:.3f}  "
-                f"abstention: {kinds}")  # fmt: skip
-
-
-def ask_all(examples: Sequence[Example], models: Models) -> list[tuple[Example, int | None, bool, float]]:
-    """(example, rank of the first hit, abstained, confidence) with the given models, asked for real."""
+def ask_all(examples: Sequence[Example], models: Models) -> list[tuple[Example, ItemResult]]:
+    """Each example asked for real by an answerer with the given models (and their threshold)."""
     results = []
     for e in examples:
         answerer = Answerer(e.answerer.index, replace(e.answerer.params, min_confidence=None), models)
-        answer = answerer.ask(e.item.question, DEPTH)
-        rank = first_hit_rank(answer, e.item, DEPTH) if e.item.answerable else None
-        results.append((e, rank, answer.abstained, answer.confidence))
+        results.append((e, ask_item(e.item, answerer.ask, DEPTH)))
     return results
 
 
-def figures(results: Sequence[tuple[Example, int | None, bool, float]]) -> Figures:
-    answerable = [r for r in results if r[0].item.answerable]
-    kinds: dict[str, list[bool]] = {}
-    for e, _, abstained, _ in results:
-        if not e.item.answerable:
-            kinds.setdefault(e.item.kind, []).append(abstained)
-    shown = [(confidence, rank == 1) for _, rank, abstained, confidence in results if not abstained]
-    n = len(answerable) or 1
-    return Figures(
-        questions=len(results),
-        recall_at_1=sum(1 for r in answerable if r[1] == 1) / n,
-        recall_at_3=sum(1 for r in answerable if r[1] is not None and r[1] <= 3) / n,
-        mrr_at_10=sum(1 / r[1] for r in answerable if r[1]) / n,
-        false_abstention=sum(1 for r in answerable if r[2]) / n,
-        abstention={kind: sum(v) / len(v) for kind, v in kinds.items()},
-        ece=expected_calibration_error(shown),
-    )
+def report_of(results: Sequence[tuple[Example, ItemResult]]) -> EvalReport:
+    return score_results([result for _, result in results])
 
 
-def expected_calibration_error(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> float:
-    """Count-weighted mean |mean confidence - accuracy| over equal-width confidence bins."""
-    if not pairs:
-        return 0.0
-    confidence = np.array([c for c, _ in pairs])
-    correct = np.array([h for _, h in pairs], dtype=np.float64)
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        chosen = which == b
-        if chosen.any():
-            total += chosen.sum() * abs(confidence[chosen].mean() - correct[chosen].mean())
-    return total / len(pairs)
+def row(report: EvalReport) -> str:
+    """One line of a report's figures."""
+    kinds = " ".join(f"{k.kind} {k.abstained / k.questions:.3f}" for k in report.abstention_by_kind)
+    ece = "-" if report.ece is None else f"{report.ece:.3f}"
+    return (f"n={len(report.results):4d}  R@1 {report.recall_at_1:.3f}  R@3 {report.recall_at_3:.3f}  "
+            f"MRR@10 {report.mrr_at_10:.3f}  false abst. {report.false_abstention_rate:.3f}  ECE {ece}  "
+            f"abstention: {kinds}")  # fmt: skip
+
+
+def as_dict(report: EvalReport) -> dict[str, object]:
+    return {
+        "questions": len(report.results), "R@1": round(report.recall_at_1, 4), "R@3": round(report.recall_at_3, 4),
+        "MRR@10": round(report.mrr_at_10, 4), "false_abstention": round(report.false_abstention_rate, 4),
+        "abstention": {k.kind: round(k.abstained / k.questions, 4) for k in report.abstention_by_kind},
+        "ECE": None if report.ece is None else round(report.ece, 4),
+    }  # fmt: skip
 
 
 def folds(examples: Sequence[Example], k: int, seed: int = 0) -> list[np.ndarray]:
@@ -241,7 +228,7 @@ def folds(examples: Sequence[Example], k: int, seed: int = 0) -> list[np.ndarray
 
 def cross_validate(
     examples: Sequence[Example], k: int, fitter: Callable[[Sequence[Example]], Models]
-) -> list[tuple[Example, int | None, bool, float]]:
+) -> list[tuple[Example, ItemResult]]:
     """Every example asked with models fitted on the other folds."""
     results = []
     for held_out in folds(examples, k):
@@ -255,49 +242,60 @@ def choose_l2(examples: Sequence[Example], k: int) -> tuple[float, float]:
     best, chosen = -np.inf, (RANKER_L2[0], CONFIDENCE_L2[0])
     for ranker_l2 in RANKER_L2:
         for confidence_l2 in CONFIDENCE_L2:
-            cv = figures(cross_validate(examples, k, lambda train, r=ranker_l2, c=confidence_l2: fit(train, r, c)))
-            score = cv.recall_at_1 - cv.false_abstention - cv.ece
-            print(f"  l2 ranker {ranker_l2:<5} confidence {confidence_l2:<5}  CV {cv.row()}", file=sys.stderr)
+            cv = report_of(cross_validate(examples, k, lambda train, r=ranker_l2, c=confidence_l2: fit(train, r, c)))
+            score = cv.recall_at_1 - cv.false_abstention_rate - (cv.ece or 0.0)
+            print(f"  l2 ranker {ranker_l2:<5} confidence {confidence_l2:<5}  CV {row(cv)}", file=sys.stderr)
             if score > best:
                 best, chosen = score, (ranker_l2, confidence_l2)
     return chosen
 
 
+def article_files(squad_file: Path, folder: Path) -> dict[str, Path]:
+    """One SQuAD file in folder per article of squad_file, by title."""
+    data = json.loads(squad_file.read_text(encoding="utf-8"))
+    files = {}
+    for number, article in enumerate(data["data"]):
+        path = folder / f"article-{number}.json"
+        path.write_text(json.dumps({"version": data.get("version", "v2.0"), "data": [article]}), encoding="utf-8")
+        files[display_title(article["title"])] = path
+    return files
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=PROJECT / "qabot" / "data" / "models.json")
-    parser.add_argument("--cache", type=Path, default=PROJECT / "bench" / "work" / "fit-cache")
     parser.add_argument("--folds", type=int, default=FOLDS)
     args = parser.parse_args(argv)
-    missing = [str(path) for path, _ in DEFAULT_SETS if not path.is_file()]
+    missing = [str(path) for path in (DEV_SET, SQUAD_FILE) if not path.is_file()]
     if missing:
         print(f"fit_models: eval sets not found: {', '.join(missing)} (they live in ../shared/eval)", file=sys.stderr)
         return 2
-    examples = collect(DEFAULT_SETS, args.cache)
-    print(f"{len(examples)} questions; choosing L2 strengths by {args.folds}-fold CV", file=sys.stderr)
-    ranker_l2, confidence_l2 = choose_l2(examples, args.folds)
-    models = fit(examples, ranker_l2, confidence_l2)
-    cv = cross_validate(examples, args.folds, lambda train: fit(train, ranker_l2, confidence_l2))
-    fitted = ask_all(examples, models)
-    report: dict[str, object] = {"l2": {"ranker": ranker_l2, "confidence": confidence_l2}, "folds": args.folds,
-                                 "target_false_abstention": TARGET_FALSE_ABSTENTION, "sets": {}}  # fmt: skip
-    for name in sorted({e.set_name for e in examples}):
-        fit_figures = figures([r for r in fitted if r[0].set_name == name])
-        cv_figures = figures([r for r in cv if r[0].set_name == name])
-        print(f"{name:10s} fitted: {fit_figures.row()}\n{'':10s} CV:     {cv_figures.row()}")
-        report["sets"][name] = {"fitted": fit_figures.__dict__ if False else _as_dict(fit_figures),
-                                "cross_validated": _as_dict(cv_figures)}  # fmt: skip
+    with ExitStack() as stack:
+        articles = article_files(SQUAD_FILE, Path(stack.enter_context(tempfile.TemporaryDirectory())))
+        training = [("dev", DEV_SET, None), ("squad-rhine", articles[FITTED_ARTICLE], articles[HELD_OUT_ARTICLE])]
+        examples = collect(training, stack)
+        print(f"{len(examples)} questions; choosing L2 strengths by {args.folds}-fold CV", file=sys.stderr)
+        ranker_l2, confidence_l2 = choose_l2(examples, args.folds)
+        models = fit(examples, ranker_l2, confidence_l2)
+        cv = cross_validate(examples, args.folds, lambda train: fit(train, ranker_l2, confidence_l2))
+        fitted = ask_all(examples, models)
+        report: dict[str, object] = {
+            "l2": {"ranker": ranker_l2, "confidence": confidence_l2}, "folds": args.folds,
+            "target_false_abstention": TARGET_FALSE_ABSTENTION, "sets": {},
+        }  # fmt: skip
+        for name in sorted({e.set_name for e in examples}):
+            fit_report = report_of([r for r in fitted if r[0].set_name == name])
+            cv_report = report_of([r for r in cv if r[0].set_name == name])
+            print(f"{name:12s} fitted: {row(fit_report)}\n{'':12s} CV:     {row(cv_report)}")
+            report["sets"][name] = {"fitted": as_dict(fit_report), "cross_validated": as_dict(cv_report)}
+        # An article no model saw, with the fitted article's questions as out-of-corpus.
+        held_out_set = ("held-out", articles[HELD_OUT_ARTICLE], articles[FITTED_ARTICLE])
+        held_out = report_of(ask_all(collect([held_out_set], stack), models))
+        print(f"{'held-out':12s} {HELD_OUT_ARTICLE}: {row(held_out)}")
+        report["held_out_article"] = {"article": HELD_OUT_ARTICLE, **as_dict(held_out)}
     args.out.write_text(models_to_json(models, report), encoding="utf-8")
     print(f"wrote {args.out} (min_confidence {models.min_confidence})")
     return 0
-
-
-def _as_dict(f: Figures) -> dict[str, object]:
-    return {
-        "questions": f.questions, "R@1": round(f.recall_at_1, 4), "R@3": round(f.recall_at_3, 4),
-        "MRR@10": round(f.mrr_at_10, 4), "false_abstention": round(f.false_abstention, 4),
-        "abstention": {k: round(v, 4) for k, v in f.abstention.items()}, "ECE": round(f.ece, 4),
-    }  # fmt: skip
 
 
 if __name__ == "__main__":
