@@ -1,9 +1,11 @@
 """Citations: parsing them, showing the text they point at, verifying saved answers, refusing outside paths.
 
-Two citation forms are accepted, PATH being relative to the current directory, absolute, or relative
+Three citation forms are accepted, PATH being relative to the current directory, absolute, or relative
 to the corpus root:
 
-- line form `PATH:LINE` (as `qabot ask` prints it): line LINE (1-based, lines end at "\\n");
+- `PATH:LINE:COL` (as `qabot ask` prints it, as compilers and grep do): the sentence starting at line
+  LINE, column COL (both 1-based; lines end at "\\n", columns count characters);
+- `PATH:LINE`: the sentences starting on line LINE (a line may hold several);
 - exact-span form `PATH:START-END` (as the JSON `start`/`end`): `text[START:END]` where `text` is the
   file decoded as UTF-8, offsets being Python string indices (characters, not bytes).
 
@@ -26,7 +28,10 @@ from qabot.errors import CitationError
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
 OPEN_MARK, CLOSE_MARK = "»", "«"  # emphasis where ANSI is not wanted (pipes, NO_COLOR)
 # At most 18 digits: any real offset fits, and int() never meets Python's 4,300-digit limit.
-_CITATION = re.compile(r"(?P<path>[^\x00]+):(?:(?P<start>\d{1,18})-(?P<end>\d{1,18})|(?P<line>\d{1,18}))")
+# The path is the shortest prefix that leaves a valid tail, so `a.txt:5:3` is line 5, column 3 of a.txt.
+_CITATION = re.compile(
+    r"(?P<path>[^\x00]+?):(?:(?P<start>\d{1,18})-(?P<end>\d{1,18})|(?P<line>\d{1,18})(?::(?P<column>\d{1,18}))?)"
+)
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _STATUSES = ("OK", "CHANGED", "MISSING", "REFUSED")
 
@@ -41,12 +46,22 @@ class MissingFile(CitationError):
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    """A parsed citation: `line` for the line form, `start`/`end` for the exact-span form."""
+    """A parsed citation: `line` (and `column`) for the line forms, `start`/`end` for the exact-span form."""
 
     path: str
     line: int | None = None
     start: int | None = None
     end: int | None = None
+    column: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """What a citation resolves to in its file: text[start:end], and a note when that needs saying."""
+
+    start: int
+    end: int
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +86,16 @@ class Check:
 
 
 def parse_citation(text: str) -> Citation:
-    """`PATH:LINE` or `PATH:START-END`; CitationError with an example when it is neither."""
+    """`PATH:LINE:COL`, `PATH:LINE` or `PATH:START-END`; CitationError with examples when it is none of them."""
     match = _CITATION.fullmatch(text.strip())
     if not match or not match["path"].strip():
         raise CitationError(
-            f"{text!r} is not a citation; expected PATH:LINE (seeds/003_b5d4c7ccf50ad595.txt:19) "
-            "or PATH:START-END (seeds/003_b5d4c7ccf50ad595.txt:1234-1456)"
+            f"{_safe(repr(text))} is not a citation; expected PATH:LINE:COL (seeds/003_b5d4c7ccf50ad595.txt:19:1), "
+            "PATH:LINE (seeds/003_b5d4c7ccf50ad595.txt:19) or PATH:START-END (seeds/003_b5d4c7ccf50ad595.txt:1234-1456)"
         )
     if match["line"] is not None:
-        return Citation(match["path"], line=int(match["line"]))
+        column = int(match["column"]) if match["column"] is not None else None
+        return Citation(match["path"], line=int(match["line"]), column=column)
     return Citation(match["path"], start=int(match["start"]), end=int(match["end"]))
 
 
@@ -122,33 +138,94 @@ def line_of(text: str, offset: int) -> int:
 
 
 def show_citation(
-    corpus_root: Path, citation: str, context_lines: int, *, color: bool = False, cwd: Path | None = None
+    corpus_root: Path,
+    citation: str,
+    context_lines: int,
+    *,
+    color: bool = False,
+    cwd: Path | None = None,
+    boilerplate: re.Pattern[str] | None = None,
 ) -> str:
-    """The cited text exactly as in the file, emphasised, with numbered lines of context around it."""
+    """The cited text exactly as in the file, emphasised, with numbered lines of context around it.
+
+    boilerplate is the index's pattern (segment.compile_boilerplate), so sentences split as the index splits them.
+    """
     parsed = parse_citation(citation)
     cited = read_cited(locate(corpus_root, parsed.path, cwd))
-    text = cited.text
-    if parsed.line is not None:
-        n_lines = text.count("\n") + 1
-        if not 1 <= parsed.line <= n_lines:
-            raise CitationError(f"{citation}: line {parsed.line} is not in the file, which has {n_lines} lines")
-        start = _line_start(text, parsed.line)
-        end = _line_end(text, start)
-    else:
+    span = resolve(cited.text, parsed, citation, boilerplate)
+    shown = render_span(cited, span.start, span.end, max(0, context_lines), color=color, cwd=cwd)
+    return f"{shown}\n{_safe(span.note)}" if span.note else shown
+
+
+def resolve(
+    text: str, parsed: Citation, written: str, boilerplate: re.Pattern[str] | None = None
+) -> Span:
+    """The span of text a parsed citation names; CitationError saying what is wrong when it names none."""
+    if parsed.line is None:
         start, end = parsed.start, parsed.end
         assert start is not None and end is not None
-        if not start < end <= len(text):
+        if end > len(text):
             raise CitationError(
-                f"{citation}: characters {start}-{end} are not a span of the file, which has {len(text)} "
-                "characters (START must be below END)"
+                f"{_safe(written)}: characters {start}-{end} run past the end of the file, "
+                f"which has {len(text)} characters"
             )
-    return render_span(cited, start, end, max(0, context_lines), color=color, cwd=cwd)
+        if start >= end:
+            raise CitationError(f"{_safe(written)}: START ({start}) must be below END ({end})")
+        return Span(start, end)
+    n_lines = text.count("\n") + 1
+    if not 1 <= parsed.line <= n_lines:
+        raise CitationError(f"{_safe(written)}: line {parsed.line} is not in the file, which has {n_lines} lines")
+    line_start = _line_start(text, parsed.line)
+    line_end = _line_end(text, line_start)
+    line_text = text[line_start:line_end].removesuffix("\r")
+    if not line_text.strip():
+        raise CitationError(f"{_safe(written)}: line {parsed.line} is blank; no sentence starts there")
+    spans = sentence_spans_of(text, boilerplate)
+    if parsed.column is not None:
+        if not 1 <= parsed.column <= len(line_text):
+            raise CitationError(
+                f"{_safe(written)}: column {parsed.column} is not on line {parsed.line}, "
+                f"which has {len(line_text)} characters"
+            )
+        offset = line_start + parsed.column - 1
+        holding = [(start, end) for start, end in spans if start <= offset < end]
+        if not holding:
+            raise CitationError(f"{_safe(written)}: no sentence at line {parsed.line}, column {parsed.column}")
+        start, end = holding[0]
+        if start == offset:
+            return Span(start, end)
+        line, column = line_of(text, start), start - text.rfind("\n", 0, start)
+        return Span(start, end, f"(column {parsed.column} is inside the sentence cited as {line}:{column})")
+    starting = [(start, end) for start, end in spans if line_start <= start < line_end]
+    if not starting:
+        wrapped = [(start, end) for start, end in spans if start < line_end and end > line_start]
+        if not wrapped:  # e.g. the date header, which belongs to no sentence
+            return Span(line_start, line_start + len(line_text), f"(no sentence is on line {parsed.line})")
+        start, end = wrapped[0]
+        line, column = line_of(text, start), start - text.rfind("\n", 0, start)
+        return Span(start, end, f"(no sentence starts on line {parsed.line}; this one, cited as {line}:{column}, "
+                                "continues onto it)")
+    if len(starting) == 1:
+        return Span(*starting[0])
+    columns = ", ".join(f"{parsed.line}:{start - line_start + 1}" for start, _ in starting)
+    return Span(
+        starting[0][0],
+        starting[-1][1],
+        f"(line {parsed.line} holds {len(starting)} sentences; cite one with its column: {columns})",
+    )
+
+
+def sentence_spans_of(text: str, boilerplate: re.Pattern[str] | None = None) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of text, split as the index splits it."""
+    from qabot.segment import sentence_spans  # NLTK's Punkt: only show and verify need it
+
+    return [(start, end) for start, end, _ in sentence_spans(text, boilerplate)]
 
 
 def render_span(
     cited: CitedFile, start: int, end: int, context_lines: int, *, color: bool = False, cwd: Path | None = None
 ) -> str:
-    """A header naming file, lines and offsets, then the numbered lines around text[start:end].
+    """A header naming file, lines, column and offsets, then the numbered lines around text[start:end].
 
     The span is emphasised (ANSI bold, or » « markers) and its lines are flagged with '>' in the gutter;
     control characters are shown as escapes (\\x1b) so a file cannot drive the terminal.
@@ -158,7 +235,8 @@ def render_span(
     lines = text.split("\n")
     low, high = max(1, first - context_lines), min(len(lines), last + context_lines)
     title, date = title_and_date(text)
-    where = f"line {first}" if first == last else f"lines {first}-{last}"
+    column = start - text.rfind("\n", 0, start)
+    where = f"line {first}, column {column}" if first == last else f"lines {first}-{last} from column {column}"
     if len(title) > 70:
         title = title[:69].rstrip() + "…"
     about = f" — {title}" + (f", {date}" if date else "") if title else ""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, TextIO
 
 from qabot.config import Settings
 from qabot.errors import QabotError
+from qabot.frontend import open_answerer, warn
 
 if TYPE_CHECKING:
     from qabot.answer import Answerer
@@ -162,7 +163,6 @@ class ReplSession:
 
 def run_repl(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """Load the index, then answer lines until :quit or end of input; exit status 0."""
-    from qabot.cli import open_answerer, warn
     from qabot.render import use_color
 
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
