@@ -137,6 +137,11 @@ def line_of(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
+def column_of(text: str, offset: int) -> int:
+    """1-based column of text[offset] on its line, in characters (PATH:LINE:COL)."""
+    return offset - text.rfind("\n", 0, offset)
+
+
 def show_citation(
     corpus_root: Path,
     citation: str,
@@ -194,7 +199,7 @@ def resolve(
         start, end = holding[0]
         if start == offset:
             return Span(start, end)
-        line, column = line_of(text, start), start - text.rfind("\n", 0, start)
+        line, column = line_of(text, start), column_of(text, start)
         return Span(start, end, f"(column {parsed.column} is inside the sentence cited as {line}:{column})")
     starting = [(start, end) for start, end in spans if line_start <= start < line_end]
     if not starting:
@@ -202,7 +207,7 @@ def resolve(
         if not wrapped:  # e.g. the date header, which belongs to no sentence
             return Span(line_start, line_start + len(line_text), f"(no sentence is on line {parsed.line})")
         start, end = wrapped[0]
-        line, column = line_of(text, start), start - text.rfind("\n", 0, start)
+        line, column = line_of(text, start), column_of(text, start)
         return Span(start, end, f"(no sentence starts on line {parsed.line}; this one, cited as {line}:{column}, "
                                 "continues onto it)")
     if len(starting) == 1:
@@ -235,7 +240,7 @@ def render_span(
     lines = text.split("\n")
     low, high = max(1, first - context_lines), min(len(lines), last + context_lines)
     title, date = title_and_date(text)
-    column = start - text.rfind("\n", 0, start)
+    column = column_of(text, start)
     where = f"line {first}, column {column}" if first == last else f"lines {first}-{last} from column {column}"
     if len(title) > 70:
         title = title[:69].rstrip() + "…"
@@ -363,6 +368,8 @@ def _check_span(
         problems.append("text at these offsets differs")
     elif isinstance(entry.get("line"), int) and line_of(cited.text, start) != entry["line"]:
         problems.append(f"the span now starts on line {line_of(cited.text, start)}, not {entry['line']}")
+    elif isinstance(entry.get("column"), int) and column_of(cited.text, start) != entry["column"]:
+        problems.append(f"the span now starts at column {column_of(cited.text, start)}, not {entry['column']}")
     if source in shas and cited.sha256 != shas[source]:
         problems.append("file sha256 differs")
     if problems:

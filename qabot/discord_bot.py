@@ -71,6 +71,10 @@ class QabotBot(commands.Bot):
     ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # prefix commands and mentions need the text of messages
+        # The bot never joins voice, so discord.py's "PyNaCl/davey is not installed, voice will NOT be
+        # supported" warnings would only alarm whoever runs it.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         super().__init__(
             command_prefix=settings.command_prefix,
             intents=intents,

@@ -190,7 +190,7 @@ def run_repl(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | N
             print(file=stdout, flush=True)
             return 0
         if history is not None:
-            history.save()  # at once, so a closed terminal loses nothing
+            history.record(line)
         try:
             response = session.handle(line)
         except KeyboardInterrupt:
@@ -229,6 +229,14 @@ class _History:
         except OSError as exc:
             warn(f"cannot read history file {path} ({exc.strerror or exc}); starting with an empty history")
         return cls(path, readline, warn)
+
+    def record(self, line: str) -> None:
+        """Keep a typed line (readline has added it) unless it is only whitespace; save at once, so a closed
+        terminal loses nothing."""
+        length = self.readline.get_current_history_length()
+        if not line.strip() and length and self.readline.get_history_item(length) == line:
+            self.readline.remove_history_item(length - 1)  # items count from 1, removal from 0
+        self.save()
 
     def save(self) -> None:
         if self.failed:
