@@ -57,7 +57,7 @@ def test_parse_citation_accepts_all_three_forms() -> None:
 
 @pytest.mark.parametrize("bad", ["", "seeds/003_x.txt", "seeds/003_x.txt:", ":19", "a.txt:-3", "a.txt:1-", "a.txt:x"])
 def test_parse_citation_rejects_malformed(bad: str) -> None:
-    with pytest.raises(CitationError, match="PATH:LINE:COL .*PATH:LINE .*PATH:START-END"):
+    with pytest.raises(CitationError, match=r"PATH:LINE:COL .*PATH:LINE .*PATH:START-END"):
         parse_citation(bad)
 
 

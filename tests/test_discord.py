@@ -198,8 +198,8 @@ async def test_prefix_ask_replies_with_one_embed_of_cited_passages(bot, sent_pay
     embed = reply.embeds[0]
     assert embed.title == "Who is Louis Bono?"
     assert "> " in embed.description and "**Bono**" in embed.description
-    citations = re.findall(r"`([^`]+\.txt):(\d+)`", embed.description)
-    assert citations and ("000_9ad8541396ee1ed9.txt", "3") in citations
+    citations = re.findall(r"`([^`]+\.txt):(\d+):(\d+)`", embed.description)
+    assert citations and ("000_9ad8541396ee1ed9.txt", "3", "1") in citations
     assert embed.fields[0].name == "Sources" and "000_9ad8541396ee1ed9.txt" in embed.fields[0].value
     assert re.match(r"Searched \d+ sentences", embed.footer.text)
     assert "2023-08-03" in embed.description  # article date where known
@@ -210,9 +210,11 @@ async def test_prefix_ask_replies_with_one_embed_of_cited_passages(bot, sent_pay
 async def test_every_cited_line_holds_the_quoted_text(bot, answerer):
     await dpytest.message("!ask who is pashinian")
     embed = replies()[0].embeds[0]
-    for source, line in re.findall(r"`([^`]+\.txt):(\d+)`", embed.description):
-        file_text = (answerer.root / source).read_text("utf-8").splitlines()[int(line) - 1]
-        assert "Pashinian" in file_text
+    citations = re.findall(r"`([^`]+\.txt):(\d+):(\d+)`", embed.description)
+    assert citations
+    for source, line, column in citations:
+        file_line = (answerer.root / source).read_text("utf-8").splitlines()[int(line) - 1]
+        assert "Pashinian" in file_line[int(column) - 1 :]
 
 
 async def test_mention_is_a_question(bot, sent_payloads):
@@ -649,3 +651,16 @@ def test_bot_py_starts_the_same_bot(monkeypatch, capsys):
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
     assert bot_script.main([]) == 2
     assert capsys.readouterr().err.startswith("qabot: error: the bot token is missing")
+
+
+async def test_a_bot_without_voice_logs_no_voice_warnings(seeds_settings, answerer, monkeypatch, caplog):
+    # As on a host without PyNaCl or davey, where discord.py warns once per process.
+    monkeypatch.setattr(discord.VoiceClient, "warn_nacl", True)
+    monkeypatch.setattr(discord.VoiceClient, "warn_dave", True)
+    caplog.set_level(logging.WARNING)
+    client = QabotBot(seeds_settings, answerer)
+    try:
+        assert "voice will NOT be supported" not in caplog.text
+        assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    finally:
+        await client.close()
