@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Run the Discord bot. The token is read from the environment "
                               "variable named by token_env (default DISCORD_TOKEN).")
     bot.add_argument("--check", action="store_true", help="validate settings and token presence, do not connect")
-    bot.add_argument("--sync", action="store_true", help="sync slash commands to Discord on start")
+    bot.add_argument("--sync", action="store_true",
+                     help="publish the slash commands on start (without it: only when they changed since the last)")
     bot.add_argument("--invite-url", action="store_true",
                      help="print the URL that adds the bot to a server (scopes and permissions it needs), offline")
     bot.add_argument("--application-id", type=_positive_int, metavar="ID",
