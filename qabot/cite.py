@@ -34,6 +34,11 @@ _CITATION = re.compile(
 )
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _STATUSES = ("OK", "CHANGED", "MISSING", "REFUSED")
+# Saved text output of `qabot ask` (render.passage_lines): the passage, its citation, its wire copies.
+_CITATION_TEXT = r"(?P<citation>.+?:\d{1,18}(?::\d{1,18}|-\d{1,18})?)"
+_TEXT_PASSAGE = re.compile(r"\[\d+\] (?P<text>.+)")
+_TEXT_CITATION = re.compile(rf"    — {_CITATION_TEXT}  \(")
+_TEXT_ALSO_IN = re.compile(rf"    also in {_CITATION_TEXT}")
 
 
 class OutsideCorpus(CitationError):
@@ -280,17 +285,23 @@ class Verification:
         return self.counts.get("REFUSED", 0)
 
 
-def verify_saved_output(corpus_root: Path, json_file: Path, cwd: Path | None = None) -> Verification:
-    """Re-check every citation of saved `qabot ask --json` output against the files as they are now.
+def verify_saved_output(
+    corpus_root: Path, saved_file: Path, cwd: Path | None = None, boilerplate: re.Pattern[str] | None = None
+) -> Verification:
+    """Re-check every citation of saved `qabot ask` output (JSON, or the text form) against the files as they are.
 
     The report has one line per citation (OK, CHANGED, MISSING or REFUSED) then a summary;
     a file outside the corpus root is never read.
     """
-    checks = [
-        check
-        for answer in load_saved_answers(json_file)
-        for check in check_answer(corpus_root, answer, cwd)
-    ]
+    text = _read_saved(saved_file)
+    if text.lstrip()[:1] in ("{", ""):
+        checks = [
+            check
+            for answer in load_saved_answers(saved_file)
+            for check in check_answer(corpus_root, answer, cwd)
+        ]
+    else:
+        checks = check_saved_text(corpus_root, text, saved_file, cwd, boilerplate)
     counts = {status: sum(check.status == status for check in checks) for status in _STATUSES}
     if not checks:
         return Verification("no citations to check (every saved answer abstained)", counts)
@@ -305,10 +316,7 @@ def load_saved_answers(json_file: Path) -> list[dict[str, Any]]:
 
     CitationError naming the line when the file is unreadable, not JSON, or not `ask --json` output.
     """
-    try:
-        text = json_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CitationError(f"cannot read {json_file}: {getattr(exc, 'strerror', None) or exc}") from None
+    text = _read_saved(json_file)
     decoder = json.JSONDecoder()
     answers: list[dict[str, Any]] = []
     position = 0
@@ -331,6 +339,75 @@ def load_saved_answers(json_file: Path) -> list[dict[str, Any]]:
     if not answers:
         raise CitationError(f"{json_file} is empty; expected the output of 'qabot ask --json'")
     return answers
+
+
+def _read_saved(saved_file: Path) -> str:
+    try:
+        return saved_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CitationError(f"cannot read {saved_file}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def check_saved_text(
+    corpus_root: Path, text: str, saved_file: Path, cwd: Path | None, boilerplate: re.Pattern[str] | None = None
+) -> list[Check]:
+    """One Check per citation of saved text output: `[N] passage`, then `    — CITATION  (title)` and
+    `    also in CITATION` lines. A passage is OK when its citation, in any of the three forms, still names
+    exactly the text shown; an `also in` citation, when a sentence still starts where it points."""
+    checks: list[Check] = []
+    shown: str | None = None
+    files: dict[str, CitedFile | Check] = {}
+    for line in text.splitlines():
+        if passage := _TEXT_PASSAGE.fullmatch(line):
+            shown = passage["text"]
+        elif (cited := _TEXT_CITATION.match(line)) and shown is not None:
+            checks.append(_check_text_citation(corpus_root, cited["citation"], shown, files, cwd, boilerplate))
+            shown = None
+        elif also := _TEXT_ALSO_IN.fullmatch(line):
+            checks.append(_check_text_citation(corpus_root, also["citation"], None, files, cwd, boilerplate))
+    if not checks and "No answer in the corpus." not in text:
+        raise CitationError(f"{saved_file} holds no citations; expected the output of 'qabot ask' (text or --json)")
+    return checks
+
+
+def _check_text_citation(
+    corpus_root: Path,
+    written: str,
+    shown: str | None,
+    files: dict[str, CitedFile | Check],
+    cwd: Path | None,
+    boilerplate: re.Pattern[str] | None,
+) -> Check:
+    label = written if shown is not None else f"also in {written}"
+    parsed = parse_citation(written)
+    if parsed.path not in files:
+        files[parsed.path] = _open_for_check(corpus_root, parsed.path, cwd)
+    cited = files[parsed.path]
+    if isinstance(cited, Check):
+        return Check(cited.status, label, cited.detail)
+    try:
+        span = resolve(cited.text, parsed, written, boilerplate)
+    except CitationError as exc:
+        return Check("CHANGED", label, str(exc).removeprefix(f"{_safe(written)}: "))
+    if parsed.column is not None and span.note:  # the column no longer starts a sentence
+        return Check("CHANGED", label, span.note.strip("()"))
+    starts = [span.start]
+    if parsed.line is not None and parsed.column is None:  # PATH:LINE names each sentence starting on its line
+        starts = [start for start, _ in sentence_spans_of(cited.text, boilerplate) if span.start <= start < span.end]
+    if shown is None:
+        starts_a_sentence = any(start == span.start for start, _ in sentence_spans_of(cited.text, boilerplate))
+        return Check("OK", label) if starts_a_sentence else Check("CHANGED", label, "no sentence starts there now")
+    if any(printable(cited.text[start : start + len(shown)]) == shown for start in starts):
+        return Check("OK", label)
+    return Check("CHANGED", label, "the text there differs from the passage shown")
+
+
+def printable(text: str) -> str:
+    """text with each control character or line break made one space (one character for one).
+
+    Terminal and chat output must not carry escape sequences from a file; offsets live in JSON.
+    """
+    return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 def check_answer(corpus_root: Path, answer: dict[str, Any], cwd: Path | None = None) -> list[Check]:

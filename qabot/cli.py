@@ -72,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("citation", metavar="CITATION")
     show.add_argument("--context", type=int, default=2, metavar="N", help="lines of context on each side (2)")
 
-    verify = commands.add_parser("verify", parents=[common], help="re-check every citation in saved --json output",
-                                 description="Re-read every cited file of FILE.json (output of 'qabot ask --json', "
-                                 "one object or JSON lines) and report OK, CHANGED or MISSING per citation. "
+    verify = commands.add_parser("verify", parents=[common], help="re-check every citation in saved ask output",
+                                 description="Re-read every cited file of FILE (saved output of 'qabot ask': "
+                                 "--json, one object or JSON lines, or the text form with PATH:LINE:COL, PATH:LINE or "
+                                 "PATH:START-END citations) and report OK, CHANGED or MISSING per citation. "
                                  "Exit 0 only when all are OK.")
     verify.add_argument("file", metavar="FILE.json", type=Path)
 
@@ -173,8 +174,10 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.cite import verify_saved_output
+    from qabot.segment import compile_boilerplate
 
-    result = verify_saved_output(settings.corpus, args.file)
+    boilerplate = compile_boilerplate(settings.boilerplate_patterns)
+    result = verify_saved_output(settings.corpus, args.file, boilerplate=boilerplate)
     print(result.report, flush=True)
     if result.refused:  # a path outside the corpus is a usage error, as for 'show'
         print(f"qabot: error: {result.refused} citation(s) outside the corpus folder {settings.corpus} "

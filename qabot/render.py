@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from qabot.analyze import analyze, term_spans
-from qabot.cite import display_path
+from qabot.cite import display_path, printable
 from qabot.model import Answer, Location, Passage
 
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
@@ -71,14 +71,6 @@ def use_color(stream: Any, environ: dict[str, str] | None = None) -> bool:
 def _title_line(passage: Passage) -> str:
     title = passage.title if len(passage.title) <= 70 else passage.title[:69].rstrip() + "…"
     return f"{title}, {passage.date}" if passage.date else title
-
-
-def printable(text: str) -> str:
-    """text with each control character or line break made one space (one character for one).
-
-    Terminal and chat output must not carry escape sequences from a file; offsets live in JSON.
-    """
-    return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 def location_json(location: Location, cwd: Path | None = None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from qabot.cite import (
     verify_saved_output,
 )
 from qabot.errors import CitationError, CorpusError
-from qabot.render import answer_json, citation, span_citation
+from qabot.render import answer_json, citation, render_text, span_citation
 from tests.conftest import PROJECT, SAMPLE_SET, SEEDS, settings_for
 
 SEED_003 = "003_b5d4c7ccf50ad595.txt"
@@ -413,3 +413,72 @@ def test_verify_checks_the_column_of_saved_output(corpus_copy: Path, tmp_path: P
     saved.write_text(json.dumps(data), encoding="utf-8")
     result = verify_saved_output(corpus_copy, saved, tmp_path)
     assert not result.all_ok and "the span now starts at column 92, not 1" in result.report
+
+
+def saved_text_output(answerer: Answerer, questions: list[str], cwd: Path) -> str:
+    return "\n".join(render_text(answerer.ask(question), cwd=cwd) for question in questions) + "\n"
+
+
+def test_verify_reads_saved_text_output_in_all_three_citation_forms(corpus_copy: Path, tmp_path: Path) -> None:
+    answerer = Answerer.from_settings(settings_for(corpus_copy, tmp_path / "cache"))
+    answer = answerer.ask("What did the embassy say Bono will visit?")
+    text = saved_text_output(answerer, ["What did the embassy say Bono will visit?", "who is pashinian"], tmp_path)
+    saved = tmp_path / "saved.txt"
+    saved.write_text(text, encoding="utf-8")
+    result = verify_saved_output(corpus_copy, saved, tmp_path)
+    assert result.all_ok and result.counts["OK"] == text.count("\n    — ") >= 4, result.report
+
+    first = answer.passages[0].location
+    assert (first.line, first.column) == (5, 92)  # line 5 holds two sentences: the line form names either
+    line_form = text.replace(citation(first, tmp_path), f"corpus/{first.source}:{first.line}", 1)
+    span_form = text.replace(citation(first, tmp_path), f"corpus/{first.source}:{first.start}-{first.end}", 1)
+    for variant in (line_form, span_form):
+        saved.write_text(variant, encoding="utf-8")
+        assert verify_saved_output(corpus_copy, saved, tmp_path).all_ok
+
+    moved = text.replace(citation(first, tmp_path), f"corpus/{first.source}:{first.line}:1", 1)
+    saved.write_text(moved, encoding="utf-8")
+    result = verify_saved_output(corpus_copy, saved, tmp_path)
+    assert f"CHANGED  corpus/{first.source}:5:1: the text there differs from the passage shown" in result.report
+
+    saved.write_text(text, encoding="utf-8")
+    cited = corpus_copy / first.source
+    cited.write_text("New first line\n" + cited.read_text("utf-8"), encoding="utf-8")
+    result = verify_saved_output(corpus_copy, saved, tmp_path)
+    assert not result.all_ok and f"CHANGED  corpus/{first.source}:5:92" in result.report
+    cited.unlink()
+    assert f"MISSING  corpus/{first.source}:5:92" in verify_saved_output(corpus_copy, saved, tmp_path).report
+
+
+def test_verify_text_checks_also_in_lines_and_refuses_outside_paths(
+    corpus_copy: Path, outside_file: Path, tmp_path: Path
+) -> None:
+    yerevan = (SEEDS / SEED_003).read_text("utf-8").index("Yerevan denied")
+    saved = tmp_path / "saved.txt"
+    saved.write_text(
+        f"[1] Yerevan denied the charges and claimed the move violated the cease-fire.\n"
+        f"    — corpus/{SEED_003}:25:1  (US gears up)\n"
+        f"    also in corpus/{SEED_003}:23:1\n"
+        f"    also in corpus/{SEED_003}:25:3\n"
+        f"    also in corpus/{SEED_003}:{yerevan + 2}-{yerevan + 20}\n"
+        f"[2] {SECRET}\n"
+        f"    — {outside_file}:1:1  (secret)\n",
+        encoding="utf-8",
+    )
+    result = verify_saved_output(corpus_copy, saved, tmp_path)
+    lines = result.report.splitlines()
+    assert lines[0] == f"OK       corpus/{SEED_003}:25:1"
+    assert lines[1] == f"OK       also in corpus/{SEED_003}:23:1"
+    assert lines[2] == f"CHANGED  also in corpus/{SEED_003}:25:3: column 3 is inside the sentence cited as 25:1"
+    assert lines[3] == f"CHANGED  also in corpus/{SEED_003}:{yerevan + 2}-{yerevan + 20}: no sentence starts there now"
+    assert lines[4].startswith(f"REFUSED  {outside_file}:1:1: ") and result.refused == 1
+    assert SECRET not in result.report.replace(f"[2] {SECRET}", "")
+
+
+def test_verify_text_without_citations_is_an_error_unless_every_answer_abstained(tmp_path: Path) -> None:
+    saved = tmp_path / "saved.txt"
+    saved.write_text("hello\nnot an answer\n", encoding="utf-8")
+    with pytest.raises(CitationError, match="holds no citations; expected the output of 'qabot ask'"):
+        verify_saved_output(SEEDS, saved, tmp_path)
+    saved.write_text("No answer in the corpus. No article mentions any of: mars.\n", encoding="utf-8")
+    assert verify_saved_output(SEEDS, saved, tmp_path).report.startswith("no citations to check")
