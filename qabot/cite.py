@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -225,11 +226,12 @@ def resolve(
     )
 
 
-def sentence_spans_of(text: str, boilerplate: re.Pattern[str] | None = None) -> list[tuple[int, int]]:
+@lru_cache(maxsize=32)  # verify resolves many citations of one file
+def sentence_spans_of(text: str, boilerplate: re.Pattern[str] | None = None) -> tuple[tuple[int, int], ...]:
     """(start, end) of each sentence of text, split as the index splits it."""
     from qabot.segment import sentence_spans  # NLTK's Punkt: only show and verify need it
 
-    return [(start, end) for start, end, _ in sentence_spans(text, boilerplate)]
+    return tuple((start, end) for start, end, _ in sentence_spans(text, boilerplate))
 
 
 def render_span(

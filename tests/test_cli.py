@@ -65,11 +65,11 @@ def test_help_of_every_command(command: str | None, cli_env: dict, capsys: pytes
         assert all(name in out for name in COMMANDS)
 
 
-def test_show_help_documents_both_citation_forms(cli_env: dict, capsys: pytest.CaptureFixture) -> None:
+def test_show_help_documents_the_three_citation_forms(cli_env: dict, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         main(["show", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "PATH:LINE" in out and "PATH:START-END" in out
+    assert "PATH:LINE:COL (as printed by 'ask')" in out and "PATH:LINE (" in out and "PATH:START-END" in out
 
 
 # --- ask ----------------------------------------------------------------------------------------
