@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "--json, one object or JSON lines, or the text form with PATH:LINE:COL, PATH:LINE or "
                                  "PATH:START-END citations) and report OK, CHANGED or MISSING per citation. "
                                  "Exit 0 only when all are OK.")
-    verify.add_argument("file", metavar="FILE.json", type=Path)
+    verify.add_argument("file", metavar="FILE", type=Path)
 
     commands.add_parser("repl", parents=[common], help="interactive prompt (the default with no command)",
                         description="Ask questions interactively; type :help at the prompt for commands.")
@@ -143,7 +143,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from qabot.render import printable
+    from qabot.cite import printable
     from qabot.store import IndexParams, open_index
 
     started = time.perf_counter()
