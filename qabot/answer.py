@@ -276,15 +276,18 @@ class Answerer:
 
     def _location(self, sent: int) -> Location:
         index = self.index
-        doc = index.docs[int(index.sent_doc[sent])]
+        doc_id = int(index.sent_doc[sent])
+        doc = index.docs[doc_id]
+        start = int(index.sent_start[sent])
         return Location(
             source=doc.path,
             file=index.root / doc.path,
-            start=int(index.sent_start[sent]),
+            start=start,
             end=int(index.sent_end[sent]),
             line=int(index.sent_line[sent]),
             end_line=int(index.sent_end_line[sent]),
             sha256=doc.sha256,
+            column=start - index.doc_text(doc_id).rfind("\n", 0, start),
         )
 
 

@@ -1,9 +1,11 @@
 """Citations: parsing them, showing the text they point at, verifying saved answers, refusing outside paths.
 
-Two citation forms are accepted, PATH being relative to the current directory, absolute, or relative
+Three citation forms are accepted, PATH being relative to the current directory, absolute, or relative
 to the corpus root:
 
-- line form `PATH:LINE` (as `qabot ask` prints it): line LINE (1-based, lines end at "\\n");
+- `PATH:LINE:COL` (as `qabot ask` prints it, as compilers and grep do): the sentence starting at line
+  LINE, column COL (both 1-based; lines end at "\\n", columns count characters);
+- `PATH:LINE`: the sentences starting on line LINE (a line may hold several);
 - exact-span form `PATH:START-END` (as the JSON `start`/`end`): `text[START:END]` where `text` is the
   file decoded as UTF-8, offsets being Python string indices (characters, not bytes).
 
@@ -17,6 +19,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +29,17 @@ from qabot.errors import CitationError
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
 OPEN_MARK, CLOSE_MARK = "»", "«"  # emphasis where ANSI is not wanted (pipes, NO_COLOR)
 # At most 18 digits: any real offset fits, and int() never meets Python's 4,300-digit limit.
-_CITATION = re.compile(r"(?P<path>[^\x00]+):(?:(?P<start>\d{1,18})-(?P<end>\d{1,18})|(?P<line>\d{1,18}))")
+# The path is the shortest prefix that leaves a valid tail, so `a.txt:5:3` is line 5, column 3 of a.txt.
+_CITATION = re.compile(
+    r"(?P<path>[^\x00]+?):(?:(?P<start>\d{1,18})-(?P<end>\d{1,18})|(?P<line>\d{1,18})(?::(?P<column>\d{1,18}))?)"
+)
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _STATUSES = ("OK", "CHANGED", "MISSING", "REFUSED")
+# Saved text output of `qabot ask` (render.passage_lines): the passage, its citation, its wire copies.
+_CITATION_TEXT = r"(?P<citation>.+?:\d{1,18}(?::\d{1,18}|-\d{1,18})?)"
+_TEXT_PASSAGE = re.compile(r"\[\d+\] (?P<text>.+)")
+_TEXT_CITATION = re.compile(rf"    — {_CITATION_TEXT}  \(")
+_TEXT_ALSO_IN = re.compile(rf"    also in {_CITATION_TEXT}")
 
 
 class OutsideCorpus(CitationError):
@@ -41,12 +52,22 @@ class MissingFile(CitationError):
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    """A parsed citation: `line` for the line form, `start`/`end` for the exact-span form."""
+    """A parsed citation: `line` (and `column`) for the line forms, `start`/`end` for the exact-span form."""
 
     path: str
     line: int | None = None
     start: int | None = None
     end: int | None = None
+    column: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """What a citation resolves to in its file: text[start:end], and a note when that needs saying."""
+
+    start: int
+    end: int
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +92,16 @@ class Check:
 
 
 def parse_citation(text: str) -> Citation:
-    """`PATH:LINE` or `PATH:START-END`; CitationError with an example when it is neither."""
+    """`PATH:LINE:COL`, `PATH:LINE` or `PATH:START-END`; CitationError with examples when it is none of them."""
     match = _CITATION.fullmatch(text.strip())
     if not match or not match["path"].strip():
         raise CitationError(
-            f"{text!r} is not a citation; expected PATH:LINE (seeds/003_b5d4c7ccf50ad595.txt:19) "
-            "or PATH:START-END (seeds/003_b5d4c7ccf50ad595.txt:1234-1456)"
+            f"{_safe(repr(text))} is not a citation; expected PATH:LINE:COL (seeds/003_b5d4c7ccf50ad595.txt:19:1), "
+            "PATH:LINE (seeds/003_b5d4c7ccf50ad595.txt:19) or PATH:START-END (seeds/003_b5d4c7ccf50ad595.txt:1234-1456)"
         )
     if match["line"] is not None:
-        return Citation(match["path"], line=int(match["line"]))
+        column = int(match["column"]) if match["column"] is not None else None
+        return Citation(match["path"], line=int(match["line"]), column=column)
     return Citation(match["path"], start=int(match["start"]), end=int(match["end"]))
 
 
@@ -121,34 +143,101 @@ def line_of(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
+def column_of(text: str, offset: int) -> int:
+    """1-based column of text[offset] on its line, in characters (PATH:LINE:COL)."""
+    return offset - text.rfind("\n", 0, offset)
+
+
 def show_citation(
-    corpus_root: Path, citation: str, context_lines: int, *, color: bool = False, cwd: Path | None = None
+    corpus_root: Path,
+    citation: str,
+    context_lines: int,
+    *,
+    color: bool = False,
+    cwd: Path | None = None,
+    boilerplate: re.Pattern[str] | None = None,
 ) -> str:
-    """The cited text exactly as in the file, emphasised, with numbered lines of context around it."""
+    """The cited text exactly as in the file, emphasised, with numbered lines of context around it.
+
+    boilerplate is the index's pattern (segment.compile_boilerplate), so sentences split as the index splits them.
+    """
     parsed = parse_citation(citation)
     cited = read_cited(locate(corpus_root, parsed.path, cwd))
-    text = cited.text
-    if parsed.line is not None:
-        n_lines = text.count("\n") + 1
-        if not 1 <= parsed.line <= n_lines:
-            raise CitationError(f"{citation}: line {parsed.line} is not in the file, which has {n_lines} lines")
-        start = _line_start(text, parsed.line)
-        end = _line_end(text, start)
-    else:
+    span = resolve(cited.text, parsed, citation, boilerplate)
+    shown = render_span(cited, span.start, span.end, max(0, context_lines), color=color, cwd=cwd)
+    return f"{shown}\n{_safe(span.note)}" if span.note else shown
+
+
+def resolve(
+    text: str, parsed: Citation, written: str, boilerplate: re.Pattern[str] | None = None
+) -> Span:
+    """The span of text a parsed citation names; CitationError saying what is wrong when it names none."""
+    if parsed.line is None:
         start, end = parsed.start, parsed.end
         assert start is not None and end is not None
-        if not start < end <= len(text):
+        if end > len(text):
             raise CitationError(
-                f"{citation}: characters {start}-{end} are not a span of the file, which has {len(text)} "
-                "characters (START must be below END)"
+                f"{_safe(written)}: characters {start}-{end} run past the end of the file, "
+                f"which has {len(text)} characters"
             )
-    return render_span(cited, start, end, max(0, context_lines), color=color, cwd=cwd)
+        if start >= end:
+            raise CitationError(f"{_safe(written)}: START ({start}) must be below END ({end})")
+        return Span(start, end)
+    n_lines = text.count("\n") + 1
+    if not 1 <= parsed.line <= n_lines:
+        raise CitationError(f"{_safe(written)}: line {parsed.line} is not in the file, which has {n_lines} lines")
+    line_start = _line_start(text, parsed.line)
+    line_end = _line_end(text, line_start)
+    line_text = text[line_start:line_end].removesuffix("\r")
+    if not line_text.strip():
+        raise CitationError(f"{_safe(written)}: line {parsed.line} is blank; no sentence starts there")
+    spans = sentence_spans_of(text, boilerplate)
+    if parsed.column is not None:
+        if not 1 <= parsed.column <= len(line_text):
+            raise CitationError(
+                f"{_safe(written)}: column {parsed.column} is not on line {parsed.line}, "
+                f"which has {len(line_text)} characters"
+            )
+        offset = line_start + parsed.column - 1
+        holding = [(start, end) for start, end in spans if start <= offset < end]
+        if not holding:
+            raise CitationError(f"{_safe(written)}: no sentence at line {parsed.line}, column {parsed.column}")
+        start, end = holding[0]
+        if start == offset:
+            return Span(start, end)
+        line, column = line_of(text, start), column_of(text, start)
+        return Span(start, end, f"(column {parsed.column} is inside the sentence cited as {line}:{column})")
+    starting = [(start, end) for start, end in spans if line_start <= start < line_end]
+    if not starting:
+        wrapped = [(start, end) for start, end in spans if start < line_end and end > line_start]
+        if not wrapped:  # e.g. the date header, which belongs to no sentence
+            return Span(line_start, line_start + len(line_text), f"(no sentence is on line {parsed.line})")
+        start, end = wrapped[0]
+        line, column = line_of(text, start), column_of(text, start)
+        return Span(start, end, f"(no sentence starts on line {parsed.line}; this one, cited as {line}:{column}, "
+                                "continues onto it)")
+    if len(starting) == 1:
+        return Span(*starting[0])
+    columns = ", ".join(f"{parsed.line}:{start - line_start + 1}" for start, _ in starting)
+    return Span(
+        starting[0][0],
+        starting[-1][1],
+        f"(line {parsed.line} holds {len(starting)} sentences; cite one with its column: {columns})",
+    )
+
+
+@lru_cache(maxsize=32)  # verify resolves many citations of one file
+def sentence_spans_of(text: str, boilerplate: re.Pattern[str] | None = None) -> tuple[tuple[int, int], ...]:
+    """(start, end) of each sentence of text, split as the index splits it."""
+    from qabot.segment import sentence_spans  # NLTK's Punkt: only show and verify need it
+
+    return tuple((start, end) for start, end, _ in sentence_spans(text, boilerplate))
 
 
 def render_span(
     cited: CitedFile, start: int, end: int, context_lines: int, *, color: bool = False, cwd: Path | None = None
 ) -> str:
-    """A header naming file, lines and offsets, then the numbered lines around text[start:end].
+    """A header naming file, lines, column and offsets, then the numbered lines around text[start:end].
 
     The span is emphasised (ANSI bold, or » « markers) and its lines are flagged with '>' in the gutter;
     control characters are shown as escapes (\\x1b) so a file cannot drive the terminal.
@@ -158,7 +247,8 @@ def render_span(
     lines = text.split("\n")
     low, high = max(1, first - context_lines), min(len(lines), last + context_lines)
     title, date = title_and_date(text)
-    where = f"line {first}" if first == last else f"lines {first}-{last}"
+    column = column_of(text, start)
+    where = f"line {first}, column {column}" if first == last else f"lines {first}-{last} from column {column}"
     if len(title) > 70:
         title = title[:69].rstrip() + "…"
     about = f" — {title}" + (f", {date}" if date else "") if title else ""
@@ -197,17 +287,23 @@ class Verification:
         return self.counts.get("REFUSED", 0)
 
 
-def verify_saved_output(corpus_root: Path, json_file: Path, cwd: Path | None = None) -> Verification:
-    """Re-check every citation of saved `qabot ask --json` output against the files as they are now.
+def verify_saved_output(
+    corpus_root: Path, saved_file: Path, cwd: Path | None = None, boilerplate: re.Pattern[str] | None = None
+) -> Verification:
+    """Re-check every citation of saved `qabot ask` output (JSON, or the text form) against the files as they are.
 
     The report has one line per citation (OK, CHANGED, MISSING or REFUSED) then a summary;
     a file outside the corpus root is never read.
     """
-    checks = [
-        check
-        for answer in load_saved_answers(json_file)
-        for check in check_answer(corpus_root, answer, cwd)
-    ]
+    text = _read_saved(saved_file)
+    if text.lstrip()[:1] in ("{", ""):
+        checks = [
+            check
+            for answer in load_saved_answers(saved_file)
+            for check in check_answer(corpus_root, answer, cwd)
+        ]
+    else:
+        checks = check_saved_text(corpus_root, text, saved_file, cwd, boilerplate)
     counts = {status: sum(check.status == status for check in checks) for status in _STATUSES}
     if not checks:
         return Verification("no citations to check (every saved answer abstained)", counts)
@@ -222,10 +318,7 @@ def load_saved_answers(json_file: Path) -> list[dict[str, Any]]:
 
     CitationError naming the line when the file is unreadable, not JSON, or not `ask --json` output.
     """
-    try:
-        text = json_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CitationError(f"cannot read {json_file}: {getattr(exc, 'strerror', None) or exc}") from None
+    text = _read_saved(json_file)
     decoder = json.JSONDecoder()
     answers: list[dict[str, Any]] = []
     position = 0
@@ -248,6 +341,75 @@ def load_saved_answers(json_file: Path) -> list[dict[str, Any]]:
     if not answers:
         raise CitationError(f"{json_file} is empty; expected the output of 'qabot ask --json'")
     return answers
+
+
+def _read_saved(saved_file: Path) -> str:
+    try:
+        return saved_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CitationError(f"cannot read {saved_file}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def check_saved_text(
+    corpus_root: Path, text: str, saved_file: Path, cwd: Path | None, boilerplate: re.Pattern[str] | None = None
+) -> list[Check]:
+    """One Check per citation of saved text output: `[N] passage`, then `    — CITATION  (title)` and
+    `    also in CITATION` lines. A passage is OK when its citation, in any of the three forms, still names
+    exactly the text shown; an `also in` citation, when a sentence still starts where it points."""
+    checks: list[Check] = []
+    shown: str | None = None
+    files: dict[str, CitedFile | Check] = {}
+    for line in text.splitlines():
+        if passage := _TEXT_PASSAGE.fullmatch(line):
+            shown = passage["text"]
+        elif (cited := _TEXT_CITATION.match(line)) and shown is not None:
+            checks.append(_check_text_citation(corpus_root, cited["citation"], shown, files, cwd, boilerplate))
+            shown = None
+        elif also := _TEXT_ALSO_IN.fullmatch(line):
+            checks.append(_check_text_citation(corpus_root, also["citation"], None, files, cwd, boilerplate))
+    if not checks and "No answer in the corpus." not in text:
+        raise CitationError(f"{saved_file} holds no citations; expected the output of 'qabot ask' (text or --json)")
+    return checks
+
+
+def _check_text_citation(
+    corpus_root: Path,
+    written: str,
+    shown: str | None,
+    files: dict[str, CitedFile | Check],
+    cwd: Path | None,
+    boilerplate: re.Pattern[str] | None,
+) -> Check:
+    label = written if shown is not None else f"also in {written}"
+    parsed = parse_citation(written)
+    if parsed.path not in files:
+        files[parsed.path] = _open_for_check(corpus_root, parsed.path, cwd)
+    cited = files[parsed.path]
+    if isinstance(cited, Check):
+        return Check(cited.status, label, cited.detail)
+    try:
+        span = resolve(cited.text, parsed, written, boilerplate)
+    except CitationError as exc:
+        return Check("CHANGED", label, str(exc).removeprefix(f"{_safe(written)}: "))
+    if parsed.column is not None and span.note:  # the column no longer starts a sentence
+        return Check("CHANGED", label, span.note.strip("()"))
+    starts = [span.start]
+    if parsed.line is not None and parsed.column is None:  # PATH:LINE names each sentence starting on its line
+        starts = [start for start, _ in sentence_spans_of(cited.text, boilerplate) if span.start <= start < span.end]
+    if shown is None:
+        starts_a_sentence = any(start == span.start for start, _ in sentence_spans_of(cited.text, boilerplate))
+        return Check("OK", label) if starts_a_sentence else Check("CHANGED", label, "no sentence starts there now")
+    if any(printable(cited.text[start : start + len(shown)]) == shown for start in starts):
+        return Check("OK", label)
+    return Check("CHANGED", label, "the text there differs from the passage shown")
+
+
+def printable(text: str) -> str:
+    """text with each control character or line break made one space (one character for one).
+
+    Terminal and chat output must not carry escape sequences from a file; offsets live in JSON.
+    """
+    return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 def check_answer(corpus_root: Path, answer: dict[str, Any], cwd: Path | None = None) -> list[Check]:
@@ -285,6 +447,8 @@ def _check_span(
         problems.append("text at these offsets differs")
     elif isinstance(entry.get("line"), int) and line_of(cited.text, start) != entry["line"]:
         problems.append(f"the span now starts on line {line_of(cited.text, start)}, not {entry['line']}")
+    elif isinstance(entry.get("column"), int) and column_of(cited.text, start) != entry["column"]:
+        problems.append(f"the span now starts at column {column_of(cited.text, start)}, not {entry['column']}")
     if source in shas and cited.sha256 != shas[source]:
         problems.append("file sha256 differs")
     if problems:

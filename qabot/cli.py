@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import NoReturn
 
 from qabot import __version__
 from qabot.config import Settings, load_settings
-from qabot.errors import QabotError
+from qabot.errors import ConfigError, QabotError
+from qabot.frontend import open_answerer, progress_bar, warn
 
 EXIT_OK, EXIT_NO_ANSWER, EXIT_USAGE = 0, 1, 2
 
@@ -49,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = commands.add_parser("ask", parents=[common], help="answer one question (or '-' for one per stdin line)",
                               description="Print the sentences that answer QUESTION, each with its citation.")
-    ask.add_argument("question", metavar="QUESTION", help="the question, or '-' to read stdin, one question a line")
+    ask.add_argument("question", metavar="QUESTION", nargs="+",
+                     help="the question (the rest of the line; quotes optional), or '-' to read stdin, one a line")
     ask.add_argument("--top-k", type=_positive_int, metavar="N", help="number of passages (default from config: 3)")
     ask.add_argument("--json", action="store_true", help="print one JSON object (one per line in batch mode)")
 
@@ -71,16 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", parents=[common], help="print a cited sentence with its surrounding lines",
                                description="Print the text a citation points at, exactly as in the file, with "
-                               "line numbers and context. CITATION is PATH:LINE (as printed by 'ask') or the "
-                               "exact span PATH:START-END (character offsets, as in --json output).")
+                               "line numbers and context. CITATION is PATH:LINE:COL (as printed by 'ask'), "
+                               "PATH:LINE (the sentences starting on that line) or the exact span "
+                               "PATH:START-END (character offsets, as in --json output).")
     show.add_argument("citation", metavar="CITATION")
     show.add_argument("--context", type=int, default=2, metavar="N", help="lines of context on each side (2)")
 
-    verify = commands.add_parser("verify", parents=[common], help="re-check every citation in saved --json output",
-                                 description="Re-read every cited file of FILE.json (output of 'qabot ask --json', "
-                                 "one object or JSON lines) and report OK, CHANGED or MISSING per citation. "
+    verify = commands.add_parser("verify", parents=[common], help="re-check every citation in saved ask output",
+                                 description="Re-read every cited file of FILE (saved output of 'qabot ask': "
+                                 "--json, one object or JSON lines, or the text form with PATH:LINE:COL, PATH:LINE or "
+                                 "PATH:START-END citations) and report OK, CHANGED or MISSING per citation. "
                                  "Exit 0 only when all are OK.")
-    verify.add_argument("file", metavar="FILE.json", type=Path)
+    verify.add_argument("file", metavar="FILE", type=Path)
 
     commands.add_parser("repl", parents=[common], help="interactive prompt (the default with no command)",
                         description="Ask questions interactively; type :help at the prompt for commands.")
@@ -89,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Run the Discord bot. The token is read from the environment "
                               "variable named by token_env (default DISCORD_TOKEN).")
     bot.add_argument("--check", action="store_true", help="validate settings and token presence, do not connect")
-    bot.add_argument("--sync", action="store_true", help="sync slash commands to Discord on start")
+    bot.add_argument("--sync", action="store_true",
+                     help="publish the slash commands on start (without it: only when they changed since the last)")
+    bot.add_argument("--invite-url", action="store_true",
+                     help="print the URL that adds the bot to a server (scopes and permissions it needs), offline")
+    bot.add_argument("--application-id", type=_positive_int, metavar="ID",
+                     help="for --invite-url: the application id (default: read from the token)")
     return parser
 
 
@@ -110,43 +120,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(Path(config) if config else None, overrides={"corpus": corpus})
 
 
-def warn(message: str) -> None:
-    print(f"qabot: {message}", file=sys.stderr)
-
-
-def progress_bar(stream: TextIO = sys.stderr) -> Callable[[int, int], None] | None:
-    """A tqdm bar on a terminal (None elsewhere, or without tqdm: same results, no bar)."""
-    if not stream.isatty():
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    bar = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, unit="file", file=stream, leave=False, desc="indexing")
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return update
-
-
-def open_answerer(settings: Settings):
-    from qabot.answer import Answerer
-
-    return Answerer.from_settings(settings, warn=warn, progress=progress_bar())
-
-
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.render import render_json, render_text, use_color
 
     answerer = open_answerer(settings)
     top_k = args.top_k or settings.top_k
-    if args.question == "-":
+    question = " ".join(args.question)
+    if question == "-":
         for raw in sys.stdin.buffer:
             question = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             answer = answerer.ask(question, top_k)
@@ -156,7 +136,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"Q: {question}\n{render_text(answer)}\n")
         sys.stdout.flush()
         return EXIT_OK
-    answer = answerer.ask(args.question, top_k)
+    answer = answerer.ask(question, top_k)
     print(render_json(answer) if args.json else render_text(answer, color=use_color(sys.stdout)))
     return EXIT_NO_ANSWER if answer.abstained else EXIT_OK
 
@@ -174,6 +154,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.cite import printable
     from qabot.store import IndexParams, open_index
 
     started = time.perf_counter()
@@ -183,23 +164,31 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     detail = ""
     if report.action == "refreshed":
         detail = f" ({report.added} added, {report.changed} changed, {report.removed} removed)"
+    listing = ":" if index.skipped else ""
     print(f"index {report.action}{detail} in {seconds:.2f}s: {len(index.docs)} articles, "
-          f"{index.n_sentences} sentences, {len(index.vocab)} terms, {len(index.skipped)} files skipped")
+          f"{index.n_sentences} sentences, {len(index.vocab)} terms, {len(index.skipped)} files skipped{listing}")
+    for skip in index.skipped:  # named on every run: the warnings are printed only when a file is first met
+        print(f"  {printable(skip.path)}: {printable(skip.reason)}")
     return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.cite import show_citation
     from qabot.render import use_color
+    from qabot.segment import compile_boilerplate
 
-    print(show_citation(settings.corpus, args.citation, args.context, color=use_color(sys.stdout)))
+    boilerplate = compile_boilerplate(settings.boilerplate_patterns)
+    print(show_citation(settings.corpus, args.citation, args.context, color=use_color(sys.stdout),
+                        boilerplate=boilerplate))
     return EXIT_OK
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.cite import verify_saved_output
+    from qabot.segment import compile_boilerplate
 
-    result = verify_saved_output(settings.corpus, args.file)
+    boilerplate = compile_boilerplate(settings.boilerplate_patterns)
+    result = verify_saved_output(settings.corpus, args.file, boilerplate=boilerplate)
     print(result.report, flush=True)
     if result.refused:  # a path outside the corpus is a usage error, as for 'show'
         print(f"qabot: error: {result.refused} citation(s) outside the corpus folder {settings.corpus} "
@@ -215,9 +204,27 @@ def cmd_repl(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
+    if args.invite_url:
+        return print_invite_url(settings, args.application_id)
     from qabot.discord_bot import run_bot
 
     return run_bot(settings, check=args.check, sync=args.sync)
+
+
+def print_invite_url(settings: Settings, application_id: int | None) -> int:
+    """Print the bot's invite URL; the id comes from --application-id, else from the token (never printed)."""
+    from qabot.discord_invite import application_id_from_token, invite_url
+
+    if application_id is None:
+        token = os.environ.get(settings.token_env, "").strip()
+        if not token:
+            raise ConfigError(
+                f"no application id: pass --application-id ID (Developer Portal, General Information) "
+                f"or set {settings.token_env} to the bot token"
+            )
+        application_id = application_id_from_token(token, settings.token_env)
+    print(invite_url(application_id))
+    return EXIT_OK
 
 
 COMMANDS = {
@@ -226,12 +233,23 @@ COMMANDS = {
 }  # fmt: skip
 
 
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The parsed command line; for `ask`, words after an option are still part of the question."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "ask" and not any(word.startswith("-") for word in extra):
+        args.question += extra  # `ask Who is --top-k 2 Louis Bono`: argparse leaves "Louis Bono" over
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `qabot` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_arguments(argv)
         return COMMANDS[args.command](args, settings_from_args(args))
     except QabotError as exc:
         if debug:

@@ -7,12 +7,15 @@ replies are rendered by qabot.discord_render. The token is read from the environ
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import os
 import re
 import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,6 +34,7 @@ log = logging.getLogger("qabot.discord")
 NO_MENTIONS = discord.AllowedMentions.none()
 MAX_SLASH_TOP_K = 10
 CONTEXT_TIMEOUT = 15 * 60.0  # seconds the "Show context" button keeps working
+SYNCED_COMMANDS_FILE = "discord-commands.sha256"
 
 Loader = Callable[[Settings], Answerer]
 
@@ -67,10 +71,22 @@ class QabotBot(commands.Bot):
     """A commands.Bot holding the current Answerer; `reload_answerer` swaps in a fresh one."""
 
     def __init__(
-        self, settings: Settings, answerer: Answerer, *, sync: bool = False, loader: Loader = load_answerer
+        self,
+        settings: Settings,
+        answerer: Answerer,
+        *,
+        sync: bool = False,
+        loader: Loader = load_answerer,
+        synced_file: Path | None = None,
     ) -> None:
+        """sync: publish the slash commands on start. synced_file: where the fingerprint of the last published
+        commands is kept; when given, a start whose commands differ from it publishes them."""
         intents = discord.Intents.default()
         intents.message_content = True  # prefix commands and mentions need the text of messages
+        # The bot never joins voice, so discord.py's "PyNaCl/davey is not installed, voice will NOT be
+        # supported" warnings would only alarm whoever runs it.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         super().__init__(
             command_prefix=settings.command_prefix,
             intents=intents,
@@ -80,15 +96,42 @@ class QabotBot(commands.Bot):
         self.settings = settings
         self.answerer = answerer
         self.sync_on_start = sync
+        self.synced_file = synced_file
         self.loader = loader
         self._reload_lock = asyncio.Lock()
 
     async def setup_hook(self) -> None:
         await self.add_cog(AskCog(self))
         if self.sync_on_start:
-            # Syncing is rate-limited by Discord, so it happens only when asked (--sync or !sync).
             synced = await self.tree.sync()
             log.info("synced %d application commands", len(synced))
+            self.remember_sync()
+        elif self.synced_file is not None:
+            await self._sync_if_commands_changed(self.synced_file)
+
+    async def _sync_if_commands_changed(self, synced_file: Path) -> None:
+        # Syncing is rate-limited by Discord, so a start publishes the commands only when they differ from
+        # the ones it last published (the first run, or a new version), never on every start.
+        fingerprint = command_fingerprint(self.tree, self.application_id)
+        if _read_quietly(synced_file) == fingerprint:
+            return
+        try:
+            synced = await self.tree.sync()
+        except discord.HTTPException as exc:
+            log.warning("could not publish the slash commands (%s); /ask appears after a run with --sync", exc)
+            return
+        log.info("published %d application commands (they changed since the last run)", len(synced))
+        self.remember_sync()
+
+    def remember_sync(self) -> None:
+        """Record the fingerprint of the commands just published (when a synced_file is set)."""
+        if self.synced_file is None:
+            return
+        try:
+            self.synced_file.parent.mkdir(parents=True, exist_ok=True)
+            self.synced_file.write_text(command_fingerprint(self.tree, self.application_id) + "\n", "utf-8")
+        except OSError as exc:  # the next start syncs again, which is harmless
+            log.warning("cannot record the published commands in %s (%s)", self.synced_file, exc.strerror or exc)
 
     async def reload_answerer(self) -> str | None:
         """Rebuild the answerer in a worker thread and swap it in; on failure keep the old one.
@@ -229,6 +272,7 @@ class AskCog(commands.Cog):
             await ctx.reply("Only the bot's owner can sync commands.", allowed_mentions=NO_MENTIONS)
             return
         synced = await self.bot.tree.sync()
+        self.bot.remember_sync()
         await ctx.reply(f"Synced {len(synced)} slash commands.", allowed_mentions=NO_MENTIONS)
 
     # --- shared steps ---------------------------------------------------------------------------------
@@ -295,6 +339,20 @@ class AskCog(commands.Cog):
         return f"Reloaded: {len(index.docs):,} articles, {index.n_sentences:,} sentences."
 
 
+def command_fingerprint(tree: app_commands.CommandTree, application_id: int | None) -> str:
+    """sha256 of the application id and the slash commands' definitions as Discord receives them."""
+    payload = [command.to_dict(tree) for command in tree.get_commands()]
+    text = json.dumps({"application_id": application_id, "commands": payload}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read_quietly(path: Path) -> str | None:
+    try:
+        return path.read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _send_kwargs(content: str | None, embed: discord.Embed | None, view: discord.ui.View | None) -> dict:
     kwargs: dict[str, Any] = {}
     if content is not None:
@@ -346,6 +404,11 @@ def check_settings(settings: Settings, environ: Mapping[str, str]) -> list[str]:
     return problems
 
 
+def synced_commands_file(settings: Settings) -> Path:
+    """Where the fingerprint of the last published slash commands is kept: beside the index."""
+    return settings.index_dir / SYNCED_COMMANDS_FILE
+
+
 def run_bot(settings: Settings, check: bool = False, sync: bool = False) -> int:
     """Run the bot until it is stopped (exit code 0); with check, validate settings offline and exit.
 
@@ -371,7 +434,7 @@ def run_bot(settings: Settings, check: bool = False, sync: bool = False) -> int:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
-        bot = QabotBot(settings, load_answerer(settings), sync=sync)
+        bot = QabotBot(settings, load_answerer(settings), sync=sync, synced_file=synced_commands_file(settings))
         bot.run(token, log_handler=None)
     except discord.LoginFailure:
         raise ConfigError(

@@ -204,8 +204,8 @@ def _variants(answer: Answer) -> tuple[str, ...]:
 
 
 def discord_citation(location: Location) -> str:
-    """`path-relative-to-corpus-root:line`, as shown in Discord (e.g. 003_b5d4c7ccf50ad595.txt:19)."""
-    return f"{location.source}:{location.line}"
+    """`path-relative-to-corpus-root:line:column`, as shown in Discord (e.g. 003_b5d4c7ccf50ad595.txt:19:1)."""
+    return f"{location.source}:{location.line}:{location.column}"
 
 
 def _emphasised(text: str, matched_terms: tuple[str, ...]) -> str:

@@ -29,6 +29,7 @@ class Location:
     line: int
     end_line: int
     sha256: str
+    column: int = 1  # 1-based, in characters from the start of `line`: PATH:LINE:COL
 
 
 @dataclass(frozen=True, slots=True)

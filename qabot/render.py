@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from qabot.analyze import analyze, term_spans
-from qabot.cite import display_path
+from qabot.cite import display_path, printable
 from qabot.model import Answer, Location, Passage
 
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
 
 
 def citation(location: Location, cwd: Path | None = None) -> str:
-    """`path:line` (the sentence's first line), as `qabot show` accepts."""
-    return f"{display_path(location.file, cwd)}:{location.line}"
+    """`path:line:column` (1-based, where the sentence starts), as editors, terminals and `qabot show` open."""
+    return f"{display_path(location.file, cwd)}:{location.line}:{location.column}"
 
 
 def span_citation(location: Location, cwd: Path | None = None) -> str:
@@ -41,22 +41,25 @@ def emphasise(text: str, matched_terms: tuple[str, ...], before: str, after: str
 
 
 def render_text(answer: Answer, color: bool = False, cwd: Path | None = None) -> str:
-    """Human-readable answer: numbered quotes with citations, or a plain abstention sentence."""
+    """Human-readable answer: numbered passages with citations, or a plain abstention sentence."""
     if answer.abstained:
         return f"No answer in the corpus. {printable(answer.reason)}"
-    lines = []
-    for number, passage in enumerate(answer.passages, 1):
-        text = printable(passage.text)
-        if color:
-            text = emphasise(text, passage.matched_terms, BOLD, RESET)
-        quoted = text if text[:1] in "“\"‘'«" else f"“{text}”"  # the sentence may open its own quote
-        lines.append(f"[{number}] {quoted}")
-        lines.append(f"    — {printable(citation(passage.location, cwd))}  ({printable(_title_line(passage))})")
-        for other in passage.also_in:
-            lines.append(f"    also in {printable(citation(other, cwd))}")
+    lines = [line for number, p in enumerate(answer.passages, 1) for line in passage_lines(number, p, color, cwd)]
     if answer.reason:
         lines.append(f"({printable(answer.reason)})")
     return "\n".join(lines)
+
+
+def passage_lines(number: int, passage: Passage, color: bool = False, cwd: Path | None = None) -> list[str]:
+    """`[N] text` exactly as in the file (no quote marks added: the sentence keeps its own), its citation line
+    and one line per wire copy."""
+    text = printable(passage.text)
+    if color:
+        text = emphasise(text, passage.matched_terms, BOLD, RESET)
+    where = printable(citation(passage.location, cwd))
+    lines = [f"[{number}] {text}", f"    — {where}  ({printable(_title_line(passage))})"]
+    lines += [f"    also in {printable(citation(other, cwd))}" for other in passage.also_in]
+    return lines
 
 
 def use_color(stream: Any, environ: dict[str, str] | None = None) -> bool:
@@ -70,20 +73,13 @@ def _title_line(passage: Passage) -> str:
     return f"{title}, {passage.date}" if passage.date else title
 
 
-def printable(text: str) -> str:
-    """text with each control character or line break made one space (one character for one).
-
-    Terminal and chat output must not carry escape sequences from a file; offsets live in JSON.
-    """
-    return "".join(ch if ch.isprintable() else " " for ch in text)
-
-
 def location_json(location: Location, cwd: Path | None = None) -> dict[str, Any]:
     return {
         "source": display_path(location.file, cwd),
         "start": location.start,
         "end": location.end,
         "line": location.line,
+        "column": location.column,
     }
 
 
@@ -100,6 +96,7 @@ def answer_json(answer: Answer, cwd: Path | None = None) -> dict[str, Any]:
                 "start": p.location.start,
                 "end": p.location.end,
                 "line": p.location.line,
+                "column": p.location.column,
                 "end_line": p.location.end_line,
                 "score": p.score,
                 "matched_terms": list(p.matched_terms),

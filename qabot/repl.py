@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, TextIO
 
 from qabot.config import Settings
 from qabot.errors import QabotError
+from qabot.frontend import open_answerer, warn
 
 if TYPE_CHECKING:
     from qabot.answer import Answerer
@@ -162,7 +163,6 @@ class ReplSession:
 
 def run_repl(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """Load the index, then answer lines until :quit or end of input; exit status 0."""
-    from qabot.cli import open_answerer, warn
     from qabot.render import use_color
 
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
@@ -190,7 +190,7 @@ def run_repl(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | N
             print(file=stdout, flush=True)
             return 0
         if history is not None:
-            history.save()  # at once, so a closed terminal loses nothing
+            history.record(line)
         try:
             response = session.handle(line)
         except KeyboardInterrupt:
@@ -229,6 +229,14 @@ class _History:
         except OSError as exc:
             warn(f"cannot read history file {path} ({exc.strerror or exc}); starting with an empty history")
         return cls(path, readline, warn)
+
+    def record(self, line: str) -> None:
+        """Keep a typed line (readline has added it) unless it is only whitespace; save at once, so a closed
+        terminal loses nothing."""
+        length = self.readline.get_current_history_length()
+        if not line.strip() and length and self.readline.get_history_item(length) == line:
+            self.readline.remove_history_item(length - 1)  # items count from 1, removal from 0
+        self.save()
 
     def save(self) -> None:
         if self.failed:

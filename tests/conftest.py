@@ -12,7 +12,16 @@ from qabot.config import Settings, load_settings, replace
 
 PROJECT = Path(__file__).resolve().parent.parent
 SEEDS = PROJECT / "seeds"
-DEV_SET = PROJECT.parent / "shared" / "eval" / "dev.jsonl"
+SAMPLE_SET = PROJECT / "eval" / "sample.jsonl"  # the project's own eval set, on the seeds
+# The team's shared material sits beside the clone on its machines only; tests that read it skip elsewhere.
+SHARED = PROJECT.parent / "shared"
+DEV_SET = SHARED / "eval" / "dev.jsonl"
+MAKE_CORPUS = SHARED / "bench" / "make_corpus.py"
+
+
+def needs_shared(path: Path) -> pytest.MarkDecorator:
+    """Skip a test, with the reason, when the shared file it reads is not beside this clone."""
+    return pytest.mark.skipif(not path.is_file(), reason=f"{path} is absent (the team's ../shared material)")
 
 
 def settings_for(corpus: Path, cache: Path, **changes) -> Settings:

@@ -12,6 +12,7 @@ from qabot.answer import Answerer
 from qabot.cite import (
     BOLD,
     RESET,
+    Citation,
     MissingFile,
     OutsideCorpus,
     parse_citation,
@@ -19,8 +20,8 @@ from qabot.cite import (
     verify_saved_output,
 )
 from qabot.errors import CitationError, CorpusError
-from qabot.render import answer_json, citation, span_citation
-from tests.conftest import PROJECT, SEEDS, settings_for
+from qabot.render import answer_json, citation, render_text, span_citation
+from tests.conftest import PROJECT, SAMPLE_SET, SEEDS, settings_for
 
 SEED_003 = "003_b5d4c7ccf50ad595.txt"
 SECRET = "TOP-SECRET-OUTSIDE-THE-CORPUS"
@@ -45,8 +46,10 @@ def marked(text: str) -> str:
     return f"»{text}«"
 
 
-def test_parse_citation_accepts_both_forms() -> None:
-    assert parse_citation("seeds/003_x.txt:19").line == 19
+def test_parse_citation_accepts_all_three_forms() -> None:
+    assert parse_citation("seeds/003_x.txt:19") == Citation("seeds/003_x.txt", line=19)
+    assert parse_citation("seeds/003_x.txt:19:42") == Citation("seeds/003_x.txt", line=19, column=42)
+    assert parse_citation("C:/corpus/a.txt:7:2") == Citation("C:/corpus/a.txt", line=7, column=2)
     span = parse_citation("seeds/003_x.txt:1234-1456")
     assert (span.path, span.start, span.end, span.line) == ("seeds/003_x.txt", 1234, 1456, None)
     assert parse_citation("C:/corpus/a.txt:7").path == "C:/corpus/a.txt"  # only the last colon splits
@@ -54,14 +57,14 @@ def test_parse_citation_accepts_both_forms() -> None:
 
 @pytest.mark.parametrize("bad", ["", "seeds/003_x.txt", "seeds/003_x.txt:", ":19", "a.txt:-3", "a.txt:1-", "a.txt:x"])
 def test_parse_citation_rejects_malformed(bad: str) -> None:
-    with pytest.raises(CitationError, match="PATH:LINE"):
+    with pytest.raises(CitationError, match=r"PATH:LINE:COL .*PATH:LINE .*PATH:START-END"):
         parse_citation(bad)
 
 
 def test_line_citation_shows_the_line_exactly_with_numbered_context() -> None:
     lines = (SEEDS / SEED_003).read_text("utf-8").split("\n")
     shown = show_citation(SEEDS, f"seeds/{SEED_003}:31", 2, cwd=PROJECT).splitlines()
-    assert shown[0].startswith(f"seeds/{SEED_003}: line 31, characters ")
+    assert shown[0].startswith(f"seeds/{SEED_003}: line 31, column 1, characters ")
     assert shown[1:] == [
         f"  29 | {lines[28]}",
         f"  30 | {lines[29]}",
@@ -104,7 +107,7 @@ def test_span_across_lines_flags_every_line(small_corpus: Path) -> None:
     start = text.index("A sentence")
     end = text.index("lines.") + len("lines.")
     shown = show_citation(small_corpus, f"wrapped.txt:{start}-{end}", 1, cwd=small_corpus).splitlines()
-    assert shown[0] == f"wrapped.txt: lines 3-4, characters {start}-{end} — Headline here"
+    assert shown[0] == f"wrapped.txt: lines 3-4 from column 1, characters {start}-{end} — Headline here"
     assert shown[1:] == ["  2 | ", "> 3 | »A sentence that is", "> 4 | wrapped over two lines.«", "  5 | Last line."]
 
 
@@ -113,9 +116,14 @@ def test_span_across_lines_flags_every_line(small_corpus: Path) -> None:
     [
         ("seeds/003_b5d4c7ccf50ad595.txt:0", "line 0 is not in the file, which has 33 lines"),
         ("seeds/003_b5d4c7ccf50ad595.txt:34", "line 34 is not in the file"),
-        ("seeds/003_b5d4c7ccf50ad595.txt:10-10", "not a span of the file"),
-        ("seeds/003_b5d4c7ccf50ad595.txt:20-10", "not a span of the file"),
-        ("seeds/003_b5d4c7ccf50ad595.txt:3600-99999", "which has 3651 characters"),
+        ("seeds/003_b5d4c7ccf50ad595.txt:10-10", r"START \(10\) must be below END \(10\)"),
+        ("seeds/003_b5d4c7ccf50ad595.txt:20-10", r"START \(20\) must be below END \(10\)"),
+        ("seeds/003_b5d4c7ccf50ad595.txt:3600-99999", "run past the end of the file, which has 3651 characters"),
+        ("seeds/003_b5d4c7ccf50ad595.txt:0-99999", "run past the end of the file, which has 3651 characters"),
+        ("seeds/003_b5d4c7ccf50ad595.txt:1:0", "column 0 is not on line 1, which has 60 characters"),
+        ("seeds/003_b5d4c7ccf50ad595.txt:1:61", "column 61 is not on line 1, which has 60 characters"),
+        ("seeds/000_9ad8541396ee1ed9.txt:2", "line 2 is blank; no sentence starts there"),
+        ("seeds/000_9ad8541396ee1ed9.txt:2:1", "line 2 is blank; no sentence starts there"),
     ],
 )
 def test_out_of_range_citations_say_what_is_wrong(cited: str, message: str) -> None:
@@ -163,7 +171,7 @@ def test_binary_and_non_utf8_files_are_refused_cleanly(small_corpus: Path) -> No
 
 
 def test_control_characters_are_escaped_and_crlf_hidden(small_corpus: Path) -> None:
-    (small_corpus / "hostile.txt").write_bytes(b"Ti\x1btle\r\nRed \x1b[31malert\x1b[0m here\r\nend\r\n")
+    (small_corpus / "hostile.txt").write_bytes(b"Ti\x1btle\r\nRed \x1b[31malert\x1b[0m here\r\nEnd\r\n")
     shown = show_citation(small_corpus, "hostile.txt:2", 1)
     assert "\x1b" not in shown and "\r" not in shown
     assert "> 2 | »Red \\x1b[31malert\\x1b[0m here«" in shown
@@ -327,3 +335,150 @@ def test_verify_report_never_carries_escape_sequences(tmp_path: Path) -> None:
     result = verify_saved_output(SEEDS, saved)
     assert result.counts["MISSING"] == 1
     assert "\x1b" not in result.report and "\\x1b[2Jgone.txt" in result.report
+
+
+def seed_questions() -> list[str]:
+    """A question per seed sentence (its words), plus the project's sample eval questions."""
+    from qabot.segment import sentence_spans
+
+    sentences = [
+        text[start:end]
+        for path in sorted(SEEDS.glob("*.txt"))
+        for text in [path.read_text("utf-8")]
+        for start, end, _ in sentence_spans(text)
+    ]
+    samples = [json.loads(line)["question"] for line in SAMPLE_SET.read_text("utf-8").splitlines()]
+    return sentences + samples
+
+
+def test_every_ask_citation_on_the_seeds_shows_exactly_its_passage(answerer: Answerer) -> None:
+    checked = 0
+    for question in seed_questions():
+        for passage in answerer.ask(question, 5).passages:
+            location = passage.location
+            for cited in (citation(location, PROJECT), f"{location.source}:{location.line}:{location.column}"):
+                shown = show_citation(SEEDS, cited, 0, cwd=PROJECT)
+                header, *body = shown.splitlines()
+                assert f"column {location.column}, characters {location.start}-{location.end} " in header, cited
+                if location.line == location.end_line:
+                    assert body == [f"> {location.line} | " + _marked_line(location, passage.text)], cited
+                checked += 1
+    assert checked > 400
+
+
+def _marked_line(location, text: str) -> str:
+    line = Path(location.file).read_text("utf-8").split("\n")[location.line - 1]
+    before = line[: location.column - 1]
+    return before + marked(text) + line[len(before) + len(text) :]
+
+
+def test_a_line_holding_two_sentences_says_so_and_each_column_shows_one() -> None:
+    seed = "seeds/000_9ad8541396ee1ed9.txt"
+    line = (SEEDS / Path(seed).name).read_text("utf-8").split("\n")[4]
+    second = line.index("He will visit")
+    both = show_citation(SEEDS, f"{seed}:5", 0, cwd=PROJECT)
+    assert both.splitlines()[1] == f"> 5 | {marked(line)}"
+    assert both.splitlines()[-1] == f"(line 5 holds 2 sentences; cite one with its column: 5:1, 5:{second + 1})"
+    first_only = show_citation(SEEDS, f"{seed}:5:1", 0, cwd=PROJECT)
+    assert first_only.splitlines()[1:] == [f"> 5 | {marked(line[: second - 1])} {line[second:]}"]
+    second_only = show_citation(SEEDS, f"{seed}:5:{second + 1}", 0, cwd=PROJECT)
+    assert second_only.splitlines()[1:] == [f"> 5 | {line[:second]}{marked(line[second:])}"]
+    inside = show_citation(SEEDS, f"{seed}:5:{second + 5}", 0, cwd=PROJECT)
+    assert inside.splitlines()[1:] == [
+        f"> 5 | {line[:second]}{marked(line[second:])}",
+        f"(column {second + 5} is inside the sentence cited as 5:{second + 1})",
+    ]
+
+
+def test_a_line_a_sentence_wraps_onto_shows_that_sentence_and_says_where_it_starts() -> None:
+    seed = "seeds/002_87992cb26fa4a259.txt"
+    lines = (SEEDS / Path(seed).name).read_text("utf-8").split("\n")
+    start = lines[7].index("He also stressed")
+    shown = show_citation(SEEDS, f"{seed}:9", 0, cwd=PROJECT).splitlines()
+    assert shown[1:] == [
+        f"> 8 | {lines[7][:start]}»{lines[7][start:]}",
+        f"> 9 | {lines[8]}«",
+        f"(no sentence starts on line 9; this one, cited as 8:{start + 1}, continues onto it)",
+    ]
+
+
+def test_verify_checks_the_column_of_saved_output(corpus_copy: Path, tmp_path: Path) -> None:
+    answerer = Answerer.from_settings(settings_for(corpus_copy, tmp_path / "cache"))
+    data = answer_json(answerer.ask("He will visit both Azerbaijan and Armenia"), cwd=tmp_path)
+    assert (data["passages"][0]["line"], data["passages"][0]["column"]) == (5, 92)
+    saved = tmp_path / "a.json"
+    saved.write_text(json.dumps(data), encoding="utf-8")
+    assert verify_saved_output(corpus_copy, saved, tmp_path).all_ok
+    data["passages"][0]["column"] = 1
+    saved.write_text(json.dumps(data), encoding="utf-8")
+    result = verify_saved_output(corpus_copy, saved, tmp_path)
+    assert not result.all_ok and "the span now starts at column 92, not 1" in result.report
+
+
+def saved_text_output(answerer: Answerer, questions: list[str], cwd: Path) -> str:
+    return "\n".join(render_text(answerer.ask(question), cwd=cwd) for question in questions) + "\n"
+
+
+def test_verify_reads_saved_text_output_in_all_three_citation_forms(corpus_copy: Path, tmp_path: Path) -> None:
+    answerer = Answerer.from_settings(settings_for(corpus_copy, tmp_path / "cache"))
+    answer = answerer.ask("What did the embassy say Bono will visit?")
+    text = saved_text_output(answerer, ["What did the embassy say Bono will visit?", "who is pashinian"], tmp_path)
+    saved = tmp_path / "saved.txt"
+    saved.write_text(text, encoding="utf-8")
+    result = verify_saved_output(corpus_copy, saved, tmp_path)
+    assert result.all_ok and result.counts["OK"] == text.count("\n    — ") >= 4, result.report
+
+    first = answer.passages[0].location
+    assert (first.line, first.column) == (5, 92)  # line 5 holds two sentences: the line form names either
+    line_form = text.replace(citation(first, tmp_path), f"corpus/{first.source}:{first.line}", 1)
+    span_form = text.replace(citation(first, tmp_path), f"corpus/{first.source}:{first.start}-{first.end}", 1)
+    for variant in (line_form, span_form):
+        saved.write_text(variant, encoding="utf-8")
+        assert verify_saved_output(corpus_copy, saved, tmp_path).all_ok
+
+    moved = text.replace(citation(first, tmp_path), f"corpus/{first.source}:{first.line}:1", 1)
+    saved.write_text(moved, encoding="utf-8")
+    result = verify_saved_output(corpus_copy, saved, tmp_path)
+    assert f"CHANGED  corpus/{first.source}:5:1: the text there differs from the passage shown" in result.report
+
+    saved.write_text(text, encoding="utf-8")
+    cited = corpus_copy / first.source
+    cited.write_text("New first line\n" + cited.read_text("utf-8"), encoding="utf-8")
+    result = verify_saved_output(corpus_copy, saved, tmp_path)
+    assert not result.all_ok and f"CHANGED  corpus/{first.source}:5:92" in result.report
+    cited.unlink()
+    assert f"MISSING  corpus/{first.source}:5:92" in verify_saved_output(corpus_copy, saved, tmp_path).report
+
+
+def test_verify_text_checks_also_in_lines_and_refuses_outside_paths(
+    corpus_copy: Path, outside_file: Path, tmp_path: Path
+) -> None:
+    yerevan = (SEEDS / SEED_003).read_text("utf-8").index("Yerevan denied")
+    saved = tmp_path / "saved.txt"
+    saved.write_text(
+        f"[1] Yerevan denied the charges and claimed the move violated the cease-fire.\n"
+        f"    — corpus/{SEED_003}:25:1  (US gears up)\n"
+        f"    also in corpus/{SEED_003}:23:1\n"
+        f"    also in corpus/{SEED_003}:25:3\n"
+        f"    also in corpus/{SEED_003}:{yerevan + 2}-{yerevan + 20}\n"
+        f"[2] {SECRET}\n"
+        f"    — {outside_file}:1:1  (secret)\n",
+        encoding="utf-8",
+    )
+    result = verify_saved_output(corpus_copy, saved, tmp_path)
+    lines = result.report.splitlines()
+    assert lines[0] == f"OK       corpus/{SEED_003}:25:1"
+    assert lines[1] == f"OK       also in corpus/{SEED_003}:23:1"
+    assert lines[2] == f"CHANGED  also in corpus/{SEED_003}:25:3: column 3 is inside the sentence cited as 25:1"
+    assert lines[3] == f"CHANGED  also in corpus/{SEED_003}:{yerevan + 2}-{yerevan + 20}: no sentence starts there now"
+    assert lines[4].startswith(f"REFUSED  {outside_file}:1:1: ") and result.refused == 1
+    assert SECRET not in result.report.replace(f"[2] {SECRET}", "")
+
+
+def test_verify_text_without_citations_is_an_error_unless_every_answer_abstained(tmp_path: Path) -> None:
+    saved = tmp_path / "saved.txt"
+    saved.write_text("hello\nnot an answer\n", encoding="utf-8")
+    with pytest.raises(CitationError, match="holds no citations; expected the output of 'qabot ask'"):
+        verify_saved_output(SEEDS, saved, tmp_path)
+    saved.write_text("No answer in the corpus. No article mentions any of: mars.\n", encoding="utf-8")
+    assert verify_saved_output(SEEDS, saved, tmp_path).report.startswith("no citations to check")

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import discord
 import pytest
 
 from qabot.cli import main
 from qabot.config import Settings
+from qabot.discord_invite import bot_permissions
 from tests.conftest import PROJECT, SEEDS
 
 COMMANDS = ["ask", "eval", "index", "show", "verify", "repl", "bot"]
@@ -60,11 +65,11 @@ def test_help_of_every_command(command: str | None, cli_env: dict, capsys: pytes
         assert all(name in out for name in COMMANDS)
 
 
-def test_show_help_documents_both_citation_forms(cli_env: dict, capsys: pytest.CaptureFixture) -> None:
+def test_show_help_documents_the_three_citation_forms(cli_env: dict, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         main(["show", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "PATH:LINE" in out and "PATH:START-END" in out
+    assert "PATH:LINE:COL (as printed by 'ask')" in out and "PATH:LINE (" in out and "PATH:START-END" in out
 
 
 # --- ask ----------------------------------------------------------------------------------------
@@ -73,8 +78,8 @@ def test_show_help_documents_both_citation_forms(cli_env: dict, capsys: pytest.C
 def test_ask_text_prints_numbered_cited_passages(cli_env: dict, capsys: pytest.CaptureFixture) -> None:
     assert main(["ask", "Who is Louis Bono?"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("[1] “") and "\n[2] “" in out
-    assert "— seeds/000_9ad8541396ee1ed9.txt:3  (" in out
+    assert out.startswith("[1] ") and "\n[2] " in out
+    assert "— seeds/000_9ad8541396ee1ed9.txt:3:1  (" in out
     assert "\x1b[" not in out  # NO_COLOR and not a terminal
 
 
@@ -175,7 +180,7 @@ def test_show_line_and_span_citations(cli_env: dict, capsys: pytest.CaptureFixtu
 def test_show_bad_citations_exit_2(cli_env: dict, capsys: pytest.CaptureFixture) -> None:
     for citation, fragment in [
         ("seeds/003_b5d4c7ccf50ad595.txt:99", "line 99 is not in the file"),
-        ("seeds/003_b5d4c7ccf50ad595.txt:3000-90000", "not a span of the file"),
+        ("seeds/003_b5d4c7ccf50ad595.txt:3000-90000", "run past the end of the file"),
         ("seeds/nope.txt:1", "no such file"),
     ]:
         assert main(["show", citation]) == 2
@@ -239,3 +244,181 @@ def test_verify_malformed_json_names_the_line(cli_env: dict, tmp_path: Path, cap
     bad.write_text('{"question": "q", "abstained": true, "reason": "", "passages": []}\n{"question": \n')
     assert main(["verify", str(bad)]) == 2
     assert_one_line_error(capsys.readouterr().err, f"{bad}:3: not valid JSON")
+
+
+# --- a new user's first hour ----------------------------------------------------------------------------
+
+
+def test_ask_takes_the_rest_of_the_line_unquoted(cli_env: dict, capsys: pytest.CaptureFixture) -> None:
+    assert main(["ask", "Who is Louis Bono?"]) == 0
+    quoted = capsys.readouterr().out
+    assert main(["ask", "Who", "is", "Louis", "Bono?"]) == 0
+    assert capsys.readouterr().out == quoted
+    # options still parse, before, after or inside the question
+    assert main(["ask", "--top-k", "1", "Who", "is", "Louis", "Bono?"]) == 0
+    one = capsys.readouterr().out
+    assert "[2] " not in one and one.startswith(quoted.split("\n[2] ")[0])
+    assert main(["ask", "Who", "is", "--top-k", "1", "Louis", "Bono?"]) == 0
+    assert capsys.readouterr().out == one
+    assert main(["ask", "Who", "is", "Louis", "Bono?", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["question"] == "Who is Louis Bono?"
+
+
+def test_an_unknown_option_inside_a_question_is_one_line(cli_env: dict, capsys: pytest.CaptureFixture) -> None:
+    assert main(["ask", "Who", "--frob", "is", "Bono"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "unrecognized arguments: --frob is Bono")
+
+
+def test_printed_passages_are_the_exact_sentences_without_added_quote_marks(
+    cli_env: dict, capsys: pytest.CaptureFixture
+) -> None:
+    question = "What did the embassy say Bono will visit?"
+    assert main(["ask", "--json", question]) == 0
+    passages = json.loads(capsys.readouterr().out)["passages"]
+    assert main(["ask", question]) == 0
+    out = capsys.readouterr().out.splitlines()
+    for number, passage in enumerate(passages, 1):
+        at = out.index(f"[{number}] {passage['text']}")
+        assert out[at + 1].startswith(f"    — {passage['source']}:{passage['line']}:{passage['column']}  (")
+
+
+def test_each_printed_citation_opens_exactly_its_passage_in_show(cli_env: dict, capsys: pytest.CaptureFixture) -> None:
+    question = "What did the embassy say Bono will visit?"
+    assert main(["ask", "--json", question]) == 0
+    passages = json.loads(capsys.readouterr().out)["passages"]
+    assert len({(p["source"], p["line"]) for p in passages}) < len(passages), "two passages share a line"
+    assert main(["ask", question]) == 0
+    cited = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("    — ")]
+    for passage, citation in zip(passages, cited, strict=True):
+        assert main(["show", citation, "--context", "0"]) == 0
+        shown = capsys.readouterr().out
+        assert f"characters {passage['start']}-{passage['end']} " in shown.splitlines()[0]
+        assert f"»{passage['text']}«" in shown
+
+
+@pytest.mark.parametrize(
+    ("citation", "fragment"),
+    [
+        ("seeds/000_9ad8541396ee1ed9.txt:2", "line 2 is blank; no sentence starts there"),
+        ("seeds/000_9ad8541396ee1ed9.txt:0-99999", "characters 0-99999 run past the end of the file"),
+        ("seeds/000_9ad8541396ee1ed9.txt:5:999", "column 999 is not on line 5"),
+    ],
+)
+def test_show_says_what_is_wrong_with_a_citation(
+    citation: str, fragment: str, cli_env: dict, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["show", citation]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert_one_line_error(captured.err, fragment)
+
+
+def test_an_empty_corpus_folder_is_an_error_not_an_abstention(cli_env: dict, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {**cli_env, "QABOT_CACHE_DIR": str(tmp_path / "cache")}
+    result = run(env, "ask", "--corpus", str(empty), "Who is Louis Bono?")
+    assert result.returncode == 2 and result.stdout == ""
+    assert_one_line_error(result.stderr, f"the corpus folder {empty} holds no readable *.txt articles")
+
+
+def test_index_names_the_skipped_files_on_every_run(cli_env: dict, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text("Good\n\nThe marlowick ferry sails at noon.\n", "utf-8")
+    (corpus / "binary.txt").write_bytes(b"abc\x00def\n")
+    (corpus / "latin1.txt").write_bytes("café\n".encode("latin-1"))
+    env = {**cli_env, "QABOT_CACHE_DIR": str(tmp_path / "cache"), "QABOT_CORPUS": str(corpus)}
+    for run_number in (1, 2):
+        result = run(env, "index")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith("index ")
+        assert lines[0].endswith(" 1 articles, 2 sentences, 5 terms, 2 files skipped:")
+        assert [line.split(":")[0] for line in lines[1:]] == ["  binary.txt", "  latin1.txt"], run_number
+        assert "binary" in lines[1] and "not valid UTF-8" in lines[2]
+
+
+def test_eval_runs_the_projects_own_sample_set(cli_env: dict, capsys: pytest.CaptureFixture) -> None:
+    assert main(["eval", "eval/sample.jsonl"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("questions: 13 answerable, 5 unanswerable\n") and "R@1:" in out and "MRR@10:" in out
+
+
+def test_the_sample_set_quotes_are_in_the_seeds() -> None:
+    rows = [json.loads(line) for line in (PROJECT / "eval" / "sample.jsonl").read_text("utf-8").splitlines()]
+    assert {row["answerable"] for row in rows} == {True, False}
+    for row in rows:
+        assert row["answerable"] == bool(row["answers"]), row["id"]
+        for gold in row["answers"]:
+            assert gold["quote"] in (SEEDS / gold["source"]).read_text("utf-8"), row["id"]
+
+
+def test_readme_example_output_is_what_ask_prints(cli_env: dict) -> None:
+    readme = (PROJECT / "README.md").read_text("utf-8").splitlines()
+    at = next(i for i, line in enumerate(readme) if line.startswith("$ qabot ask "))
+    command = shlex.split(readme[at].removeprefix("$ "))
+    expected_passage, expected_citation = readme[at + 1], readme[at + 2]
+    assert expected_citation.startswith("    — ")
+    result = run(cli_env, *command[1:])
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.splitlines()
+    assert printed[:2] == [expected_passage, expected_citation]
+
+
+# --- the Discord bot from the command line --------------------------------------------------------------
+
+
+def token_for(application_id: int) -> str:
+    """A token-shaped value: base64 of the id, then two made-up parts (never a real token)."""
+    return base64.b64encode(str(application_id).encode()).decode().rstrip("=") + ".GhIjKl.not-a-real-secret-part"
+
+
+def test_invite_url_carries_the_scopes_and_the_computed_permissions(cli_env: dict) -> None:
+    application_id = 1_234_567_890_123_456_789
+    token = token_for(application_id)
+    result = run({**cli_env, "DISCORD_TOKEN": token}, "bot", "--invite-url")
+    assert result.returncode == 0, result.stderr
+    assert token not in result.stdout + result.stderr
+    url = urlsplit(result.stdout.strip())
+    query = parse_qs(url.query)
+    assert (url.scheme, url.netloc, url.path) == ("https", "discord.com", "/oauth2/authorize")
+    assert query["client_id"] == [str(application_id)]
+    assert query["scope"] == ["bot applications.commands"]
+    assert query["permissions"] == [str(bot_permissions().value)]
+    granted = discord.Permissions(int(query["permissions"][0]))
+    assert granted.view_channel and granted.send_messages and granted.send_messages_in_threads
+    assert granted.embed_links and granted.read_message_history
+    assert not (granted.administrator or granted.mention_everyone or granted.manage_messages)
+
+
+def test_invite_url_takes_an_application_id_without_a_token(cli_env: dict, capsys: pytest.CaptureFixture) -> None:
+    os.environ.pop("DISCORD_TOKEN", None)
+    assert main(["bot", "--invite-url", "--application-id", "42"]) == 0
+    assert parse_qs(urlsplit(capsys.readouterr().out.strip()).query)["client_id"] == ["42"]
+    assert main(["bot", "--invite-url"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "pass --application-id ID")
+
+
+@pytest.mark.parametrize("token", ["not-a-token", "a.b", "@@@@.GhIjKl.secretpart", "bm90LWRpZ2l0cw.GhIjKl.secretpart"])
+def test_invite_url_with_a_malformed_token_is_one_line(token: str, cli_env: dict) -> None:
+    result = run({**cli_env, "DISCORD_TOKEN": token}, "bot", "--invite-url")
+    assert result.returncode == 2 and result.stdout == ""
+    assert_one_line_error(result.stderr, "DISCORD_TOKEN does not look like a Discord bot token")
+    assert token not in result.stderr
+
+
+def test_bot_py_takes_every_option_qabot_bot_takes(cli_env: dict, tmp_path: Path) -> None:
+    env = {**cli_env, "DISCORD_TOKEN": token_for(42)}
+    result = subprocess.run([sys.executable, "bot.py", "--corpus", "seeds", "--check"], capture_output=True,
+                            text=True, env=env, cwd=PROJECT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "settings look fine (corpus seeds," in result.stdout
+    missing = subprocess.run([sys.executable, "bot.py", "--corpus", str(tmp_path / "nope"), "--check"],
+                             capture_output=True, text=True, env=env, cwd=PROJECT, timeout=60)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_readme_gives_the_permissions_integer_the_code_computes() -> None:
+    readme = (PROJECT / "README.md").read_text("utf-8")
+    assert f"permissions={bot_permissions().value}" in readme

@@ -7,6 +7,7 @@ import collections
 import logging
 import re
 import time
+import types
 from pathlib import Path
 
 import discord
@@ -19,7 +20,15 @@ from discord.webhook.async_ import AsyncWebhookAdapter, async_context
 
 from qabot.answer import Answerer
 from qabot.config import Settings, replace
-from qabot.discord_bot import AskCog, QabotBot, RedactingFormatter, check_settings, run_bot
+from qabot.discord_bot import (
+    AskCog,
+    QabotBot,
+    RedactingFormatter,
+    check_settings,
+    command_fingerprint,
+    run_bot,
+    synced_commands_file,
+)
 from qabot.discord_render import ZWSP
 from qabot.errors import ConfigError
 from tests.conftest import settings_for
@@ -198,8 +207,8 @@ async def test_prefix_ask_replies_with_one_embed_of_cited_passages(bot, sent_pay
     embed = reply.embeds[0]
     assert embed.title == "Who is Louis Bono?"
     assert "> " in embed.description and "**Bono**" in embed.description
-    citations = re.findall(r"`([^`]+\.txt):(\d+)`", embed.description)
-    assert citations and ("000_9ad8541396ee1ed9.txt", "3") in citations
+    citations = re.findall(r"`([^`]+\.txt):(\d+):(\d+)`", embed.description)
+    assert citations and ("000_9ad8541396ee1ed9.txt", "3", "1") in citations
     assert embed.fields[0].name == "Sources" and "000_9ad8541396ee1ed9.txt" in embed.fields[0].value
     assert re.match(r"Searched \d+ sentences", embed.footer.text)
     assert "2023-08-03" in embed.description  # article date where known
@@ -210,9 +219,11 @@ async def test_prefix_ask_replies_with_one_embed_of_cited_passages(bot, sent_pay
 async def test_every_cited_line_holds_the_quoted_text(bot, answerer):
     await dpytest.message("!ask who is pashinian")
     embed = replies()[0].embeds[0]
-    for source, line in re.findall(r"`([^`]+\.txt):(\d+)`", embed.description):
-        file_text = (answerer.root / source).read_text("utf-8").splitlines()[int(line) - 1]
-        assert "Pashinian" in file_text
+    citations = re.findall(r"`([^`]+\.txt):(\d+):(\d+)`", embed.description)
+    assert citations
+    for source, line, column in citations:
+        file_line = (answerer.root / source).read_text("utf-8").splitlines()[int(line) - 1]
+        assert "Pashinian" in file_line[int(column) - 1 :]
 
 
 async def test_mention_is_a_question(bot, sent_payloads):
@@ -649,3 +660,79 @@ def test_bot_py_starts_the_same_bot(monkeypatch, capsys):
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
     assert bot_script.main([]) == 2
     assert capsys.readouterr().err.startswith("qabot: error: the bot token is missing")
+
+
+async def test_a_bot_without_voice_logs_no_voice_warnings(seeds_settings, answerer, monkeypatch, caplog):
+    # As on a host without PyNaCl or davey, where discord.py warns once per process.
+    monkeypatch.setattr(discord.VoiceClient, "warn_nacl", True)
+    monkeypatch.setattr(discord.VoiceClient, "warn_dave", True)
+    caplog.set_level(logging.WARNING)
+    client = QabotBot(seeds_settings, answerer)
+    try:
+        assert "voice will NOT be supported" not in caplog.text
+        assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    finally:
+        await client.close()
+
+
+def started_bot(settings, answerer, monkeypatch, synced_file, calls, application_id=42, fail=False) -> QabotBot:
+    """A bot as login() leaves it (application id known), its command sync recorded instead of sent."""
+    client = QabotBot(settings, answerer, synced_file=synced_file)
+    client._connection.application_id = application_id
+
+    async def fake_sync(*args, **kwargs):  # the real one talks to Discord's REST API
+        calls.append(application_id)
+        if fail:
+            raise discord.HTTPException(types.SimpleNamespace(status=429, reason="Too Many Requests"), "slow down")
+        return []
+
+    monkeypatch.setattr(client.tree, "sync", fake_sync)
+    return client
+
+
+async def test_a_start_publishes_the_commands_when_they_changed_and_only_then(
+    seeds_settings, answerer, monkeypatch, tmp_path
+):
+    synced_file = tmp_path / "cache" / "discord-commands.sha256"
+    calls: list[int] = []
+    first = started_bot(seeds_settings, answerer, monkeypatch, synced_file, calls)
+    await first.setup_hook()  # the first run: nothing published yet
+    assert calls == [42]
+    assert synced_file.read_text("utf-8").strip() == command_fingerprint(first.tree, 42)
+
+    await started_bot(seeds_settings, answerer, monkeypatch, synced_file, calls).setup_hook()
+    assert calls == [42], "same commands, same application: no sync"
+
+    await started_bot(seeds_settings, answerer, monkeypatch, synced_file, calls, application_id=7).setup_hook()
+    assert calls == [42, 7], "another application has not got the commands yet"
+
+    synced_file.write_text("fingerprint of an older version's commands\n", "utf-8")
+    await started_bot(seeds_settings, answerer, monkeypatch, synced_file, calls, application_id=7).setup_hook()
+    assert calls == [42, 7, 7]
+
+
+async def test_the_fingerprint_follows_the_command_definitions(seeds_settings, answerer, monkeypatch, tmp_path):
+    client = started_bot(seeds_settings, answerer, monkeypatch, tmp_path / "synced", [])
+    await client.setup_hook()
+    before = command_fingerprint(client.tree, 42)
+    assert before == command_fingerprint(client.tree, 42) and before != command_fingerprint(client.tree, 43)
+    client.tree.remove_command("reload")
+    assert command_fingerprint(client.tree, 42) != before
+
+
+async def test_a_failed_sync_leaves_the_bot_running_and_is_retried_next_start(
+    seeds_settings, answerer, monkeypatch, tmp_path, caplog
+):
+    synced_file = tmp_path / "synced"
+    calls: list[int] = []
+    caplog.set_level(logging.WARNING)
+    failing = started_bot(seeds_settings, answerer, monkeypatch, synced_file, calls, fail=True)
+    await failing.setup_hook()
+    assert failing.get_cog("AskCog") is not None and not synced_file.exists()
+    assert "/ask appears after a run with --sync" in caplog.text
+    await started_bot(seeds_settings, answerer, monkeypatch, synced_file, calls).setup_hook()
+    assert calls == [42, 42] and synced_file.exists()
+
+
+def test_run_bot_keeps_the_fingerprint_beside_the_index(seeds_settings):
+    assert synced_commands_file(seeds_settings) == seeds_settings.index_dir / "discord-commands.sha256"

@@ -87,7 +87,7 @@ def test_passage_is_quoted_with_citation_bold_matches_and_sources():
     embed = answer_reply(answer(passage("Senior Advisor Louis Bono is traveling.", ("louis", "bono")))).embed
     assert embed.title == "Who is Louis Bono?"
     assert "> Senior Advisor **Louis** **Bono** is traveling." in embed.description
-    assert "— `003_b5d4c7ccf50ad595.txt:19` · A title, 2023-08-03" in embed.description
+    assert "— `003_b5d4c7ccf50ad595.txt:19:1` · A title, 2023-08-03" in embed.description
     assert embed.fields[0].name == "Sources" and embed.fields[0].value == "`003_b5d4c7ccf50ad595.txt`"
     assert embed.footer.text == "Searched 81 sentences"
 
@@ -104,7 +104,7 @@ def test_corpus_markdown_is_escaped_but_our_bold_survives():
 def test_also_in_sources_are_listed():
     copies = (location("010_copy.txt", 4), location("011_copy.txt", 7))
     embed = answer_reply(answer(passage("Wire copy.", also_in=copies))).embed
-    assert "also in `010_copy.txt:4`, `011_copy.txt:7`" in embed.description
+    assert "also in `010_copy.txt:4:1`, `011_copy.txt:7:1`" in embed.description
 
 
 def test_abstention_is_plain_and_says_what_was_searched():
@@ -135,7 +135,7 @@ def test_many_long_passages_share_the_6000_budget():
 def test_context_embed_shows_neighbours_around_the_passage():
     p = passage("Bono plans to meet.", ("bono",), context_before="Before it.", context_after="After it.")
     embed = context_embed(answer(p))
-    assert embed.description == "`003_b5d4c7ccf50ad595.txt:19`\nBefore it.\n> **Bono** plans to meet.\nAfter it."
+    assert embed.description == "`003_b5d4c7ccf50ad595.txt:19:1`\nBefore it.\n> **Bono** plans to meet.\nAfter it."
 
 
 def test_truncate_counts_utf16_units():
@@ -154,7 +154,7 @@ def test_real_answer_renders_real_citations(answerer):
     result = answerer.ask("Who is Louis Bono?")
     embed = answer_reply(result).embed
     for p in result.passages:
-        assert f"`{p.location.source}:{p.location.line}`" in embed.description
+        assert f"`{p.location.source}:{p.location.line}:{p.location.column}`" in embed.description
         assert (answerer.root / p.location.source).read_text("utf-8")[p.location.start:p.location.end] == p.text
 
 

@@ -14,8 +14,9 @@ def test_text_rendering_numbers_passages_with_citations(answerer, monkeypatch):
     monkeypatch.chdir(PROJECT)
     answer = answerer.ask("Who is Louis Bono?")
     text = render_text(answer)
-    assert text.startswith("[1] “")
-    assert "[3]" in text and "seeds/000_9ad8541396ee1ed9.txt:3" in text
+    first = answer.passages[0]
+    assert text.startswith(f"[1] {first.text}\n    — {citation(first.location)}  (")
+    assert "[3]" in text and "seeds/000_9ad8541396ee1ed9.txt:3:1 " in text
     assert "\x1b[" not in text
 
 
@@ -33,9 +34,9 @@ def test_json_follows_the_design_schema(answerer, monkeypatch):
     data = answer_json(answerer.ask("Where did EU foreign ministers meet?"))
     assert list(data) == ["question", "abstained", "reason", "passages"]
     first = data["passages"][0]
-    assert list(first)[:11] == [
-        "text", "source", "start", "end", "line", "end_line", "score", "matched_terms",
-        "context_before", "context_after", "also_in",
+    assert list(first) == [
+        "text", "source", "start", "end", "line", "column", "end_line", "score", "matched_terms",
+        "context_before", "context_after", "also_in", "sha256",
     ]  # fmt: skip
     assert first["source"] == "seeds/001_0d1f7e7e4da08d96.txt"
     file_text = Path(first["source"]).read_text(encoding="utf-8")
@@ -52,5 +53,5 @@ def test_sources_outside_the_current_folder_are_absolute(answerer, tmp_path, mon
 def test_citation_forms(answerer, monkeypatch):
     monkeypatch.chdir(PROJECT)
     location = answerer.ask("Yerevan denied the charges", 1).passages[0].location
-    assert citation(location) == "seeds/003_b5d4c7ccf50ad595.txt:25"
+    assert citation(location) == "seeds/003_b5d4c7ccf50ad595.txt:25:1"
     assert span_citation(location) == f"seeds/003_b5d4c7ccf50ad595.txt:{location.start}-{location.end}"

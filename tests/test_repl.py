@@ -33,7 +33,7 @@ def test_a_question_is_answered_as_ask_does(session: ReplSession, answerer: Answ
 
     out = session.handle("Who is Louis Bono?")
     assert out == render_text(answerer.ask("Who is Louis Bono?"), cwd=PROJECT)
-    assert out.startswith("[1] “") and "\n[2] “" in out and "seeds/000_9ad8541396ee1ed9.txt:" in out
+    assert out.startswith("[1] ") and "\n[2] " in out and "seeds/000_9ad8541396ee1ed9.txt:" in out
 
 
 def test_empty_and_blank_lines_do_nothing(session: ReplSession) -> None:
@@ -122,7 +122,7 @@ def test_run_repl_without_a_terminal_reads_lines_until_eof(seeds_settings: Setti
     text = out.getvalue()
     assert code == 0
     assert re.match(r"Loaded 5 articles, \d+ sentences from \S+ in \d+\.\d\ds\.", text)
-    assert text.count(PROMPT) == 5 and "[1] “" in text and "> " in text and "passage" in text
+    assert text.count(PROMPT) == 5 and "[1] " in text and "> " in text and "passage" in text
 
 
 def test_history_file_defaults_to_the_user_data_folder(seeds_settings: Settings, tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_pty_session_question_show_history_ctrl_c_and_quit(pty_env: dict[str, st
     child.sendline("Who is Louis Bono?")
     child.expect_exact(PROMPT)
     first_answer = child.before
-    assert "[1] “" in first_answer and "seeds/000_9ad8541396ee1ed9.txt:" in first_answer
+    assert "[1] " in first_answer and "seeds/000_9ad8541396ee1ed9.txt:" in first_answer
     assert (tmp_path / "history").read_text("utf-8").splitlines() == ["Who is Louis Bono?"]  # saved at once
 
     child.sendline(":show 1")
@@ -190,7 +190,7 @@ def test_pty_session_question_show_history_ctrl_c_and_quit(pty_env: dict[str, st
     child.send(UP + UP)  # ':show 1', then the question before it
     child.sendline("")
     child.expect_exact(PROMPT)
-    assert "[1] “" in child.before and "Bono" in child.before
+    assert "[1] " in child.before and "Bono" in child.before
 
     child.sendline("")  # an empty line does nothing
     child.expect_exact(PROMPT)
@@ -214,7 +214,7 @@ def test_pty_history_persists_across_sessions_and_ctrl_d_leaves(pty_env: dict[st
     child.send(UP)
     child.sendline("")
     child.expect_exact(PROMPT)
-    assert "Pashinian" in child.before and "[1] “" in child.before
+    assert "Pashinian" in child.before and "[1] " in child.before
     child.sendline(":q")
     child.expect(pexpect.EOF)
     child.close()
@@ -240,7 +240,7 @@ def test_piped_repl_survives_non_utf8_and_control_bytes(pty_env: dict[str, str])
     )  # fmt: skip
     out = result.stdout.decode("utf-8")
     assert result.returncode == 0 and b"Traceback" not in result.stderr
-    assert "[1] “" in out and "Pashinian" in out and "answers now show up to 1 passage" in out
+    assert "[1] " in out and "Pashinian" in out and "answers now show up to 1 passage" in out
 
 
 def test_pty_non_utf8_bytes_do_not_end_the_session(pty_env: dict[str, str]) -> None:
@@ -258,6 +258,22 @@ def test_pty_unwritable_history_warns_once_and_carries_on(pty_env: dict[str, str
     for _ in range(2):
         child.sendline("who is pashinian")
         child.expect_exact(PROMPT)
-        assert "[1] “" in child.before
+        assert "[1] " in child.before
     quit_cleanly(child)
     assert transcript.getvalue().count("qabot: cannot save history to") == 1
+
+
+def test_pty_whitespace_only_lines_stay_out_of_history(pty_env: dict[str, str], tmp_path: Path) -> None:
+    child = spawn(pty_env, "repl")
+    child.sendline("who is pashinian")
+    child.expect_exact(PROMPT)
+    for blank in ("   ", "\t ", " "):
+        child.sendline(blank)
+        child.expect_exact(PROMPT)
+        assert child.before.strip() == ""
+    child.send(UP)  # the question, not a blank line
+    child.sendline("")
+    child.expect_exact(PROMPT)
+    assert "Pashinian" in child.before and "seeds/003_b5d4c7ccf50ad595.txt:29:1" in child.before
+    quit_cleanly(child)
+    assert (tmp_path / "history").read_text("utf-8").splitlines() == ["who is pashinian", ":quit"]
