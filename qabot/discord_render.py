@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import discord
 
 from qabot.model import Answer, Location, Passage
-from qabot.render import matched_spans, printable
+from qabot.render import confidence_label, matched_spans, printable
 
 MESSAGE_LIMIT = 2000
 TITLE_LIMIT = 256
@@ -254,7 +254,7 @@ def _listing(head: str, separator: str, names: list[str], shown: int, limit: int
 
 
 def _footer_text(answer: Answer) -> str:
-    footer = f"Searched {answer.sentences_searched:,} sentences"
+    footer = f"{confidence_label(answer.confidence)} · Searched {answer.sentences_searched:,} sentences"
     reason = one_line(answer.reason)
     return f"{footer} · {reason}" if reason else footer
 

@@ -24,11 +24,15 @@ CANDIDATE_FEATURES = (
     "bm25",  # the sentence's BM25, over the question's own IDF mass
     "bm25_share",  # the sentence's BM25 over the best candidate's
     "coverage",  # share of the question's IDF mass the sentence holds (frame words discounted)
+    "coverage_share",  # coverage over the best candidate's
     "neighbour",  # the better neighbour's BM25, over the question's IDF mass
     "window_coverage",  # share of the question's IDF mass in the sentence or either neighbour
     "paragraph_coverage",  # share of the question's IDF mass found anywhere in the sentence's paragraph
     "paragraph_bm25",  # saturated count of question terms over the paragraph's sentences
+    "paragraph_share",  # paragraph_bm25 over the best candidate's
     "answer_type",  # holds what the question asks for: a date for "when", a number for "how many" ...
+    "typed_share",  # answer_type times bm25_share: a typed answer among the best matches
+    "typed_paragraph",  # answer_type times paragraph_share: a typed answer in the best paragraph
     "anaphora",  # opens with a pronoun, times the previous sentence's BM25 ("They met ..." continues it)
     "novelty",  # share of the sentence's terms that are not the question's: what it adds
     "new_names",  # names and numbers the sentence adds to the question's words (log 1 + count)
@@ -117,20 +121,24 @@ def candidate_features(
     paragraph_count = np.add.reduceat(member_match, group_starts, axis=1)
     idf = np.array([term.mass for term in terms])
     saturation = paragraph_count * (index.k1 + 1) / (paragraph_count + index.k1)
+    paragraph_bm25 = idf @ saturation / (idf.sum() or 1.0)
     texts = [index.sentence_text(int(sent)) for sent in sents]
     question_ids = {term.own_id for term in terms if term.own_id is not None}
     focus_ids = question_ids if answer_type == "definition" else set()
+    typed = np.array([_holds_answer_type(index, text, answer_type, focus_ids) for text in texts], dtype=np.float64)
     columns = {
         "bm25": own,
-        "bm25_share": own / (own.max(initial=0.0) or 1.0),
+        "bm25_share": own / (own.max() or 1.0),
         "coverage": coverage,
+        "coverage_share": coverage / (coverage.max() or 1.0),
         "neighbour": np.maximum(before_score, after_score),
         "window_coverage": window_coverage,
         "paragraph_coverage": mass @ paragraph_seen / total_mass,
-        "paragraph_bm25": idf @ saturation / (idf.sum() or 1.0),
-        "answer_type": np.array(
-            [_holds_answer_type(index, text, answer_type, focus_ids) for text in texts], dtype=np.float64
-        ),
+        "paragraph_bm25": paragraph_bm25,
+        "paragraph_share": paragraph_bm25 / (paragraph_bm25.max() or 1.0),
+        "answer_type": typed,
+        "typed_share": typed * own / (own.max() or 1.0),
+        "typed_paragraph": typed * paragraph_bm25 / (paragraph_bm25.max() or 1.0),
         "anaphora": np.array([bool(_ANAPHORIC.match(text)) for text in texts]) * before_score,
         "novelty": np.array([_novelty(index.sentence_terms(int(sent)), question_ids) for sent in sents]),
         "new_names": np.log1p([_new_names(index, text, question_ids) for text in texts]),

@@ -38,7 +38,7 @@ def answers(answerer: Answerer, questions=QUESTIONS) -> list:
 
 
 def answers_of_index(index, settings: Settings, questions=QUESTIONS) -> list:
-    params = AnswerParams(settings.top_k, settings.min_coverage, settings.variant_weight)
+    params = AnswerParams(settings.top_k, settings.min_confidence, settings.variant_weight)
     return answers(Answerer(index, params), questions)
 
 

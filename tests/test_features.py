@@ -1,0 +1,90 @@
+"""The ranker's and confidence model's signals, on the real seeds corpus and on small real corpora."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qabot.analyze import derivations, frame_terms, term_of
+from qabot.answer import Answerer, clean_question
+from qabot.answer_type import expected_type, has_answer_type
+from qabot.features import CANDIDATE_FEATURES, QUESTION_FEATURES
+from qabot.segment import paragraph_numbers
+from tests.conftest import settings_for
+
+
+def column(answerer: Answerer, question: str, name: str) -> dict[str, float]:
+    """The named feature of each candidate, by candidate sentence text."""
+    ranking = answerer.rank(clean_question(question))
+    values = ranking.candidates.features[:, CANDIDATE_FEATURES.index(name)]
+    return {answerer.index.sentence_text(int(s)): float(v) for s, v in zip(ranking.candidates.sents, values)}
+
+
+def test_paragraph_numbers_follow_blank_lines():
+    text = "One. Two.\nThree.\n\nFour.\n  \nFive."
+    starts = [text.index(w) for w in ("One", "Two", "Three", "Four", "Five")]
+    ends = [text.index(".", s) + 1 for s in starts]
+    assert paragraph_numbers(text, starts, ends) == [0, 0, 0, 1, 2]
+
+
+def test_frame_words_and_derivations_ship_with_the_package():
+    assert {term_of("many"), term_of("called"), term_of("kind")} <= frame_terms()
+    assert term_of("agreement") in derivations()[term_of("agree")]
+    assert term_of("agree") in derivations()[term_of("agreement")], "the relation is symmetric"
+
+
+@pytest.mark.parametrize(
+    ("question", "kind", "sentence", "holds"),
+    [
+        ("How long is the Rhine?", "length", "It runs for about 1,230 km (760 mi).", True),
+        ("How long did the war last?", "length", "The war lasted six years.", True),
+        ("How far is it?", "measure", "The lake lies 40 km away.", True),
+        ("When did Europe warm?", "time", "By 9000 BP, Europe was fully forested.", True),
+        ("When did it happen?", "time", "It happened during the last Ice Age.", False),
+        ("What country does the Rhine empty into?", "place", "It empties into the sea in the Netherlands.", True),
+    ],
+)
+def test_answer_types_read_the_sentence(question, kind, sentence, holds):
+    assert expected_type(question) == kind
+    assert has_answer_type(sentence, kind) is holds
+
+
+def test_features_are_one_row_per_candidate_and_finite(answerer):
+    ranking = answerer.rank("Who deployed peacekeepers along the Lachin corridor?")
+    assert ranking.candidates.features.shape == (len(ranking.candidates.sents), len(CANDIDATE_FEATURES))
+    assert np.isfinite(ranking.candidates.features).all()
+    assert ranking.question.shape == (len(QUESTION_FEATURES),) and 0.0 <= ranking.confidence <= 1.0
+    assert sorted(ranking.order.tolist()) == list(range(len(ranking.candidates.sents)))
+
+
+def test_a_frame_word_missing_from_the_sentence_costs_little_coverage(answerer):
+    with_frame = column(answerer, "How many officials resigned?", "coverage")
+    without = column(answerer, "Which officials resigned?", "coverage")
+    [sentence] = [text for text in with_frame if text.startswith("Six high-ranking officials")]
+    assert without[sentence] == pytest.approx(1.0)
+    assert with_frame[sentence] > 0.8, "'many' is a frame word: the answer need not repeat it"
+
+
+def test_a_derivation_finds_the_noun_for_the_verb(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Title\n\nThe two sides signed an agreement on water rights.\n", encoding="utf-8")
+    (corpus / "b.txt").write_text("Other\n\nThe sides met in Vienna to talk about rights.\n", encoding="utf-8")
+    answerer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
+    coverage = column(answerer, "What did the sides agree on?", "coverage")
+    [signed] = [text for text in coverage if "agreement" in text]
+    [met] = [text for text in coverage if "Vienna" in text]
+    assert coverage[signed] > coverage[met], "agree counts as found in 'agreement'"
+
+
+def test_paragraph_signals_see_the_whole_paragraph(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(
+        "Title\n\nThe Obersee is the upper lake. Boats cross it daily.\n\nThe Untersee is smaller.\n", encoding="utf-8"
+    )
+    answerer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
+    paragraph = column(answerer, "Do boats cross the Obersee lake?", "paragraph_coverage")
+    own = column(answerer, "Do boats cross the Obersee lake?", "coverage")
+    boats = "Boats cross it daily."
+    assert paragraph[boats] == pytest.approx(1.0) and own[boats] < 1.0
