@@ -112,7 +112,10 @@ def locate(corpus_root: Path, written: str, cwd: Path | None = None) -> Path:
     """
     root = check_root(corpus_root)
     cwd = (cwd or Path.cwd()).resolve()
-    path = Path(written).expanduser()
+    try:
+        path = Path(written).expanduser()
+    except RuntimeError:  # "~name/..." where no user has that name
+        raise MissingFile(f"{_safe(written)}: no such user's home folder, so no such file") from None
     candidates = [path] if path.is_absolute() else [cwd / path, root / path]
     targets = [_resolved(candidate) for candidate in candidates]
     for target in targets:

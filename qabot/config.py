@@ -150,7 +150,10 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             if kind == "path":
                 raise bad
             return None
-        return Path(value).expanduser()
+        try:
+            return Path(value).expanduser()
+        except RuntimeError:  # "~name/..." where no user has that name
+            raise ConfigError(f"{where}: {value!r} starts with the home folder of a user that does not exist") from None
     if kind == "optunit" and (value is None or (isinstance(value, str) and not value.strip())):
         return None
     if kind in ("posint", "nonneg", "unit", "optunit"):

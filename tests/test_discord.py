@@ -210,7 +210,8 @@ async def test_prefix_ask_replies_with_one_embed_of_cited_passages(bot, sent_pay
     citations = re.findall(r"`([^`]+\.txt):(\d+):(\d+)`", embed.description)
     assert citations and ("000_9ad8541396ee1ed9.txt", "3", "1") in citations
     assert embed.fields[0].name == "Sources" and "000_9ad8541396ee1ed9.txt" in embed.fields[0].value
-    assert re.match(r"Searched \d+ sentences", embed.footer.text)
+    label = r"(?:Likely answer|Possible match|Weak match: check the source) \(confidence \d+%\)"
+    assert re.match(label + r" · Searched \d+ sentences", embed.footer.text)
     assert "2023-08-03" in embed.description  # article date where known
     assert_no_pings(sent_payloads[-1])
     assert sent_payloads[-1]["components"], "the Show context button is attached"

@@ -89,7 +89,7 @@ def test_passage_is_quoted_with_citation_bold_matches_and_sources():
     assert "> Senior Advisor **Louis** **Bono** is traveling." in embed.description
     assert "— `003_b5d4c7ccf50ad595.txt:19:1` · A title, 2023-08-03" in embed.description
     assert embed.fields[0].name == "Sources" and embed.fields[0].value == "`003_b5d4c7ccf50ad595.txt`"
-    assert embed.footer.text == "Searched 81 sentences"
+    assert embed.footer.text == "Weak match: check the source (confidence 0%) · Searched 81 sentences"
 
 
 def test_corpus_markdown_is_escaped_but_our_bold_survives():

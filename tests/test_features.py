@@ -17,7 +17,8 @@ def column(answerer: Answerer, question: str, name: str) -> dict[str, float]:
     """The named feature of each candidate, by candidate sentence text."""
     ranking = answerer.rank(clean_question(question))
     values = ranking.candidates.features[:, CANDIDATE_FEATURES.index(name)]
-    return {answerer.index.sentence_text(int(s)): float(v) for s, v in zip(ranking.candidates.sents, values)}
+    sents = ranking.candidates.sents.tolist()
+    return {answerer.index.sentence_text(s): float(v) for s, v in zip(sents, values, strict=True)}
 
 
 def test_paragraph_numbers_follow_blank_lines():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from importlib.resources import files
 
 import numpy as np
@@ -58,7 +59,7 @@ def test_models_survive_a_round_trip_through_json():
 def test_a_damaged_model_file_is_refused_with_what_is_wrong_and_how_to_mend_it(damage, says):
     data = json.loads(SHIPPED)
     damage(data)
-    with pytest.raises(ConfigError, match="re-fit with `python tools/fit_models.py`") as raised:
+    with pytest.raises(ConfigError, match=re.escape("re-fit with `python tools/fit_models.py`")) as raised:
         parse_models(json.dumps(data), "models.json")
     assert says in str(raised.value) and "\n" not in str(raised.value)
 

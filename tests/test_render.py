@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from qabot.render import answer_json, citation, emphasise, render_text, span_citation, use_color
+from qabot.render import answer_json, citation, confidence_label, emphasise, render_text, span_citation, use_color
 from tests.conftest import PROJECT
 
 
@@ -15,8 +15,9 @@ def test_text_rendering_numbers_passages_with_citations(answerer, monkeypatch):
     answer = answerer.ask("Who is Louis Bono?")
     text = render_text(answer)
     first = answer.passages[0]
-    assert text.startswith(f"[1] {first.text}\n    — {citation(first.location)}  (")
-    assert "[3]" in text and "seeds/000_9ad8541396ee1ed9.txt:3:1 " in text
+    head = f"{confidence_label(answer.confidence)}:\n[1] {first.text}\n    — {citation(first.location)}  ("
+    assert text.startswith(head)
+    assert "[3]" in text
     assert "\x1b[" not in text
 
 
@@ -32,7 +33,8 @@ def test_color_emphasises_matched_words_only_on_terminals():
 def test_json_follows_the_design_schema(answerer, monkeypatch):
     monkeypatch.chdir(PROJECT)
     data = answer_json(answerer.ask("Where did EU foreign ministers meet?"))
-    assert list(data) == ["question", "abstained", "reason", "passages"]
+    assert list(data) == ["question", "abstained", "reason", "confidence", "passages"]
+    assert 0.0 <= data["confidence"] <= 1.0
     first = data["passages"][0]
     assert list(first) == [
         "text", "source", "start", "end", "line", "column", "end_line", "score", "matched_terms",
