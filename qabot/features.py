@@ -15,7 +15,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from qabot.analyze import term_spans
+from qabot.analyze import term_of, term_spans
 from qabot.answer_type import has_answer_type
 from qabot.index import Index
 
@@ -51,6 +51,8 @@ QUESTION_FEATURES = (
 )
 FRAME_SHARE = 0.25  # a question-frame word ("many", "called") counts a quarter in coverage
 MAX_PARAGRAPH = 24  # sentences on each side of a candidate that its paragraph may span
+# A capitalised word or a number (only these are looked up, so the sentence is not re-analyzed).
+_NAME_OR_NUMBER = re.compile(r"(?<![^\W_])(?:[A-Z][^\W_]*(?:['’][^\W_]+)*|\d[\d,.]*\d|\d)")
 _ANAPHORIC = re.compile(r"[\W_]*(?:he|she|they|it|this|these|those|his|her|their|its)\b", re.IGNORECASE)
 
 
@@ -201,9 +203,9 @@ def _novelty(sentence_terms: np.ndarray, question_ids: set[int]) -> float:
 def _new_names(index: Index, text: str, question_ids: set[int]) -> int:
     """Capitalised words past the sentence's first, and numbers, whose terms the question lacks."""
     count = 0
-    for start, _, term in term_spans(text):
-        first = text[start]
-        if (first.isdigit() or (start and first.isupper())) and index.term_ids.get(term) not in question_ids:
+    for match in _NAME_OR_NUMBER.finditer(text, 1):
+        term = term_of(match.group())
+        if term and index.term_ids.get(term) not in question_ids:
             count += 1
     return count
 
