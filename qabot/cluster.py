@@ -25,6 +25,7 @@ from qabot.shards import (
     ShardJob,
     ShardsDamaged,
     ShardServer,
+    global_idf,
     load_manifest,
     shard_name,
     update_shard,
@@ -67,81 +68,92 @@ def connect(address: str) -> Client:
     return client
 
 
-class ShardActor:
-    """One shard served on a worker (a Dask actor): the ShardServer's methods, called remotely."""
+class ShardGroup:
+    """The shards one worker serves (a Dask actor), so that a question costs one call per worker.
 
-    def __init__(self, ref: ManifestRef, root: Any, number: int, params: IndexParams) -> None:
+    A shard that cannot be loaded (damaged, or gone from the shared folder) is left out and named
+    in `damaged`; calls for it get no result.
+    """
+
+    def __init__(self, ref: ManifestRef, root: Any, numbers: Sequence[int], params: IndexParams) -> None:
+        self.servers: dict[int, ShardServer] = {}
+        self.damaged: dict[int, str] = {}
         try:
             manifest = load_manifest(ref.layout, root, params, ref)
         except CacheInvalid as exc:
-            raise ShardsDamaged([number], f"manifest unreadable: {exc}") from None
-        self.server = ShardServer.load(manifest, number, params)
+            self.damaged = {number: f"manifest unreadable: {exc}" for number in numbers}
+            return
+        idf = global_idf(manifest)
+        for number in numbers:
+            try:
+                self.servers[number] = ShardServer.load(manifest, number, params, idf)
+            except ShardsDamaged as exc:
+                self.damaged[number] = str(exc)
 
-    def search(self, *args: Any) -> Any:
-        return self.server.search(*args)
+    def failures(self) -> dict[int, str]:
+        return self.damaged
 
-    def details(self, *args: Any) -> Any:
-        return self.server.details(*args)
-
-    def sentences(self, *args: Any) -> Any:
-        return self.server.sentences(*args)
-
-    def doc_text(self, *args: Any) -> Any:
-        return self.server.doc_text(*args)
+    def call(self, method: str, requests: Mapping[int, tuple]) -> dict[int, Any]:
+        return {s: getattr(self.servers[s], method)(*args) for s, args in requests.items() if s in self.servers}
 
 
 class DaskShards:
-    """The shards' actors; a call to an actor whose worker is gone reloads the shard elsewhere and retries."""
+    """Shard groups served by actors, one group per worker; a call to an actor whose worker is gone
+    reloads its shards elsewhere and retries."""
 
-    def __init__(self, client: Client, ref: ManifestRef, root: Any, params: IndexParams, actors: Sequence) -> None:
+    def __init__(self, client: Client, ref: ManifestRef, root: Any, params: IndexParams,
+                 groups: Sequence[tuple[int, ...]], actors: Sequence) -> None:  # fmt: skip
         self.client, self.ref, self.root, self.params = client, ref, root, params
-        self.actors = list(actors)
-        self.n_shards = len(self.actors)
+        self.groups, self.actors = list(groups), list(actors)
+        self.group_of = {s: g for g, numbers in enumerate(self.groups) for s in numbers}
+        self.n_shards = len(self.group_of)
         self._reload_lock = threading.Lock()
 
     def call(self, method: str, requests: Mapping[int, tuple]) -> tuple[dict[int, Any], frozenset[int]]:
+        by_group: dict[int, dict[int, tuple]] = {}
+        for s, args in requests.items():
+            by_group.setdefault(self.group_of[s], {})[s] = args
         results: dict[int, Any] = {}
-        pending = dict(requests)
+        pending = set(by_group)
         for attempt in range(RELOADS + 1):
-            started = {s: self._start(s, method, args) for s, args in pending.items()}
+            started = {g: self._start(g, method, by_group[g]) for g in sorted(pending)}
             lost = set()
-            for s, future in started.items():
+            for g, future in started.items():
                 try:
                     if future is None:
                         raise RuntimeError("actor lost")
-                    results[s] = future.result(timeout=CALL_TIMEOUT)
+                    results.update(future.result(timeout=CALL_TIMEOUT))
                 except LOST:
-                    lost.add(s)
+                    lost.add(g)
             if not lost or attempt == RELOADS:
-                return results, frozenset(lost)
-            self._reload({self._address(s) for s in lost} - {None}, lost)
-            pending = {s: requests[s] for s in lost}
-        return results, frozenset(pending)
+                break
+            self._reload(lost)
+            pending = lost
+        return results, frozenset(requests) - results.keys()
 
-    def _start(self, shard: int, method: str, args: tuple) -> Any:
+    def _start(self, group: int, method: str, requests: dict[int, tuple]) -> Any:
         try:
-            return getattr(self.actors[shard], method)(*args)
+            return self.actors[group].call(method, requests)
         except LOST:  # the actor's key is already known to be lost
             return None
 
-    def _address(self, shard: int) -> str | None:
-        return getattr(self.actors[shard], "_address", None)
-
-    def _reload(self, addresses: set[str], shards: set[int]) -> None:
-        """Load afresh the given shards, and every other shard that lived on the same lost workers."""
+    def _reload(self, groups: set[int]) -> None:
+        """Load afresh the given groups, and every other group that lived on the same lost workers."""
         with self._reload_lock:
-            lost = shards | {s for s in range(self.n_shards) if self._address(s) in addresses}
-            futures = {s: self._submit(s) for s in sorted(lost)}
-            for s, future in futures.items():
+            addresses = {getattr(self.actors[g], "_address", None) for g in groups} - {None}
+            lost = groups | {g for g, actor in enumerate(self.actors) if getattr(actor, "_address", None) in addresses}
+            futures = {g: self.submit(self.groups[g]) for g in sorted(lost)}
+            for g, future in futures.items():
                 try:
-                    self.actors[s] = future.result(timeout=LOAD_TIMEOUT)
-                except (*LOST, ShardsDamaged):
+                    self.actors[g] = future.result(timeout=LOAD_TIMEOUT)
+                except LOST:
                     continue  # the next call finds it lost again and tries once more
 
-    def _submit(self, shard: int, worker: str | None = None) -> Any:
+    def submit(self, numbers: tuple[int, ...], worker: str | None = None) -> Any:
+        """A future of a new ShardGroup actor for these shards (on `worker` when it is alive)."""
         placement = {"workers": [worker], "allow_other_workers": True} if worker else {}
-        return self.client.submit(ShardActor, self.ref, self.root, shard, self.params, actor=True, pure=False,
-                                  key=f"qabot-{shard_name(shard)}-{time.monotonic_ns()}", **placement)  # fmt: skip
+        return self.client.submit(ShardGroup, self.ref, self.root, numbers, self.params, actor=True, pure=False,
+                                  key=f"qabot-shards-{numbers[0]}-{time.monotonic_ns()}", **placement)  # fmt: skip
 
     def close(self) -> None:
         self.client.close()
@@ -184,22 +196,21 @@ class DaskRunner:
                 future.release()
 
     def serve(self, manifest: Any, params: IndexParams) -> DaskShards:
-        """An actor per shard, spread over the workers; ShardsDamaged names the shards that cannot load."""
+        """The shards dealt round-robin to the workers, each worker's served by one actor;
+        ShardsDamaged names the shards that cannot be loaded."""
         workers = self.workers()
-        pool = DaskShards(self.client, manifest.ref, manifest.root, params, [])
-        futures = [pool._submit(s, workers[s % len(workers)]) for s in range(len(manifest.shards))]
-        actors, damaged, details = [], [], []
-        for s, future in enumerate(futures):
-            try:
-                actors.append(future.result(timeout=LOAD_TIMEOUT))
-            except ShardsDamaged as exc:
-                damaged.append(s)
-                details.append(str(exc))
-            except LOST as exc:
-                raise ClusterError(f"{shard_name(s)} could not be loaded on the cluster ({exc})") from None
+        groups = [tuple(range(w, len(manifest.shards), len(workers))) for w in range(len(workers))]
+        groups = [numbers for numbers in groups if numbers]
+        pool = DaskShards(self.client, manifest.ref, manifest.root, params, groups, [])
+        futures = [pool.submit(numbers, worker) for numbers, worker in zip(groups, workers, strict=False)]
+        try:
+            pool.actors = [future.result(timeout=LOAD_TIMEOUT) for future in futures]
+            failures = [actor.failures().result(timeout=CALL_TIMEOUT) for actor in pool.actors]
+        except LOST as exc:
+            raise ClusterError(f"the shards could not be loaded on the cluster ({exc.__class__.__name__})") from None
+        damaged = {s: detail for failed in failures for s, detail in failed.items()}
         if damaged:
-            raise ShardsDamaged(damaged, "; ".join(details))
-        pool.actors, pool.n_shards = actors, len(actors)
+            raise ShardsDamaged(sorted(damaged), "; ".join(damaged[s] for s in sorted(damaged)))
         return pool
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from qabot.answer import Answerer
-from qabot.config import replace
+from qabot.config import load_settings, replace
 from qabot.render import render_json
 from qabot.shards import (
     LocalRunner,
@@ -137,3 +137,9 @@ def test_the_question_path_never_imports_dask_with_or_without_shards(tmp_path: P
                                 capture_output=True, text=True, env=qabot_env(SEEDS, tmp_path / "cache"),
                                 cwd=PROJECT, timeout=120)  # fmt: skip
         assert result.stdout.splitlines()[-1] == "0 []", result.stdout + result.stderr
+
+
+def test_settings_take_the_cluster_from_qabot_cluster(tmp_path: Path) -> None:
+    settings = load_settings(None, env={"QABOT_CLUSTER": " tcp://127.0.0.1:8786 ", "QABOT_SHARDS": "7"})
+    assert (settings.cluster, settings.shards) == ("tcp://127.0.0.1:8786", 7)
+    assert replace(settings, cluster="").cluster is None

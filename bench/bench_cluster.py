@@ -1,0 +1,208 @@
+"""The sharded index on a Dask LocalCluster (2 workers on 127.0.0.1) against the single index.
+
+    python bench/bench_cluster.py --sizes 1000000 5000000 [--shards 8] [--identical-size 100000]
+
+Per size: a make_corpus corpus (reused from WORK/corpus-SIZE once done), then
+- build: `qabot index` in a fresh process (the single index; peak RSS of it and of its fork
+  pool), and the sharded build on a fresh 2-worker LocalCluster (wall time, peak RSS per worker);
+- latency (first size only): `ask` over the answerable questions (`--answerable-queries`),
+  on the single index and fanned out to the cluster, p50/p95 over the questions the single
+  index answers (the first 20 only warm up); the JSON of every answer is compared.
+With --identical-size: the JSON of 500 answerable questions, single index against the cluster
+with 1, 3 and 7 shards. Writes bench/RESULTS-cluster.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from distributed import LocalCluster
+from report import machine_description, markdown_table, text_table, write_section
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from qabot.answer import Answerer  # noqa: E402
+from qabot.cluster import DaskRunner  # noqa: E402
+from qabot.config import Settings, load_settings, replace  # noqa: E402
+from qabot.render import render_json  # noqa: E402
+from qabot.shards import index_params, open_shards  # noqa: E402
+
+RESULTS = HERE / "RESULTS-cluster.md"
+MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
+WARM_UP = 20
+WORKERS = 2
+
+
+def corpus(work: Path, size: int) -> tuple[Path, list[str]]:
+    """The make_corpus corpus of `size` sentences and its answerable questions (generated once)."""
+    folder, questions = work / f"corpus-{size}", work / f"answerable-{size}.txt"
+    if not (work / f"corpus-{size}.done").exists():
+        subprocess.run([sys.executable, str(MAKE_CORPUS), "--out", str(folder), "--sentences", str(size),
+                        "--n-queries", "500", "--answerable-queries", str(questions)], check=True)  # fmt: skip
+        (work / f"corpus-{size}.done").touch()
+    return folder, [line for line in questions.read_text("utf-8").splitlines() if line.strip()]
+
+
+def settings(folder: Path, cache: Path, **changes: object) -> Settings:
+    return replace(load_settings(ROOT / "config" / "qabot.toml", env={}), corpus=folder, cache_dir=cache, **changes)
+
+
+def single_build(folder: Path, cache: Path) -> dict:
+    """`qabot index` in a fresh process: wall time, its peak RSS and its fork pool's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QABOT_")}
+    env.update(QABOT_CORPUS=str(folder), QABOT_CACHE_DIR=str(cache))
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "qabot.cli", "index"], env=env, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    print(process.stdout.read().decode().strip(), flush=True)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (run on each worker)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cluster_build(folder: Path, cache: Path, shards: int, cluster: LocalCluster) -> dict:
+    runner = DaskRunner.connect(cluster.scheduler_address)
+    try:
+        started = time.perf_counter()
+        opened = open_shards(folder, cache, index_params(settings(folder, cache)), shards, runner, print,
+                             lambda note: print(f"  {note}", flush=True))  # fmt: skip
+        seconds = time.perf_counter() - started
+        peaks = runner.client.run(peak_rss_mb)
+    finally:
+        runner.close()
+    return {"seconds": seconds, "worker_peaks_mb": sorted(peaks.values()), "sentences": opened.manifest.n_sentences,
+            "coordinator_peak_mb": peak_rss_mb()}  # fmt: skip
+
+
+def timed_answers(answerer: Answerer, questions: list[str]) -> tuple[list[float], list[str]]:
+    for question in questions[:WARM_UP]:
+        answerer.ask(question)
+    times, answers = [], []
+    for question in questions:
+        started = time.perf_counter()
+        answer = answerer.ask(question)
+        times.append((time.perf_counter() - started) * 1000)
+        answers.append(render_json(answer))
+    return times, answers
+
+
+def latency(folder: Path, cache: Path, shards: int, questions: list[str], cluster: LocalCluster) -> dict:
+    single = Answerer.from_settings(settings(folder, cache / "single"))
+    single_ms, reference = timed_answers(single, questions)
+    local = Answerer.from_settings(settings(folder, cache / "sharded-build", shards=shards))
+    local_ms, local_answers = timed_answers(local, questions)
+    fanned = Answerer.from_settings(settings(folder, cache / "sharded-build", shards=shards,
+                                             cluster=cluster.scheduler_address))  # fmt: skip
+    try:
+        cluster_ms, cluster_answers = timed_answers(fanned, questions)
+    finally:
+        fanned.close()
+    answered = [i for i, line in enumerate(reference) if not json.loads(line)["abstained"]][WARM_UP:]
+
+    def percentiles(ms: list[float]) -> tuple[float, float]:
+        chosen = np.array(ms)[answered]
+        return float(np.percentile(chosen, 50)), float(np.percentile(chosen, 95))
+
+    return {
+        "answered": len(answered),
+        "single": percentiles(single_ms),
+        "in_process": percentiles(local_ms),
+        "cluster": percentiles(cluster_ms),
+        "identical_cluster": sum(a == b for a, b in zip(reference, cluster_answers, strict=True)),
+        "identical_in_process": sum(a == b for a, b in zip(reference, local_answers, strict=True)),
+        "questions": len(questions),
+    }
+
+
+def identical(folder: Path, cache: Path, questions: list[str], cluster: LocalCluster) -> list[list[str]]:
+    reference = [render_json(Answerer.from_settings(settings(folder, cache / "single")).ask(q)) for q in questions]
+    rows = []
+    for shards in (1, 3, 7):
+        fanned = Answerer.from_settings(settings(folder, cache / "sharded", shards=shards,
+                                                 cluster=cluster.scheduler_address))  # fmt: skip
+        try:
+            same = sum(render_json(fanned.ask(q)) == line for q, line in zip(questions, reference, strict=True))
+        finally:
+            fanned.close()
+        rows.append([f"{fanned.index.n_sentences:,}", str(shards), f"{same}/{len(questions)}"])
+        print(f"identical at {shards} shards: {same}/{len(questions)}", flush=True)
+    return rows
+
+
+def new_cluster() -> LocalCluster:
+    return LocalCluster(host="127.0.0.1", processes=True, n_workers=WORKERS, threads_per_worker=1,
+                        dashboard_address=None)  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--shards", type=int, default=8, help="shards of the cluster build and latency run (8)")
+    parser.add_argument("--identical-size", type=int, help="also compare 500 answers at this size, 1/3/7 shards")
+    parser.add_argument("--work", type=Path, default=HERE / "work" / "cluster")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python bench/bench_cluster.py", *sys.argv[1:]])
+    machine = machine_description()
+    builds, latencies, same_rows = [], [], []
+    for position, size in enumerate(args.sizes):
+        folder, questions = corpus(args.work, size)
+        cache = args.work / f"cache-{size}"
+        single = single_build(folder, cache / "single")
+        builds.append([f"{size:,}", "single process (qabot index)", "1", f"{single['seconds']:.1f}",
+                       f"{single['peak_mb']:.0f}", ""])  # fmt: skip
+        with new_cluster() as cluster:
+            built = cluster_build(folder, cache / "sharded-build", args.shards, cluster)
+            builds.append([f"{built['sentences']:,}", f"LocalCluster, {WORKERS} workers", str(args.shards),
+                           f"{built['seconds']:.1f}", " / ".join(f"{mb:.0f}" for mb in built["worker_peaks_mb"]),
+                           f"{built['coordinator_peak_mb']:.0f}"])  # fmt: skip
+            print(text_table(["sentences", "build", "shards", "s", "peak RSS MB", "coordinator MB"], builds[-2:]))
+        if position == 0:
+            with new_cluster() as cluster:
+                result = latency(folder, cache, args.shards, questions, cluster)
+            (s50, s95), (l50, l95), (c50, c95) = result["single"], result["in_process"], result["cluster"]
+            latencies.append([f"{size:,}", str(args.shards), str(result["answered"]), f"{s50:.2f} / {s95:.2f}",
+                              f"{l50:.2f} / {l95:.2f}", f"{c50:.2f} / {c95:.2f}", f"{c50 - s50:+.2f}",
+                              f"{result['identical_cluster']}/{result['questions']}",
+                              f"{result['identical_in_process']}/{result['questions']}"])  # fmt: skip
+            print(latencies[-1], flush=True)
+    if args.identical_size:
+        folder, questions = corpus(args.work, args.identical_size)
+        with new_cluster() as cluster:
+            same_rows = identical(folder, args.work / f"cache-{args.identical_size}", questions, cluster)
+    markdown = "\n".join([
+        "## Sharded index on a Dask LocalCluster (bench_cluster.py)", "", f"`{command}`", "", *machine, "",
+        "Fan-out latency of `Answerer.ask` (ms, p50 / p95 over the questions the single index answers):", "",
+        markdown_table(["sentences", "shards", "answered", "single index", "sharded, in-process",
+                        "sharded, 2 Dask workers", "fan-out overhead p50", "JSON equal (cluster)",
+                        "JSON equal (in-process)"], latencies), "",
+        "Build (wall seconds; peak RSS in MB, per worker for the cluster):", "",
+        markdown_table(["sentences", "build", "shards", "seconds", "peak RSS MB", "coordinator peak MB"], builds),
+        *(["", "Identical answers (`render_json`, byte for byte) against the single index:", "",
+           markdown_table(["sentences", "shards", "equal"], same_rows)] if same_rows else []),
+    ])  # fmt: skip
+    print(markdown)
+    if not args.no_write:
+        write_section("cluster", markdown, RESULTS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
