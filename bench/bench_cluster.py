@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -153,54 +154,69 @@ def new_cluster() -> LocalCluster:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--phases", nargs="+", choices=("build", "latency"), default=["build", "latency"],
+                        help="build: every size; latency: the first size, on the shards the build made")
     parser.add_argument("--shards", type=int, default=8, help="shards of the cluster build and latency run (8)")
     parser.add_argument("--identical-size", type=int, help="also compare 500 answers at this size, 1/3/7 shards")
     parser.add_argument("--work", type=Path, default=HERE / "work" / "cluster")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    command = " ".join(["python bench/bench_cluster.py", *sys.argv[1:]])
-    machine = machine_description()
-    builds, latencies, same_rows = [], [], []
-    for position, size in enumerate(args.sizes):
-        folder, questions = corpus(args.work, size)
-        cache = args.work / f"cache-{size}"
-        single = single_build(folder, cache / "single")
-        builds.append([f"{size:,}", "single process (qabot index)", "1", f"{single['seconds']:.1f}",
-                       f"{single['peak_mb']:.0f}", ""])  # fmt: skip
-        with new_cluster() as cluster:
-            built = cluster_build(folder, cache / "sharded-build", args.shards, cluster)
+    heading = ["", f"`{' '.join(['python bench/bench_cluster.py', *sys.argv[1:]])}`", "", *machine_description(), ""]
+    sections: dict[str, str] = {}
+    if "build" in args.phases:
+        builds = []
+        for size in args.sizes:
+            folder, _ = corpus(args.work, size)
+            cache = args.work / f"cache-{size}"
+            for stale in ("single", "sharded-build"):  # a build, not a load of an earlier run's index
+                shutil.rmtree(cache / stale, ignore_errors=True)
+            single = single_build(folder, cache / "single")
+            builds.append([f"{size:,}", "single process (qabot index)", "1", f"{single['seconds']:.1f}",
+                           f"{single['peak_mb']:.0f}", ""])  # fmt: skip
+            with new_cluster() as cluster:
+                built = cluster_build(folder, cache / "sharded-build", args.shards, cluster)
             builds.append([f"{built['sentences']:,}", f"LocalCluster, {WORKERS} workers", str(args.shards),
                            f"{built['seconds']:.1f}", " / ".join(f"{mb:.0f}" for mb in built["worker_peaks_mb"]),
                            f"{built['coordinator_peak_mb']:.0f}"])  # fmt: skip
-            print(text_table(["sentences", "build", "shards", "s", "peak RSS MB", "coordinator MB"], builds[-2:]))
-        if position == 0:
-            with new_cluster() as cluster:
-                result = latency(folder, cache, args.shards, questions, cluster)
-            (s50, s95), (l50, l95), (c50, c95) = result["single"], result["in_process"], result["cluster"]
-            latencies.append([f"{size:,}", str(args.shards), str(result["answered"]), f"{s50:.2f} / {s95:.2f}",
-                              f"{l50:.2f} / {l95:.2f}", f"{c50:.2f} / {c95:.2f}", f"{c50 - s50:+.2f}",
-                              f"{result['identical_cluster']}/{result['questions']}",
-                              f"{result['identical_in_process']}/{result['questions']}"])  # fmt: skip
-            print(latencies[-1], flush=True)
+            print(text_table(["sentences", "build", "shards", "s", "peak RSS MB", "coordinator MB"], builds[-2:]),
+                  flush=True)
+        sections["cluster-build"] = "\n".join([
+            "## Sharded build on a Dask LocalCluster (bench_cluster.py)", *heading,
+            "Build (wall seconds; peak RSS in MB: of the process, per worker for the cluster):", "",
+            markdown_table(["sentences", "build", "shards", "seconds", "peak RSS MB", "coordinator peak MB"], builds),
+        ])  # fmt: skip
+    if "latency" in args.phases:
+        size = args.sizes[0]
+        folder, questions = corpus(args.work, size)
+        with new_cluster() as cluster:
+            result = latency(folder, args.work / f"cache-{size}", args.shards, questions, cluster)
+        (s50, s95), (l50, l95), (c50, c95) = result["single"], result["in_process"], result["cluster"]
+        row = [f"{size:,}", str(args.shards), str(result["answered"]), f"{s50:.2f} / {s95:.2f}",
+               f"{l50:.2f} / {l95:.2f}", f"{c50:.2f} / {c95:.2f}", f"{c50 - s50:+.2f}",
+               f"{result['identical_cluster']}/{result['questions']}",
+               f"{result['identical_in_process']}/{result['questions']}"]  # fmt: skip
+        print(row, flush=True)
+        sections["cluster-latency"] = "\n".join([
+            "## Sharded answering on a Dask LocalCluster (bench_cluster.py)", *heading,
+            "Latency of `Answerer.ask` (ms, p50 / p95 over the questions the single index answers):", "",
+            markdown_table(["sentences", "shards", "answered", "single index", "sharded, in-process",
+                            f"sharded, {WORKERS} Dask workers", "fan-out overhead p50", "JSON equal (cluster)",
+                            "JSON equal (in-process)"], [row]),
+        ])  # fmt: skip
     if args.identical_size:
         folder, questions = corpus(args.work, args.identical_size)
         with new_cluster() as cluster:
             same_rows = identical(folder, args.work / f"cache-{args.identical_size}", questions, cluster)
-    markdown = "\n".join([
-        "## Sharded index on a Dask LocalCluster (bench_cluster.py)", "", f"`{command}`", "", *machine, "",
-        "Fan-out latency of `Answerer.ask` (ms, p50 / p95 over the questions the single index answers):", "",
-        markdown_table(["sentences", "shards", "answered", "single index", "sharded, in-process",
-                        "sharded, 2 Dask workers", "fan-out overhead p50", "JSON equal (cluster)",
-                        "JSON equal (in-process)"], latencies), "",
-        "Build (wall seconds; peak RSS in MB, per worker for the cluster):", "",
-        markdown_table(["sentences", "build", "shards", "seconds", "peak RSS MB", "coordinator peak MB"], builds),
-        *(["", "Identical answers (`render_json`, byte for byte) against the single index:", "",
-           markdown_table(["sentences", "shards", "equal"], same_rows)] if same_rows else []),
-    ])  # fmt: skip
-    print(markdown)
-    if not args.no_write:
-        write_section("cluster", markdown, RESULTS)
+        sections["cluster-identical"] = "\n".join([
+            "## Identical answers on a Dask LocalCluster (bench_cluster.py)", *heading,
+            "`render_json` of each answerable question, byte for byte, against the single index:", "",
+            markdown_table(["sentences", "shards", "equal"], same_rows),
+        ])  # fmt: skip
+    for name, markdown in sections.items():
+        print(markdown, flush=True)
+        if not args.no_write:
+            write_section(name, markdown, RESULTS)
     return 0
 
 

@@ -101,6 +101,8 @@ class DaskShards:
     """Shard groups served by actors, one group per worker; a call to an actor whose worker is gone
     reloads its shards elsewhere and retries."""
 
+    prefetch = True  # a round trip costs more than reading ahead the candidates' neighbours and text
+
     def __init__(self, client: Client, ref: ManifestRef, root: Any, params: IndexParams,
                  groups: Sequence[tuple[int, ...]], actors: Sequence) -> None:  # fmt: skip
         self.client, self.ref, self.root, self.params = client, ref, root, params

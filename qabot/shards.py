@@ -192,6 +192,7 @@ class ShardPool(Protocol):
     """Shard servers answering calls; `call` runs a ShardServer method on several shards at once."""
 
     n_shards: int
+    prefetch: bool  # whether a search should bring what the answerer reads next (saves a round trip)
 
     def call(self, method: str, requests: Mapping[int, tuple]) -> tuple[dict[int, Any], frozenset[int]]:
         """Results by shard, and the shards that could not be served (bounded waits, retried)."""
@@ -496,6 +497,35 @@ class SentenceBatch:
     terms: np.ndarray  # int32, global term ids of every sentence in order
 
 
+@dataclass(frozen=True, slots=True)
+class Prefetched:
+    """What the answerer reads next of a search's candidates and their neighbours: each query
+    term's presence and weight there (rows: terms, columns: batch.sents), and the sentences."""
+
+    terms: tuple[int, ...]
+    present: np.ndarray  # bool[T, P]
+    weights: np.ndarray  # float64[T, P]
+    batch: SentenceBatch
+
+
+def merge_prefetched(parts: Sequence[Prefetched]) -> Prefetched:
+    """Several shards' Prefetched (same terms, disjoint sentences) as one."""
+    if len(parts) == 1:
+        return parts[0]
+    batches = [part.batch for part in parts]
+    term_ptr = np.zeros(sum(len(b.sents) for b in batches) + 1, dtype=np.int64)
+    np.cumsum(np.concatenate([np.diff(b.term_ptr) for b in batches]), out=term_ptr[1:])
+    batch = SentenceBatch(
+        sents=np.concatenate([b.sents for b in batches]),
+        texts=tuple(text for b in batches for text in b.texts),
+        **{name: np.concatenate([getattr(b, name) for b in batches])
+           for name in ("starts", "ends", "lines", "end_lines", "terms")},
+        term_ptr=term_ptr,
+    )  # fmt: skip
+    return Prefetched(parts[0].terms, np.hstack([part.present for part in parts]),
+                      np.hstack([part.weights for part in parts]), batch)  # fmt: skip
+
+
 class ShardServer:
     """One shard's Index, memory-mapped, answering in global sentence and term ids."""
 
@@ -546,26 +576,44 @@ class ShardServer:
         sents, scores = self.index.search(local, k)
         return self._global_sents(sents), scores
 
+    def search_prefetch(
+        self, weighted_terms: Sequence[tuple[int, float]], k: int
+    ) -> tuple[np.ndarray, np.ndarray, Prefetched]:
+        """search, plus what the answerer reads next of these candidates and their neighbours
+        (any that make the global top-k are here, with their neighbours: one round trip, not two)."""
+        sents, scores = self.search(weighted_terms, k)
+        local = self._local_sents(sents)
+        before, after = self.index.neighbour_arrays(local)
+        around = np.unique(np.concatenate([local, before[before >= 0], after[after >= 0]]))
+        terms = tuple(dict.fromkeys(term for term, _ in weighted_terms))
+        present, weights = self._term_weights(terms, around)
+        return sents, scores, Prefetched(terms, present, weights, self._batch(around))
+
     def details(self, terms: Sequence[int], sents: np.ndarray) -> tuple[np.ndarray, np.ndarray, SentenceBatch]:
         """term_weights over this shard's sentences, and the sentences themselves (read next)."""
+        present, weights = self._term_weights(terms, self._local_sents(sents))
+        return present, weights, self.sentences(np.unique(sents))
+
+    def _term_weights(self, terms: Sequence[int], local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         at, found = self._local_terms(terms)
-        local = self._local_sents(sents)
-        present = np.zeros((len(terms), len(sents)), dtype=bool)
-        weights = np.zeros((len(terms), len(sents)))
+        present = np.zeros((len(terms), len(local)), dtype=bool)
+        weights = np.zeros((len(terms), len(local)))
         rows = np.flatnonzero(found)
         if len(rows):
             present[rows], weights[rows] = self.index.term_weights(at[rows].tolist(), local)
-        return present, weights, self.sentences(np.unique(sents))
+        return present, weights
 
     def sentences(self, sents: np.ndarray) -> SentenceBatch:
+        return self._batch(self._local_sents(np.asarray(sents, dtype=np.int64)))
+
+    def _batch(self, local: np.ndarray) -> SentenceBatch:
         index = self.index
-        local = self._local_sents(np.asarray(sents, dtype=np.int64))
         lengths = index.tok_ptr[local + 1] - index.tok_ptr[local]
         term_ptr = np.zeros(len(local) + 1, dtype=np.int64)
         np.cumsum(lengths, out=term_ptr[1:])
         tokens = np.repeat(index.tok_ptr[local] - term_ptr[:-1], lengths) + np.arange(int(term_ptr[-1]))
         return SentenceBatch(
-            sents=np.asarray(sents, dtype=np.int64),
+            sents=self._global_sents(local),
             texts=tuple(index.sentence_text(int(s)) for s in local),
             starts=index.sent_start[local],
             ends=index.sent_end[local],
@@ -581,6 +629,8 @@ class ShardServer:
 
 class LocalShards:
     """Every shard served in this process, one after another."""
+
+    prefetch = False  # a call costs nothing here, and reading ahead would
 
     def __init__(self, servers: Sequence[ShardServer]) -> None:
         self.servers = tuple(servers)
@@ -630,6 +680,45 @@ class _Sentence:
     end_line: int
 
 
+class _PrefetchLookup:
+    """A search's Prefetched, found by sentence id and term id."""
+
+    def __init__(self, prefetched: Prefetched) -> None:
+        self.prefetched = prefetched
+        sents = prefetched.batch.sents
+        self.order = np.argsort(sents, kind="stable")
+        self.sorted = sents[self.order]
+        self.rows = {term: row for row, term in enumerate(prefetched.terms)}
+
+    def _columns(self, sents: np.ndarray) -> np.ndarray | None:
+        """Each sentence's column in the batch; None unless all are there."""
+        if not len(self.sorted):
+            return None if len(sents) else np.empty(0, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.sorted, sents), len(self.sorted) - 1)
+        return self.order[at] if bool((self.sorted[at] == sents).all()) else None
+
+    def term_weights(self, terms: Sequence[int], sents: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Index.term_weights when every term and sentence (-1: none) was prefetched, else None."""
+        rows = [self.rows.get(term) for term in terms]
+        real = np.flatnonzero(sents >= 0)
+        columns = self._columns(sents[real])
+        if columns is None or None in rows:
+            return None
+        present = np.zeros((len(terms), len(sents)), dtype=bool)
+        weights = np.zeros((len(terms), len(sents)))
+        present[:, real] = self.prefetched.present[rows][:, columns]
+        weights[:, real] = self.prefetched.weights[rows][:, columns]
+        return present, weights
+
+    def sentence(self, sent: int) -> _Sentence | None:
+        columns = self._columns(np.array([sent], dtype=np.int64))
+        if columns is None:
+            return None
+        batch, i = self.prefetched.batch, int(columns[0])
+        return _Sentence(batch.texts[i], batch.terms[batch.term_ptr[i] : batch.term_ptr[i + 1]], int(batch.starts[i]),
+                         int(batch.ends[i]), int(batch.lines[i]), int(batch.end_lines[i]))  # fmt: skip
+
+
 class _SentenceField:
     """A per-sentence value of ShardedIndex (sent_start, ...), read from its shard on first use."""
 
@@ -663,9 +752,9 @@ class _DocOfSentence:
 class ShardedIndex:
     """The corpus-wide index the Answerer reads (searchable.SearchableIndex), over a ShardPool.
 
-    Statistics, documents and neighbours are answered here; searches fan out to every shard and
-    merge; term weights and sentences come from the shards holding them, in one call per shard,
-    and are cached.
+    Statistics, documents and neighbours are answered here; a search fans out to every shard and
+    merges, each shard sending along the term weights and sentences of its candidates and their
+    neighbours, which is what the answerer reads next; anything else is asked of its shard.
     """
 
     def __init__(self, manifest: Manifest, pool: ShardPool, k1: float, b: float) -> None:
@@ -712,7 +801,8 @@ class ShardedIndex:
         if not weighted_terms or k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0)
         request = (list(weighted_terms), k)
-        results, failed = self.pool.call("search", dict.fromkeys(range(self.n_shards), request))
+        method = "search_prefetch" if self.pool.prefetch else "search"
+        results, failed = self.pool.call(method, dict.fromkeys(range(self.n_shards), request))
         if failed:
             missing = getattr(self._question, "missing", None)
             if missing is None:
@@ -721,11 +811,18 @@ class ShardedIndex:
         sents = np.concatenate([np.empty(0, dtype=np.int64), *(results[s][0] for s in sorted(results))])
         scores = np.concatenate([np.empty(0), *(results[s][1] for s in sorted(results))])
         order = np.lexsort((sents, -scores))[:k]
+        if results and self.pool.prefetch:
+            self._question.prefetched = _PrefetchLookup(merge_prefetched([results[s][2] for s in sorted(results)]))
         return sents[order].astype(np.int64), scores[order]
 
     def term_weights(self, terms: Sequence[int], sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Index.term_weights, asked of the shards holding the sentences (which also send their text)."""
+        """Index.term_weights: from what the last search prefetched, else asked of the shards holding
+        the sentences (which also send their text)."""
         sents = np.asarray(sents, dtype=np.int64)
+        prefetched = getattr(self._question, "prefetched", None)
+        known = prefetched.term_weights(terms, sents) if prefetched is not None else None
+        if known is not None:
+            return known
         present = np.zeros((len(terms), len(sents)), dtype=bool)
         weights = np.zeros((len(terms), len(sents)))
         columns = np.flatnonzero((sents >= 0) & (sents < self.n_sentences))
@@ -758,6 +855,10 @@ class ShardedIndex:
                 self._cache.popitem(last=False)
 
     def _sentence(self, sent: int) -> _Sentence:
+        prefetched = getattr(self._question, "prefetched", None)
+        cached = prefetched.sentence(sent) if prefetched is not None else None
+        if cached is not None:
+            return cached
         with self._cache_lock:
             cached = self._cache.get(sent)
         if cached is not None:
