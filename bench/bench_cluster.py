@@ -36,7 +36,8 @@ from qabot.answer import Answerer  # noqa: E402
 from qabot.cluster import DaskRunner  # noqa: E402
 from qabot.config import Settings, load_settings, replace  # noqa: E402
 from qabot.render import render_json  # noqa: E402
-from qabot.shards import index_params, open_shards  # noqa: E402
+from qabot.sharded import index_params  # noqa: E402
+from qabot.shards import open_shards  # noqa: E402
 
 RESULTS = HERE / "RESULTS-cluster.md"
 MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"

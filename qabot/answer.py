@@ -78,7 +78,7 @@ class Answerer:
     ) -> Answerer:
         """Open (load, refresh or build) the index the settings describe and wrap it."""
         if settings.cluster or settings.shards:  # a sharded index, served here or on a Dask cluster
-            from qabot.shards import open_sharded_answerer
+            from qabot.sharded import open_sharded_answerer
 
             return open_sharded_answerer(settings, warn)
         from qabot.store import IndexParams, open_index

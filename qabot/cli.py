@@ -172,7 +172,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.store import IndexParams, open_index
 
     if settings.cluster or settings.shards:
-        from qabot.shards import index_summary
+        from qabot.sharded import index_summary
 
         print(index_summary(settings, warn))
         return EXIT_OK

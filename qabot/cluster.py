@@ -19,12 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from qabot.errors import ClusterError, ConfigError, QabotError
+from qabot.shard_server import ShardServer
 from qabot.shards import (
     ManifestRef,
     ShardBuilt,
     ShardJob,
     ShardsDamaged,
-    ShardServer,
     global_idf,
     load_manifest,
     shard_name,

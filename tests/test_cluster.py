@@ -18,7 +18,8 @@ import pytest
 
 from qabot.answer import Answerer
 from qabot.render import render_json, render_text
-from qabot.shards import ShardedAnswerer, layout_folder, shard_folder, shard_of
+from qabot.sharded import ShardedAnswerer
+from qabot.shards import layout_folder, shard_folder, shard_of
 from tests.conftest import DEV_SET, PROJECT, SEEDS, settings_for
 from tests.sharding import Generated, batch_json, dev_questions, generate, qabot_env, run_qabot
 

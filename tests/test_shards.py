@@ -14,16 +14,9 @@ import pytest
 from qabot.answer import Answerer
 from qabot.config import load_settings, replace
 from qabot.render import render_json
-from qabot.shards import (
-    LocalRunner,
-    ShardedAnswerer,
-    index_params,
-    layout_folder,
-    load_manifest,
-    open_shards,
-    shard_folder,
-    shard_of,
-)
+from qabot.shard_server import LocalRunner
+from qabot.sharded import ShardedAnswerer, index_params
+from qabot.shards import layout_folder, load_manifest, open_shards, shard_folder, shard_of
 from tests.conftest import DEV_SET, PROJECT, SEEDS, settings_for
 from tests.sharding import Generated, batch_json, dev_questions, generate, qabot_env, run_qabot
 
