@@ -172,7 +172,12 @@ class DaskRunner:
         return cls(connect(address))
 
     def workers(self) -> list[str]:
-        return sorted(self.client.nthreads())
+        """The workers' addresses (asked of the scheduler, within CALL_TIMEOUT)."""
+        try:
+            identity = self.client.sync(self.client.scheduler.identity, callback_timeout=CALL_TIMEOUT)
+        except LOST as exc:
+            raise ClusterError(f"the Dask scheduler did not list its workers ({exc.__class__.__name__})") from None
+        return sorted(identity["workers"])
 
     def default_shards(self) -> int:
         return max(1, len(self.workers()))

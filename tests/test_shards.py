@@ -3,17 +3,20 @@ the shards whose files changed, a checksummed manifest, and no dask anywhere."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qabot.answer import Answerer
 from qabot.config import load_settings, replace
 from qabot.render import render_json
+from qabot.searchable import SearchableIndex
 from qabot.shard_server import LocalRunner
 from qabot.sharded import ShardedAnswerer, index_params
 from qabot.shards import layout_folder, load_manifest, open_shards, shard_folder, shard_of
@@ -136,3 +139,34 @@ def test_settings_take_the_cluster_from_qabot_cluster(tmp_path: Path) -> None:
     settings = load_settings(None, env={"QABOT_CLUSTER": " tcp://127.0.0.1:8786 ", "QABOT_SHARDS": "7"})
     assert (settings.cluster, settings.shards) == ("tcp://127.0.0.1:8786", 7)
     assert replace(settings, cluster="").cluster is None
+
+
+def searchable_members() -> set[str]:
+    return {name for name in vars(SearchableIndex) if not name.startswith("_")}
+
+
+def test_the_answerer_reads_only_what_the_searchable_protocol_lists() -> None:
+    """A new use of the index in answer.py must be added to SearchableIndex and ShardedIndex first."""
+    tree = ast.parse((PROJECT / "qabot" / "answer.py").read_text("utf-8"))
+    used = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and (
+            (isinstance(node.value, ast.Name) and node.value.id == "index")
+            or (isinstance(node.value, ast.Attribute) and node.value.attr == "index")
+        )
+    }
+    assert {"search", "term_weights", "sentence_text"} <= used
+    assert used <= searchable_members(), used - searchable_members()
+
+
+def test_the_single_and_the_sharded_index_both_offer_the_whole_protocol(answerer, tmp_path: Path) -> None:
+    sharded = Answerer.from_settings(settings_for(SEEDS, tmp_path / "cache", shards=3))
+    for index in (answerer.index, sharded.index):
+        assert [name for name in sorted(searchable_members()) if not hasattr(index, name)] == []
+    single = answerer.index
+    assert sharded.index.doc_text(2) == single.doc_text(2)
+    assert list(sharded.index.sent_doc[np.arange(5, 9)]) == list(single.sent_doc[np.arange(5, 9)])
+    assert list(sharded.index.sent_start[np.array([3, 40])]) == list(single.sent_start[np.array([3, 40])])
+    assert sharded.index.neighbours(40) == single.neighbours(40)
