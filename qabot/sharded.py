@@ -41,6 +41,8 @@ CACHED_SENTENCES = 100_000  # sentence texts and terms the coordinator keeps (ab
 
 @dataclass(frozen=True, slots=True)
 class _Sentence:
+    """What the answerer reads of one sentence, as its shard sent it."""
+
     text: str
     terms: np.ndarray
     start: int
@@ -273,9 +275,8 @@ class ShardedAnswerer(Answerer):
 
     index: ShardedIndex
 
-    def __init__(self, index: ShardedIndex, params: AnswerParams | None = None, settings: Settings | None = None):
+    def __init__(self, index: ShardedIndex, params: AnswerParams | None = None) -> None:
         super().__init__(index, params)  # type: ignore[arg-type]
-        self.settings = settings
 
     def ask(self, question: str, top_k: int | None = None) -> Answer:
         self.index.begin_question()
@@ -323,27 +324,29 @@ def serve_shards(
     """Bring the sharded index up to date and serve it; a damaged shard is rebuilt once, as a
     damaged single index is."""
     params = index_params(settings)
-    for attempt in range(2):
-        opened = open_shards(settings.corpus, settings.index_dir, params, settings.shards, runner, warn, note)
-        try:
-            return opened, runner.serve(opened.manifest, params)
-        except ShardsDamaged as exc:
-            if attempt:
-                raise
-            warn(f"sharded index: {exc}; rebuilding")
-            for number in exc.shards:
-                (shard_folder(opened.manifest.ref.layout, number) / "CURRENT").unlink(missing_ok=True)
-    raise AssertionError("unreachable")
+    opened = open_shards(settings.corpus, settings.index_dir, params, settings.shards, runner, warn, note)
+    try:
+        return opened, runner.serve(opened.manifest, params)
+    except ShardsDamaged as exc:
+        warn(f"sharded index: {exc}; rebuilding")
+        for number in exc.shards:  # without its CURRENT pointer, the refresh rebuilds the shard
+            (shard_folder(opened.manifest.ref.layout, number) / "CURRENT").unlink(missing_ok=True)
+    opened = open_shards(settings.corpus, settings.index_dir, params, settings.shards, runner, warn, note)
+    return opened, runner.serve(opened.manifest, params)
 
 
 def open_sharded_answerer(settings: Settings, warn: Warn = lambda message: None) -> ShardedAnswerer:
     """The answerer over the settings' sharded index (built or refreshed first), on their cluster or here."""
     runner = runner_for(settings)
-    opened, pool = serve_shards(settings, runner, warn, warn)
+    try:
+        opened, pool = serve_shards(settings, runner, warn, warn)
+    except BaseException:
+        runner.close()
+        raise
     index = ShardedIndex(opened.manifest, pool, settings.k1, settings.b)
     params = AnswerParams(settings.top_k, settings.min_coverage, settings.variant_weight, settings.context_weight,
                           settings.type_bonus)  # fmt: skip
-    return ShardedAnswerer(index, params, settings)
+    return ShardedAnswerer(index, params)
 
 
 def index_summary(settings: Settings, warn: Warn) -> str:
