@@ -135,7 +135,8 @@ class DaskShards:
 
     def _start(self, group: int, method: str, requests: dict[int, tuple]) -> Any:
         try:
-            return self.actors[group].call(method, requests)
+            # On the worker's event loop, not its actor thread: two thread hand-offs fewer per call.
+            return self.actors[group].call(method, requests, separate_thread=False)
         except LOST:  # the actor's key is already known to be lost
             return None
 

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -144,6 +143,7 @@ class Manifest:
     doc_shard: np.ndarray  # int32[D], the shard holding each document
     doc_sent_ptr: np.ndarray  # int64[D + 1], global sentence ids of each document
     tokens: int
+    checksums: dict[str, str]  # of the generation's arrays, by name (the shards' term maps among them)
 
     @property
     def n_sentences(self) -> int:
@@ -152,10 +152,6 @@ class Manifest:
     def term_map(self, number: int) -> np.ndarray:
         """int32: global term id of each of shard `number`'s terms (both vocabularies sorted, so ascending)."""
         return _load_array(self.ref.layout / self.ref.generation, f"terms-{number:04d}", self.checksums)
-
-    @property
-    def checksums(self) -> dict[str, str]:
-        return _manifest_checksums(self.ref)
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,16 +382,8 @@ def _remove_old_manifests(layout: Path, keep: str) -> None:
             continue
 
 
-_meta_cache: dict[ManifestRef, dict] = {}
-_meta_lock = threading.Lock()
-
-
 def _manifest_meta(ref: ManifestRef) -> dict:
-    """manifest.json of a generation, verified against its sha256 (read once per process)."""
-    with _meta_lock:
-        meta = _meta_cache.get(ref)
-    if meta is not None:
-        return meta
+    """manifest.json of a generation, verified against its sha256."""
     try:
         meta_bytes = (ref.layout / ref.generation / "manifest.json").read_bytes()
         if hashlib.sha256(meta_bytes).hexdigest() != ref.sha256:
@@ -405,14 +393,7 @@ def _manifest_meta(ref: ManifestRef) -> dict:
         raise CacheInvalid(f"manifest unreadable ({exc.__class__.__name__})") from None
     if not isinstance(meta, dict):
         raise CacheInvalid("manifest is not an object")
-    with _meta_lock:
-        _meta_cache.clear()  # one manifest at a time is in use
-        _meta_cache[ref] = meta
     return meta
-
-
-def _manifest_checksums(ref: ManifestRef) -> dict[str, str]:
-    return _manifest_meta(ref)["arrays"]
 
 
 def _load_array(generation: Path, name: str, checksums: Mapping[str, str]) -> np.ndarray:
@@ -446,6 +427,7 @@ def load_manifest(layout: Path, root: Path, params: IndexParams, ref: ManifestRe
             listing_skips=tuple(Skipped(*row) for row in meta["listing_skips"]),
             vocab=tuple(meta["vocab"]),
             tokens=int(meta["tokens"]),
+            checksums=dict(meta["arrays"]),
             **arrays,
         )
     except (KeyError, TypeError, ValueError) as exc:
