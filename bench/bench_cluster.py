@@ -5,9 +5,9 @@
 Per size: a make_corpus corpus (reused from WORK/corpus-SIZE once done), then
 - build: `qabot index` in a fresh process (the single index; peak RSS of it and of its fork
   pool), and the sharded build on a fresh 2-worker LocalCluster (wall time, peak RSS per worker);
-- latency (first size only): `ask` over the answerable questions (`--answerable-queries`),
-  on the single index and fanned out to the cluster, p50/p95 over the questions the single
-  index answers (the first 20 only warm up); the JSON of every answer is compared.
+- latency (first size only): each answerable question (`--answerable-queries`) asked of the
+  single index, the shards in-process and the shards on the cluster in turn; p50/p95 over the
+  questions the single index answers (the first 20 only warm up); every answer's JSON compared.
 With --identical-size: the JSON of 500 answerable questions, single index against the cluster
 with 1, 3 and 7 shards. Writes bench/RESULTS-cluster.md.
 """
@@ -92,30 +92,27 @@ def cluster_build(folder: Path, cache: Path, shards: int, cluster: LocalCluster)
             "coordinator_peak_mb": peak_rss_mb()}  # fmt: skip
 
 
-def timed_answers(answerer: Answerer, questions: list[str]) -> tuple[list[float], list[str]]:
-    for question in questions[:WARM_UP]:
-        answerer.ask(question)
-    times, answers = [], []
-    for question in questions:
-        started = time.perf_counter()
-        answer = answerer.ask(question)
-        times.append((time.perf_counter() - started) * 1000)
-        answers.append(render_json(answer))
-    return times, answers
-
-
 def latency(folder: Path, cache: Path, shards: int, questions: list[str], cluster: LocalCluster) -> dict:
-    single = Answerer.from_settings(settings(folder, cache / "single"))
-    single_ms, reference = timed_answers(single, questions)
-    local = Answerer.from_settings(settings(folder, cache / "sharded-build", shards=shards))
-    local_ms, local_answers = timed_answers(local, questions)
-    fanned = Answerer.from_settings(settings(folder, cache / "sharded-build", shards=shards,
-                                             cluster=cluster.scheduler_address))  # fmt: skip
+    """Each question asked of the single index, the shards in-process and the cluster in turn, so that
+    all three meet the same load on the machine."""
+    answerers = {
+        "single": Answerer.from_settings(settings(folder, cache / "single")),
+        "in_process": Answerer.from_settings(settings(folder, cache / "sharded-build", shards=shards)),
+        "cluster": Answerer.from_settings(settings(folder, cache / "sharded-build", shards=shards,
+                                                   cluster=cluster.scheduler_address)),
+    }  # fmt: skip
+    times: dict[str, list[float]] = {name: [] for name in answerers}
+    answers: dict[str, list[str]] = {name: [] for name in answerers}
     try:
-        cluster_ms, cluster_answers = timed_answers(fanned, questions)
+        for question in questions:
+            for name, answerer in answerers.items():
+                started = time.perf_counter()
+                answer = answerer.ask(question)
+                times[name].append((time.perf_counter() - started) * 1000)
+                answers[name].append(render_json(answer))
     finally:
-        fanned.close()
-    answered = [i for i, line in enumerate(reference) if not json.loads(line)["abstained"]][WARM_UP:]
+        answerers["cluster"].close()
+    answered = [i for i, line in enumerate(answers["single"]) if not json.loads(line)["abstained"] and i >= WARM_UP]
 
     def percentiles(ms: list[float]) -> tuple[float, float]:
         chosen = np.array(ms)[answered]
@@ -123,11 +120,9 @@ def latency(folder: Path, cache: Path, shards: int, questions: list[str], cluste
 
     return {
         "answered": len(answered),
-        "single": percentiles(single_ms),
-        "in_process": percentiles(local_ms),
-        "cluster": percentiles(cluster_ms),
-        "identical_cluster": sum(a == b for a, b in zip(reference, cluster_answers, strict=True)),
-        "identical_in_process": sum(a == b for a, b in zip(reference, local_answers, strict=True)),
+        **{name: percentiles(times[name]) for name in answerers},
+        "identical_cluster": sum(a == b for a, b in zip(answers["single"], answers["cluster"], strict=True)),
+        "identical_in_process": sum(a == b for a, b in zip(answers["single"], answers["in_process"], strict=True)),
         "questions": len(questions),
     }
 

@@ -132,12 +132,12 @@ class ShardServer:
         return self._global_sents(sents), scores
 
     def search_prefetch(
-        self, weighted_terms: Sequence[tuple[int, float]], k: int
+        self, weighted_terms: Sequence[tuple[int, float]], k: int, prefetch: int
     ) -> tuple[np.ndarray, np.ndarray, Prefetched]:
-        """search, plus what the answerer reads next of these candidates and their neighbours
-        (any that make the global top-k are here, with their neighbours: one round trip, not two)."""
+        """search, plus what the answerer reads next of the best `prefetch` candidates and their
+        neighbours: their term weights and sentences (one round trip, not two)."""
         sents, scores = self.search(weighted_terms, k)
-        local = self._local_sents(sents)
+        local = self._local_sents(sents[:prefetch])
         before, after = self.index.neighbour_arrays(local)
         around = np.unique(np.concatenate([local, before[before >= 0], after[after >= 0]]))
         terms = tuple(dict.fromkeys(term for term, _ in weighted_terms))

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from qabot.config import Settings
 
 CACHED_SENTENCES = 100_000  # sentence texts and terms the coordinator keeps (about 30 MB)
+PREFETCH_SPARE = 4  # candidates a shard prefetches beyond twice its share of the top k
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,29 +62,27 @@ class _PrefetchLookup:
         self.sorted = sents[self.order]
         self.rows = {term: row for row, term in enumerate(prefetched.terms)}
 
-    def _columns(self, sents: np.ndarray) -> np.ndarray | None:
-        """Each sentence's column in the batch; None unless all are there."""
+    def find(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each sentence was prefetched, and its column in the batch where it was."""
         if not len(self.sorted):
-            return None if len(sents) else np.empty(0, dtype=np.int64)
+            return np.zeros(len(sents), dtype=bool), np.zeros(len(sents), dtype=np.int64)
         at = np.minimum(np.searchsorted(self.sorted, sents), len(self.sorted) - 1)
-        return self.order[at] if bool((self.sorted[at] == sents).all()) else None
+        return self.sorted[at] == sents, self.order[at]
 
-    def term_weights(self, terms: Sequence[int], sents: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Index.term_weights when every term and sentence (-1: none) was prefetched, else None."""
+    def fill(self, terms: Sequence[int], sents: np.ndarray, present: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Copy the prefetched columns of term_weights(terms, sents) into present and weights;
+        returns which sentences were filled (none unless every term was prefetched)."""
         rows = [self.rows.get(term) for term in terms]
-        real = np.flatnonzero(sents >= 0)
-        columns = self._columns(sents[real])
-        if columns is None or None in rows:
-            return None
-        present = np.zeros((len(terms), len(sents)), dtype=bool)
-        weights = np.zeros((len(terms), len(sents)))
-        present[:, real] = self.prefetched.present[rows][:, columns]
-        weights[:, real] = self.prefetched.weights[rows][:, columns]
-        return present, weights
+        if None in rows:
+            return np.zeros(len(sents), dtype=bool)
+        found, columns = self.find(sents)
+        present[:, found] = self.prefetched.present[rows][:, columns[found]]
+        weights[:, found] = self.prefetched.weights[rows][:, columns[found]]
+        return found
 
     def sentence(self, sent: int) -> _Sentence | None:
-        columns = self._columns(np.array([sent], dtype=np.int64))
-        if columns is None:
+        found, columns = self.find(np.array([sent], dtype=np.int64))
+        if not found[0]:
             return None
         batch, i = self.prefetched.batch, int(columns[0])
         return _Sentence(batch.texts[i], batch.terms[batch.term_ptr[i] : batch.term_ptr[i + 1]], int(batch.starts[i]),
@@ -171,8 +170,12 @@ class ShardedIndex:
         """Every shard's top-k, merged: the single index's top-k (ids and scores) when all answer."""
         if not weighted_terms or k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0)
-        request = (list(weighted_terms), k)
-        method = "search_prefetch" if self.pool.prefetch else "search"
+        if self.pool.prefetch:
+            # A shard seldom holds more than twice its share of the top k; the rest is fetched when needed.
+            request: tuple = (list(weighted_terms), k, min(k, 2 * -(-k // self.n_shards) + PREFETCH_SPARE))
+            method = "search_prefetch"
+        else:
+            request, method = (list(weighted_terms), k), "search"
         results, failed = self.pool.call(method, dict.fromkeys(range(self.n_shards), request))
         if failed:
             missing = getattr(self._question, "missing", None)
@@ -190,13 +193,13 @@ class ShardedIndex:
         """Index.term_weights: from what the last search prefetched, else asked of the shards holding
         the sentences (which also send their text)."""
         sents = np.asarray(sents, dtype=np.int64)
-        prefetched = getattr(self._question, "prefetched", None)
-        known = prefetched.term_weights(terms, sents) if prefetched is not None else None
-        if known is not None:
-            return known
         present = np.zeros((len(terms), len(sents)), dtype=bool)
         weights = np.zeros((len(terms), len(sents)))
-        columns = np.flatnonzero((sents >= 0) & (sents < self.n_sentences))
+        wanted = (sents >= 0) & (sents < self.n_sentences)
+        prefetched = getattr(self._question, "prefetched", None)
+        if prefetched is not None:
+            wanted &= ~prefetched.fill(terms, sents, present, weights)
+        columns = np.flatnonzero(wanted)
         owners = self._shards_of(sents[columns])
         requests = {int(s): (list(terms), sents[columns[owners == s]]) for s in np.unique(owners)}
         for s, (shard_present, shard_weights, batch) in self._call_all("details", requests).items():
