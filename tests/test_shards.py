@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qabot import sharded as sharded_module
 from qabot.answer import Answerer
 from qabot.config import load_settings, replace
 from qabot.render import render_json
 from qabot.searchable import SearchableIndex
-from qabot.shard_server import LocalRunner
+from qabot.shard_server import LocalRunner, LocalShards
 from qabot.sharded import ShardedAnswerer, index_params
 from qabot.shards import layout_folder, load_manifest, open_shards, shard_folder, shard_of
 from tests.conftest import DEV_SET, PROJECT, SEEDS, settings_for
@@ -170,3 +171,25 @@ def test_the_single_and_the_sharded_index_both_offer_the_whole_protocol(answerer
     assert list(sharded.index.sent_doc[np.arange(5, 9)]) == list(single.sent_doc[np.arange(5, 9)])
     assert list(sharded.index.sent_start[np.array([3, 40])]) == list(single.sent_start[np.array([3, 40])])
     assert sharded.index.neighbours(40) == single.neighbours(40)
+
+
+@pytest.mark.skipif(not DEV_SET.exists(), reason="../shared/eval/dev.jsonl is absent")
+def test_prefetching_shards_answer_the_same_even_when_the_prefetch_falls_short(
+    answerer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a cluster a search brings each shard's best candidates along; whatever it did not bring
+    is fetched afterwards. Here every shard brings only its best one."""
+    monkeypatch.setattr(LocalShards, "prefetch", True)
+    monkeypatch.setattr(sharded_module, "PREFETCH_SPARE", 1 - 2 * 17)  # 2 * ceil(50 / 3) + spare = 1
+    sharded = Answerer.from_settings(settings_for(SEEDS, tmp_path / "cache", shards=3))
+    calls: list[str] = []
+    call = sharded.index.pool.call
+
+    def counted(method: str, requests: dict) -> tuple:
+        calls.append(method)
+        return call(method, requests)
+
+    monkeypatch.setattr(sharded.index.pool, "call", counted)
+    questions = dev_questions()
+    assert [render_json(sharded.ask(q)) for q in questions] == [render_json(answerer.ask(q)) for q in questions]
+    assert "search_prefetch" in calls and "details" in calls
