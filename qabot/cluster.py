@@ -118,20 +118,38 @@ class DaskShards:
         results: dict[int, Any] = {}
         pending = set(by_group)
         for attempt in range(RELOADS + 1):
-            started = {g: self._start(g, method, by_group[g]) for g in sorted(pending)}
             lost = set()
-            for g, future in started.items():
-                try:
-                    if future is None:
-                        raise RuntimeError("actor lost")
-                    results.update(future.result(timeout=CALL_TIMEOUT))
-                except LOST:
+            for g, outcome in self._round(method, by_group, sorted(pending)).items():
+                if isinstance(outcome, LOST):
                     lost.add(g)
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                else:
+                    results.update(outcome)
             if not lost or attempt == RELOADS:
                 break
             self._reload(lost)
             pending = lost
         return results, frozenset(requests) - results.keys()
+
+    def _round(self, method: str, by_group: Mapping[int, dict[int, tuple]], groups: list[int]) -> dict[int, Any]:
+        """One call to each group's actor, all in flight at once, awaited on the client's event loop
+        (one hand-off between threads per round, not two per call); each group's result or error."""
+
+        async def one(group: int) -> Any:
+            future = self._start(group, method, by_group[group])
+            if future is None:
+                raise RuntimeError("actor lost")
+            return await asyncio.wait_for(future, CALL_TIMEOUT)
+
+        async def fan_out() -> list:
+            return await asyncio.gather(*(one(group) for group in groups), return_exceptions=True)
+
+        try:
+            outcomes = self.client.sync(fan_out, callback_timeout=CALL_TIMEOUT + CONNECT_TIMEOUT)
+        except LOST as exc:
+            outcomes = [exc] * len(groups)
+        return dict(zip(groups, outcomes, strict=True))
 
     def _start(self, group: int, method: str, requests: dict[int, tuple]) -> Any:
         try:
