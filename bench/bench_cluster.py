@@ -1,15 +1,16 @@
 """The sharded index on a Dask LocalCluster (2 workers on 127.0.0.1) against the single index.
 
-    python bench/bench_cluster.py --sizes 1000000 5000000 [--shards 8] [--identical-size 100000]
+    python bench/bench_cluster.py --sizes 1000000 5000000 [--phases build latency identical]
 
 Per size: a make_corpus corpus (reused from WORK/corpus-SIZE once done), then
 - build: `qabot index` in a fresh process (the single index; peak RSS of it and of its fork
   pool), and the sharded build on a fresh 2-worker LocalCluster (wall time, peak RSS per worker);
-- latency (first size only): each answerable question (`--answerable-queries`) asked of the
+- latency (first size only; per --latency-shards): each answerable question (`--answerable-queries`) asked of the
   single index, the shards in-process and the shards on the cluster in turn; p50/p95 over the
   questions the single index answers (the first 20 only warm up); every answer's JSON compared.
-With --identical-size: the JSON of 500 answerable questions, single index against the cluster
-with 1, 3 and 7 shards. Writes bench/RESULTS-cluster.md.
+- identical: the JSON of 500 answerable questions at --identical-size (100,000), single index
+  against the cluster with 1, 3 and 7 shards.
+Writes its sections of bench/RESULTS-cluster.md.
 """
 
 from __future__ import annotations
@@ -150,10 +151,14 @@ def new_cluster() -> LocalCluster:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
-    parser.add_argument("--phases", nargs="+", choices=("build", "latency"), default=["build", "latency"],
-                        help="build: every size; latency: the first size, on the shards the build made")
-    parser.add_argument("--shards", type=int, default=8, help="shards of the cluster build and latency run (8)")
-    parser.add_argument("--identical-size", type=int, help="also compare 500 answers at this size, 1/3/7 shards")
+    parser.add_argument("--phases", nargs="+", choices=("build", "latency", "identical"),
+                        default=["build", "latency", "identical"],
+                        help="build: every size; latency: the first size; identical: --identical-size")
+    parser.add_argument("--shards", type=int, default=8, help="shards of the cluster build (8)")
+    parser.add_argument("--latency-shards", type=int, nargs="+", default=[WORKERS, 8],
+                        help="shard counts of the latency runs (2 8; a count other than the build's re-shards)")
+    parser.add_argument("--identical-size", type=int, default=100_000,
+                        help="corpus of the identical phase: 500 answers compared with 1, 3 and 7 shards (100000)")
     parser.add_argument("--work", type=Path, default=HERE / "work" / "cluster")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -185,22 +190,24 @@ def main() -> int:
     if "latency" in args.phases:
         size = args.sizes[0]
         folder, questions = corpus(args.work, size)
-        with new_cluster() as cluster:
-            result = latency(folder, args.work / f"cache-{size}", args.shards, questions, cluster)
-        (s50, s95), (l50, l95), (c50, c95) = result["single"], result["in_process"], result["cluster"]
-        row = [f"{size:,}", str(args.shards), str(result["answered"]), f"{s50:.2f} / {s95:.2f}",
-               f"{l50:.2f} / {l95:.2f}", f"{c50:.2f} / {c95:.2f}", f"{c50 - s50:+.2f}",
-               f"{result['identical_cluster']}/{result['questions']}",
-               f"{result['identical_in_process']}/{result['questions']}"]  # fmt: skip
-        print(row, flush=True)
+        rows = []
+        for shards in args.latency_shards:
+            with new_cluster() as cluster:
+                result = latency(folder, args.work / f"cache-{size}", shards, questions, cluster)
+            (s50, s95), (l50, l95), (c50, c95) = result["single"], result["in_process"], result["cluster"]
+            rows.append([f"{size:,}", str(shards), str(result["answered"]), f"{s50:.2f} / {s95:.2f}",
+                         f"{l50:.2f} / {l95:.2f}", f"{c50:.2f} / {c95:.2f}", f"{c50 - s50:+.2f}",
+                         f"{result['identical_cluster']}/{result['questions']}",
+                         f"{result['identical_in_process']}/{result['questions']}"])  # fmt: skip
+            print(rows[-1], flush=True)
         sections["cluster-latency"] = "\n".join([
             "## Sharded answering on a Dask LocalCluster (bench_cluster.py)", *heading,
             "Latency of `Answerer.ask` (ms, p50 / p95 over the questions the single index answers):", "",
             markdown_table(["sentences", "shards", "answered", "single index", "sharded, in-process",
                             f"sharded, {WORKERS} Dask workers", "fan-out overhead p50", "JSON equal (cluster)",
-                            "JSON equal (in-process)"], [row]),
+                            "JSON equal (in-process)"], rows),
         ])  # fmt: skip
-    if args.identical_size:
+    if "identical" in args.phases:
         folder, questions = corpus(args.work, args.identical_size)
         with new_cluster() as cluster:
             same_rows = identical(folder, args.work / f"cache-{args.identical_size}", questions, cluster)
