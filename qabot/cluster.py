@@ -17,11 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from qabot.errors import ClusterError, ConfigError, QabotError
 from qabot.shard_server import ShardServer
 from qabot.shards import (
+    Manifest,
     ManifestRef,
     ShardBuilt,
     ShardJob,
@@ -35,7 +37,7 @@ from qabot.store import CacheInvalid, IndexParams
 
 try:
     from distributed import Client, LocalCluster, as_completed
-except ImportError:  # pragma: no cover - the message is the point
+except ImportError:
     raise ConfigError("--cluster needs the cluster extra: pip install -e '.[cluster]'") from None
 
 # Every wait on the cluster is bounded (seconds).
@@ -94,7 +96,7 @@ class ShardGroup:
     in `damaged`; calls for it get no result.
     """
 
-    def __init__(self, ref: ManifestRef, root: Any, numbers: Sequence[int], params: IndexParams) -> None:
+    def __init__(self, ref: ManifestRef, root: Path, numbers: Sequence[int], params: IndexParams) -> None:
         keep_freed_memory()
         self.servers: dict[int, ShardServer] = {}
         self.damaged: dict[int, str] = {}
@@ -123,7 +125,7 @@ class DaskShards:
 
     prefetch = True  # a round trip costs more than reading ahead the candidates' neighbours and text
 
-    def __init__(self, client: Client, ref: ManifestRef, root: Any, params: IndexParams,
+    def __init__(self, client: Client, ref: ManifestRef, root: Path, params: IndexParams,
                  groups: Sequence[tuple[int, ...]], actors: Sequence) -> None:  # fmt: skip
         self.client, self.ref, self.root, self.params = client, ref, root, params
         self.groups, self.actors = list(groups), list(actors)
@@ -201,7 +203,7 @@ class DaskShards:
 
 
 class DaskRunner:
-    """Shard work on a Dask cluster: one task per shard to build, one actor per shard to serve."""
+    """Shard work on a Dask cluster: one task per shard to build, one actor per worker to serve."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -235,13 +237,13 @@ class DaskRunner:
                 done(future.result())
         except QabotError:
             raise
-        except (*LOST, Exception) as exc:
+        except (Exception, asyncio.CancelledError) as exc:
             raise ClusterError(f"building the shards on the cluster failed ({exc.__class__.__name__}: {exc})") from None
         finally:
             for future in futures:
                 future.release()
 
-    def serve(self, manifest: Any, params: IndexParams) -> DaskShards:
+    def serve(self, manifest: Manifest, params: IndexParams) -> DaskShards:
         """The shards dealt round-robin to the workers, each worker's served by one actor;
         ShardsDamaged names the shards that cannot be loaded."""
         workers = self.workers()
