@@ -78,6 +78,10 @@ class Answerer:
         cls, settings: Settings, warn: Callable[[str], None] = lambda message: None, progress: Progress | None = None
     ) -> Answerer:
         """Open (load, refresh or build) the index the settings describe and wrap it."""
+        if settings.cluster or settings.shards:  # a sharded index, served here or on a Dask cluster
+            from qabot.sharded import open_sharded_answerer
+
+            return open_sharded_answerer(settings, warn)
         from qabot.store import IndexParams, open_index
 
         params = IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)

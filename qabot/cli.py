@@ -35,6 +35,11 @@ def _common_options() -> argparse.ArgumentParser:
                         help="settings file (default config/qabot.toml)")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks for errors")
+    common.add_argument("--cluster", metavar="ADDRESS", default=argparse.SUPPRESS,
+                        help="Dask scheduler to build and answer on, e.g. tcp://127.0.0.1:8786 (env QABOT_CLUSTER; "
+                        "needs pip install -e '.[cluster]')")
+    common.add_argument("--shards", type=int, metavar="N", default=argparse.SUPPRESS,
+                        help="split the index into N shards (env QABOT_SHARDS; 0: one unsharded index)")
     return common
 
 
@@ -117,7 +122,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from --config, QABOT_* variables and --corpus, in increasing priority."""
     config = getattr(args, "config", None)
     corpus = getattr(args, "corpus", None)
-    return load_settings(Path(config) if config else None, overrides={"corpus": corpus})
+    overrides = {"corpus": corpus, "cluster": getattr(args, "cluster", None), "shards": getattr(args, "shards", None)}
+    return load_settings(Path(config) if config else None, overrides=overrides)
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -157,6 +163,11 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.cite import printable
     from qabot.store import IndexParams, open_index
 
+    if settings.cluster or settings.shards:
+        from qabot.sharded import index_summary
+
+        print(index_summary(settings, warn))
+        return EXIT_OK
     started = time.perf_counter()
     params = IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
     index, report = open_index(settings.corpus, settings.index_dir, params, warn, progress_bar())

@@ -46,6 +46,8 @@ class Settings:
     cooldown_seconds: float = 30.0
     reload_poll_seconds: float = 0.0
     owner_ids: tuple[int, ...] = ()
+    cluster: str | None = None
+    shards: int = 0
     source: str = field(default="built-in defaults", compare=False)
 
     @property
@@ -76,8 +78,10 @@ _KINDS: dict[str, tuple[str, str]] = {
     "cooldown_seconds": ("nonneg", "a non-negative number"),
     "reload_poll_seconds": ("nonneg", "a non-negative number"),
     "owner_ids": ("ids", "a list of user ids"),
+    "cluster": ("optaddress", "a Dask scheduler address such as tcp://127.0.0.1:8786 (or empty)"),
+    "shards": ("count", "a whole number from 0 (one unsharded index) up"),
 }
-_SECTIONS = ("corpus", "index", "answer", "repl", "discord")
+_SECTIONS = ("corpus", "index", "answer", "repl", "discord", "cluster")
 
 
 def load_settings(
@@ -154,10 +158,16 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             return Path(value).expanduser()
         except RuntimeError:  # "~name/..." where no user has that name
             raise ConfigError(f"{where}: {value!r} starts with the home folder of a user that does not exist") from None
+    if kind == "optaddress":
+        if value is None:
+            return None
+        if not isinstance(value, str) or any(ch.isspace() or not ch.isprintable() for ch in value.strip()):
+            raise bad
+        return value.strip() or None
     if kind == "optunit" and (value is None or (isinstance(value, str) and not value.strip())):
         return None
-    if kind in ("posint", "nonneg", "unit", "optunit"):
-        number = _number(value, integer=kind == "posint")
+    if kind in ("posint", "nonneg", "unit", "optunit", "count"):
+        number = _number(value, integer=kind in ("posint", "count"))
         if number is None:
             raise bad
         if (kind == "posint" and number < 1) or number < 0 or (kind in ("unit", "optunit") and number > 1):

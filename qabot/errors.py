@@ -15,3 +15,7 @@ class CorpusError(QabotError):
 
 class CitationError(QabotError):
     """A citation is malformed, stale, or points outside the corpus."""
+
+
+class ClusterError(QabotError):
+    """The Dask cluster cannot be reached, or a shard cannot be served."""

@@ -124,8 +124,24 @@ def open_index(
     root = check_root(corpus_root)
     if cache_root.exists() and not cache_root.is_dir():
         raise ConfigError(f"cache_dir {cache_root} is a file, not a folder; point cache_dir at a folder")
-    folder = corpus_cache_dir(cache_root, root)
     entries, listing_skips = list_articles(root)
+    folder = corpus_cache_dir(cache_root, root)
+    index, report = update_index(root, folder, entries, listing_skips, params, warn, progress)
+    return index, replace(report, seconds=time.perf_counter() - started)
+
+
+def update_index(
+    root: Path,
+    folder: Path,
+    entries: Sequence[FileEntry],
+    listing_skips: Sequence[Skipped],
+    params: IndexParams,
+    warn: Warn,
+    progress: Progress | None = None,
+) -> tuple[Index, OpenReport]:
+    """The index of `entries` (files of root) stored in folder: loaded when none changed, else
+    refreshed or rebuilt, then saved. A shard of a sharded index is one such folder."""
+    started = time.perf_counter()
     try:
         stored = load_index(folder, root, params)
     except CacheInvalid as exc:
