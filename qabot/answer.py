@@ -15,9 +15,10 @@ import numpy as np
 from qabot.analyze import analyze, derivations, fold, frame_terms, term_spans
 from qabot.answer_type import expected_type
 from qabot.features import Candidates, QueryTerm, candidate_features, question_features
-from qabot.index import Index, idf_of_unknown
+from qabot.index import idf_of_unknown
 from qabot.learned import Models, logistic, shipped_models
 from qabot.model import Answer, Location, Passage
+from qabot.searchable import SearchableIndex
 from qabot.segment import paragraph_numbers
 from qabot.variants import VariantFinder
 
@@ -43,6 +44,10 @@ class AnswerParams:
     min_confidence: float | None = None
     variant_weight: float = 0.7
 
+    @staticmethod
+    def from_settings(settings: Settings) -> AnswerParams:
+        return AnswerParams(settings.top_k, settings.min_confidence, settings.variant_weight)
+
 
 @dataclass(frozen=True, slots=True)
 class Ranking:
@@ -63,9 +68,9 @@ def clean_question(question: str) -> str:
 
 
 class Answerer:
-    """Answers questions from one Index; pure given the index, safe to call from several threads."""
+    """Answers questions from an Index or a ShardedIndex; pure given it, safe to call from several threads."""
 
-    def __init__(self, index: Index, params: AnswerParams | None = None, models: Models | None = None) -> None:
+    def __init__(self, index: SearchableIndex, params: AnswerParams | None = None, models: Models | None = None) -> None:
         self.index = index
         self.params = params or AnswerParams()
         self.models = models or shipped_models()
@@ -86,7 +91,7 @@ class Answerer:
 
         params = IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
         index, _ = open_index(settings.corpus, settings.index_dir, params, warn, progress)
-        return cls(index, AnswerParams(settings.top_k, settings.min_confidence, settings.variant_weight))
+        return cls(index, AnswerParams.from_settings(settings))
 
     @property
     def root(self) -> Path:

@@ -17,7 +17,7 @@ import numpy as np
 
 from qabot.analyze import term_of, term_spans
 from qabot.answer_type import has_answer_type
-from qabot.index import Index
+from qabot.searchable import SearchableIndex
 
 # Names of the columns candidate_features returns, in order (the ranker's weights follow them).
 CANDIDATE_FEATURES = (
@@ -83,7 +83,7 @@ def coverage_mass(terms: Sequence[QueryTerm]) -> np.ndarray:
 
 
 def candidate_features(
-    index: Index,
+    index: SearchableIndex,
     terms: Sequence[QueryTerm],
     sents: np.ndarray,
     answer_type: str | None,
@@ -124,7 +124,8 @@ def candidate_features(
     idf = np.array([term.mass for term in terms])
     saturation = paragraph_count * (index.k1 + 1) / (paragraph_count + index.k1)
     paragraph_bm25 = idf @ saturation / (idf.sum() or 1.0)
-    texts = [index.sentence_text(int(sent)) for sent in sents]
+    texts = [index.sentence_text(sent) for sent in sents.tolist()]
+    sentence_terms = [index.sentence_terms(sent) for sent in sents.tolist()]
     question_ids = {term.own_id for term in terms if term.own_id is not None}
     focus_ids = question_ids if answer_type == "definition" else set()
     typed = np.array([_holds_answer_type(index, text, answer_type, focus_ids) for text in texts], dtype=np.float64)
@@ -142,11 +143,11 @@ def candidate_features(
         "typed_share": typed * own / (own.max() or 1.0),
         "typed_paragraph": typed * paragraph_bm25 / (paragraph_bm25.max() or 1.0),
         "anaphora": np.array([bool(_ANAPHORIC.match(text)) for text in texts]) * before_score,
-        "novelty": np.array([_novelty(index.sentence_terms(int(sent)), question_ids) for sent in sents]),
+        "novelty": np.array([_novelty(terms_of, question_ids) for terms_of in sentence_terms]),
         "new_names": np.log1p([_new_names(index, text, question_ids) for text in texts]),
-        "in_order": np.array([_in_order(index.sentence_terms(int(sent)), terms) for sent in sents]),
-        "proximity": np.array([_proximity(index.sentence_terms(int(sent)), question_ids) for sent in sents]),
-        "log_length": np.log1p((index.tok_ptr[sents + 1] - index.tok_ptr[sents]).astype(np.float64)),
+        "in_order": np.array([_in_order(terms_of, terms) for terms_of in sentence_terms]),
+        "proximity": np.array([_proximity(terms_of, question_ids) for terms_of in sentence_terms]),
+        "log_length": np.log1p([len(terms_of) for terms_of in sentence_terms]),
     }
     return Candidates(sents, np.column_stack([columns[name] for name in CANDIDATE_FEATURES]))
 
@@ -184,7 +185,7 @@ def _paragraph_members(
     return np.concatenate(members), np.concatenate(owner)
 
 
-def _holds_answer_type(index: Index, text: str, answer_type: str | None, focus_ids: set[int]) -> bool:
+def _holds_answer_type(index: SearchableIndex, text: str, answer_type: str | None, focus_ids: set[int]) -> bool:
     if not answer_type:
         return False
     focus = []
@@ -200,7 +201,7 @@ def _novelty(sentence_terms: np.ndarray, question_ids: set[int]) -> float:
     return 1.0 - repeated / len(sentence_terms)
 
 
-def _new_names(index: Index, text: str, question_ids: set[int]) -> int:
+def _new_names(index: SearchableIndex, text: str, question_ids: set[int]) -> int:
     """Capitalised words past the sentence's first, and numbers, whose terms the question lacks."""
     count = 0
     for match in _NAME_OR_NUMBER.finditer(text, 1):

@@ -41,6 +41,10 @@ class SearchableIndex(Protocol):
     def n_sentences(self) -> int: ...
 
     @property
+    def k1(self) -> float:
+        """BM25's term-frequency saturation parameter."""
+
+    @property
     def vocab(self) -> Sequence[str]:
         """Sorted terms; a term's id is its position."""
 

@@ -347,9 +347,7 @@ def open_sharded_answerer(settings: Settings, warn: Warn = lambda message: None)
         runner.close()
         raise
     index = ShardedIndex(opened.manifest, pool, settings.k1, settings.b)
-    params = AnswerParams(settings.top_k, settings.min_coverage, settings.variant_weight, settings.context_weight,
-                          settings.type_bonus)  # fmt: skip
-    return ShardedAnswerer(index, params)
+    return ShardedAnswerer(index, AnswerParams.from_settings(settings))
 
 
 def index_summary(settings: Settings, warn: Warn) -> str:

@@ -38,7 +38,7 @@ def answers(answerer: Answerer, questions=QUESTIONS) -> list:
 
 
 def answers_of_index(index, settings: Settings, questions=QUESTIONS) -> list:
-    params = AnswerParams(settings.top_k, settings.min_confidence, settings.variant_weight)
+    params = AnswerParams.from_settings(settings)
     return answers(Answerer(index, params), questions)
 
 
