@@ -176,7 +176,7 @@ class Answerer:
     def _variant_finder(self) -> VariantFinder:
         with self._variants_lock:
             if self._variants is None:
-                self._variants = VariantFinder(self.index.vocab)
+                self._variants = VariantFinder(self.index.vocab, self.index.bigrams)
             return self._variants
 
     def _rank(

@@ -20,13 +20,19 @@ from pathlib import Path
 import numpy as np
 
 from qabot.analyze import analyze
+from qabot.blockmax import BLOCK, block_bounds, block_pointers, positions_of_blocks
 from qabot.corpus import Document, Skipped
 from qabot.segment import line_starts, sentence_spans
+from qabot.variants import BigramTable, bigram_table
 
 EPSILON = 0.25  # rank-bm25's default floor for negative IDF, as a share of the mean IDF
 # Document text lives in packs that generations share, so a refresh writes only the changed text.
 COMPACT_LIVE_SHARE = 0.5  # below this share of live bytes, all text is rewritten into one pack
 MAX_PACKS = 16  # above this many, every pack but the largest is merged into one
+# Top-k search: below this many postings a query is scored exhaustively (bounds would cost more than they save).
+EXHAUSTIVE_POSTINGS = 30_000
+SEED_POSTINGS = 4096  # postings of the rarest terms scored first, to learn a score the k-th best reaches
+BOUND_SLACK = 1e-9  # relative margin, so float rounding never lets a bound fall below a real score
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +179,21 @@ class Index:
     post_sent: np.ndarray  # int32[P]
     post_tf: np.ndarray  # uint16[P], occurrences of the term in the sentence
     post_len: np.ndarray  # uint16[P], terms in the sentence (sentences hold at most 1,000 characters)
+    blk_tf: np.ndarray  # uint16[B], per block of BLOCK postings (blockmax.py): the largest tf
+    blk_len: np.ndarray  # uint16[B], and the shortest sentence
+    # The vocabulary's BigramTable (variants.py), stored so that no process rebuilds it.
+    gram_codes: np.ndarray
+    gram_ptr: np.ndarray
+    gram_terms: np.ndarray
+    term_grams: np.ndarray
+    term_length: np.ndarray
+    term_first: np.ndarray
     idf: np.ndarray = field(init=False, repr=False, compare=False)  # float64[V]
     term_ids: dict[str, int] = field(init=False, repr=False, compare=False)
     # By sentence length: BM25's length normaliser, and the saturation at tf = 1 (most postings).
     _norm_by_length: np.ndarray = field(init=False, repr=False, compare=False)
     _saturation_at_one: np.ndarray = field(init=False, repr=False, compare=False)
+    _blk_ptr: np.ndarray = field(init=False, repr=False, compare=False)  # int64[V + 1]
     _buffers: threading.local = field(init=False, repr=False, compare=False)
     _text_cache: dict[int, str] = field(init=False, repr=False, compare=False)
 
@@ -190,12 +206,18 @@ class Index:
         object.__setattr__(self, "_norm_by_length", norm)
         object.__setattr__(self, "_saturation_at_one", tf_okapi(np.ones(longest + 1), norm.copy(), self.k1))
         object.__setattr__(self, "term_ids", {term: i for i, term in enumerate(self.vocab)})
+        object.__setattr__(self, "_blk_ptr", block_pointers(self.df))
         object.__setattr__(self, "_buffers", threading.local())
         object.__setattr__(self, "_text_cache", {})
 
     @property
     def n_sentences(self) -> int:
         return len(self.sent_doc)
+
+    @property
+    def bigrams(self) -> BigramTable:
+        return BigramTable(self.gram_codes, self.gram_ptr, self.gram_terms, self.term_grams, self.term_length,
+                           self.term_first)  # fmt: skip
 
     def doc_text(self, doc_id: int) -> str:
         """The document's full text, exactly as read from its file."""
@@ -244,9 +266,97 @@ class Index:
         return scores
 
     def search(self, weighted_terms: Sequence[tuple[int, float]], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k sentences (ids, scores, best first) for a weighted sum of term weights.
+        """Top-k sentences (ids, scores, best first, ties by id) for a weighted sum of term weights.
 
-        Touches only the query terms' postings; thread-safe (one buffer per thread).
+        Exactly what scoring every posting gives (`search_exhaustive`), but long queries skip the
+        postings that cannot reach the top k (MaxScore over block bounds). Thread-safe.
+        """
+        if not weighted_terms or k <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        terms = np.array([term_id for term_id, _ in weighted_terms], dtype=np.int64)
+        scales = [self.idf[term_id] * query_weight for term_id, query_weight in weighted_terms]
+        postings = int((self.post_ptr[terms + 1] - self.post_ptr[terms]).sum())
+        if postings > EXHAUSTIVE_POSTINGS and min(scales) > 0:
+            found = self._search_pruned(terms, scales, k, postings)
+            if found is not None:
+                return found
+        return self.search_exhaustive(weighted_terms, k)
+
+    def _search_pruned(
+        self, terms: np.ndarray, scales: list[float], k: int, postings: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """search's answer from the sentences that can reach the top k, or None when pruning would not pay.
+
+        The rarest terms' sentences are scored first; the k-th best of them is a floor the top k
+        reach. A sentence holding only terms whose bounds sum below the floor cannot make the top k
+        (MaxScore, Turtle and Flood 1995); nor can one in a block whose bound, plus every other
+        term's, stays below it. What is left is scored exactly, in the reference's term order.
+        """
+        lo, hi = self.post_ptr[terms].tolist(), self.post_ptr[terms + 1].tolist()
+        bounds = [self._block_bounds(int(t), scale) for t, scale in zip(terms.tolist(), scales, strict=True)]
+        upper = np.array([bound.max(initial=0.0) for bound in bounds])
+        seeds = self._seed_sentences(lo, hi, bounds, max(SEED_POSTINGS, 4 * k))
+        if len(seeds) < k:
+            return None
+        seed_scores = self._scores(terms, scales, seeds)
+        floor = np.partition(seed_scores, len(seeds) - k)[len(seeds) - k] / (1 + BOUND_SLACK)
+        by_bound = np.argsort(upper, kind="stable")
+        alone_too_low = np.cumsum(upper[by_bound]) < floor  # a prefix: these terms need an essential one
+        kept, kept_postings = [seeds], 0
+        for i in by_bound[~alone_too_low].tolist():
+            others = np.delete(upper, i).sum()
+            blocks = np.flatnonzero(bounds[i] + others >= floor)
+            kept.append(self.post_sent[positions_of_blocks(lo[i], hi[i], blocks)])
+            kept_postings += len(kept[-1])
+            if kept_postings * len(terms) > postings:  # looking each up would cost more than scoring all
+                return None
+        candidates = np.unique(np.concatenate(kept))
+        scores = self._scores(terms, scales, candidates)
+        if len(candidates) > k:
+            best = scores >= np.partition(scores, len(scores) - k)[len(scores) - k]  # ties at the cut stay
+            candidates, scores = candidates[best], scores[best]
+        order = np.lexsort((candidates, -scores))[:k]
+        return candidates[order].astype(np.int64), scores[order]
+
+    def _block_bounds(self, term: int, scale: float) -> np.ndarray:
+        """For each block of term's postings, a weight no posting in it exceeds (scale > 0)."""
+        lo, hi = self._blk_ptr[term], self._blk_ptr[term + 1]
+        return self._weights(self.blk_tf[lo:hi], self.blk_len[lo:hi], scale)
+
+    def _seed_sentences(self, lo: list[int], hi: list[int], bounds: list[np.ndarray], room: int) -> np.ndarray:
+        """About `room` sentences likely to score high: the rarest terms' postings, then the best blocks
+        of the next term."""
+        seeds = []
+        for i in np.argsort(np.subtract(hi, lo), kind="stable").tolist():
+            if hi[i] - lo[i] <= room:
+                seeds.append(self.post_sent[lo[i] : hi[i]])
+                room -= hi[i] - lo[i]
+                continue
+            best = np.sort(np.argsort(-bounds[i], kind="stable")[: max(room // BLOCK, 1)])
+            seeds.append(self.post_sent[positions_of_blocks(lo[i], hi[i], best)])
+            break
+        return np.unique(np.concatenate(seeds))
+
+    def _scores(self, terms: np.ndarray, scales: list[float], sents: np.ndarray) -> np.ndarray:
+        """Exact scores of sorted distinct sentences, summed term by term in the given order (as
+        search_exhaustive sums them, so the floats are identical)."""
+        total = np.zeros(len(sents))
+        for term, scale in zip(terms.tolist(), scales, strict=True):
+            lo, hi = int(self.post_ptr[term]), int(self.post_ptr[term + 1])
+            if hi == lo:
+                continue
+            listed = self.post_sent[lo:hi]
+            at = np.searchsorted(listed, sents)
+            np.minimum(at, hi - lo - 1, out=at)
+            hit = listed[at] == sents
+            rows = at[hit] + lo
+            total[hit] += self._weights(self.post_tf[rows], self.post_len[rows], scale)
+        return total
+
+    def search_exhaustive(self, weighted_terms: Sequence[tuple[int, float]], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """What `search` returns, found by scoring every posting of the query's terms (the reference).
+
+        Thread-safe (one buffer per thread).
         """
         if not weighted_terms or k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0)
@@ -262,11 +372,11 @@ class Index:
         candidates = np.concatenate(touched) if len(touched) > 1 else touched[0]
         scores = acc[candidates]
         acc[candidates] = 0.0
-        # A sentence appears once per query term it holds, always with its full score, so
-        # the best k * len(touched) entries hold the best k distinct sentences.
+        # A sentence appears once per query term it holds, always with its full score, so the best
+        # k * len(touched) entries, with every entry tied at the cut, hold the best k distinct sentences.
         wanted = k * len(touched)
         if len(candidates) > wanted:
-            top = np.argpartition(-scores, wanted - 1)[:wanted]
+            top = np.flatnonzero(scores >= np.partition(scores, len(scores) - wanted)[len(scores) - wanted])
             candidates, scores = candidates[top], scores[top]
         if len(touched) > 1:
             candidates, first = np.unique(candidates, return_index=True)
@@ -318,7 +428,8 @@ def build_index(root: Path, chunks: Sequence[Chunk], skipped: Sequence[Skipped],
     layout = _assemble(chunks)
     postings = _postings(layout.arrays["tok_ids"], layout.lengths, len(layout.vocab))
     return Index(root=root, docs=layout.docs, skipped=tuple(skipped), k1=k1, b=b, vocab=layout.vocab,
-                 **_text_layout(chunks, layout.doc_runs), **layout.arrays, **postings)  # fmt: skip
+                 **_text_layout(chunks, layout.doc_runs), **layout.arrays, **postings,
+                 **_derived(layout.vocab, postings))  # fmt: skip
 
 
 def refresh_index(
@@ -354,7 +465,15 @@ def refresh_index(
     postings = _merged_postings(old, layout)
     text = _compacted(**_text_layout(chunks, layout.doc_runs, old))
     return Index(root=old.root, docs=layout.docs, skipped=tuple(skipped), k1=old.k1, b=old.b, vocab=layout.vocab,
-                 **text, **layout.arrays, **postings)  # fmt: skip
+                 **text, **layout.arrays, **postings, **_derived(layout.vocab, postings))  # fmt: skip
+
+
+def _derived(vocab: Sequence[str], postings: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What an Index stores beside its postings so that no process recomputes it: block bounds, bigrams."""
+    table = bigram_table(vocab)
+    bigrams = {"gram_codes": table.codes, "gram_ptr": table.ptr, "gram_terms": table.terms,
+               "term_grams": table.term_grams, "term_length": table.term_length, "term_first": table.term_first}
+    return {**block_bounds(postings["post_ptr"], postings["post_tf"], postings["post_len"]), **bigrams}
 
 
 @dataclass(frozen=True, slots=True)
