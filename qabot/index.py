@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from qabot.analyze import analyze
-from qabot.blockmax import BLOCK, block_bounds, block_pointers, positions_of_blocks
+from qabot.blockmax import block_bounds, block_pointers
 from qabot.corpus import Document, Skipped
 from qabot.segment import line_starts, sentence_spans
 from qabot.variants import BigramTable, bigram_table
@@ -31,7 +31,6 @@ COMPACT_LIVE_SHARE = 0.5  # below this share of live bytes, all text is rewritte
 MAX_PACKS = 16  # above this many, every pack but the largest is merged into one
 # Top-k search: below this many postings a query is scored exhaustively (bounds would cost more than they save).
 EXHAUSTIVE_POSTINGS = 30_000
-SEED_POSTINGS = 4096  # postings of the rarest terms scored first, to learn a score the k-th best reaches
 BOUND_SLACK = 1e-9  # relative margin, so float rounding never lets a bound fall below a real score
 
 
@@ -105,6 +104,12 @@ class Chunk:
     lengths: np.ndarray  # int64, terms per sentence
     tok_ids: np.ndarray  # int32 per term occurrence
     vocab: tuple[str, ...]
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values, ascending (a sort beats np.unique's hashing on the short arrays of a query)."""
+    values = np.sort(values)
+    return values[np.append(True, values[1:] != values[:-1])] if len(values) else values
 
 
 def _joined(pieces: Sequence[np.ndarray], dtype: type) -> np.ndarray:
@@ -277,80 +282,80 @@ class Index:
         scales = [self.idf[term_id] * query_weight for term_id, query_weight in weighted_terms]
         postings = int((self.post_ptr[terms + 1] - self.post_ptr[terms]).sum())
         if postings > EXHAUSTIVE_POSTINGS and min(scales) > 0:
-            found = self._search_pruned(terms, scales, k, postings)
-            if found is not None:
-                return found
+            return self._search_pruned(terms, scales, k)
         return self.search_exhaustive(weighted_terms, k)
 
-    def _search_pruned(
-        self, terms: np.ndarray, scales: list[float], k: int, postings: int
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """search's answer from the sentences that can reach the top k, or None when pruning would not pay.
+    def _search_pruned(self, terms: np.ndarray, scales: list[float], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """search's answer, scanning only the postings that can change it (MaxScore, Turtle and Flood 1995).
 
-        The rarest terms' sentences are scored first; the k-th best of them is a floor the top k
-        reach. A sentence holding only terms whose bounds sum below the floor cannot make the top k
-        (MaxScore, Turtle and Flood 1995); nor can one in a block whose bound, plus every other
-        term's, stays below it. What is left is scored exactly, in the reference's term order.
+        Terms are scanned best bound first; the k-th best partial score so far is a floor the top k
+        reach. Once the unscanned terms' bounds sum below it, no unseen sentence can make the top k:
+        the seen ones are completed by looking the other terms up, dropping every sentence whose
+        partial score plus the bounds still missing falls below the floor. Survivors are scored
+        exactly, in the reference's term order.
         """
         lo, hi = self.post_ptr[terms].tolist(), self.post_ptr[terms + 1].tolist()
-        bounds = [self._block_bounds(int(t), scale) for t, scale in zip(terms.tolist(), scales, strict=True)]
-        upper = np.array([bound.max(initial=0.0) for bound in bounds])
-        seeds = self._seed_sentences(lo, hi, bounds, max(SEED_POSTINGS, 4 * k))
-        if len(seeds) < k:
-            return None
-        seed_scores = self._scores(terms, scales, seeds)
-        floor = np.partition(seed_scores, len(seeds) - k)[len(seeds) - k] / (1 + BOUND_SLACK)
-        by_bound = np.argsort(upper, kind="stable")
-        alone_too_low = np.cumsum(upper[by_bound]) < floor  # a prefix: these terms need an essential one
-        kept, kept_postings = [seeds], 0
-        for i in by_bound[~alone_too_low].tolist():
-            others = np.delete(upper, i).sum()
-            blocks = np.flatnonzero(bounds[i] + others >= floor)
-            kept.append(self.post_sent[positions_of_blocks(lo[i], hi[i], blocks)])
-            kept_postings += len(kept[-1])
-            if kept_postings * len(terms) > postings:  # looking each up would cost more than scoring all
-                return None
-        candidates = np.unique(np.concatenate(kept))
+        pairs = zip(terms.tolist(), scales, strict=True)
+        upper = np.array([self._block_bounds(term, scale).max(initial=0.0) for term, scale in pairs])
+        order = np.argsort(np.subtract(hi, lo), kind="stable").tolist()  # shortest first: cheap, and rare weighs most
+        unscanned = [*np.cumsum(upper[order][::-1])[::-1].tolist(), 0.0]  # what terms order[j:] can add at most
+        acc, scratch = self._accumulator()
+        seen, best, floor, scanned = [], np.empty(0, dtype=np.int32), 0.0, 0
+        for i in order:
+            if unscanned[scanned] < floor:
+                break
+            sents = self.post_sent[lo[i] : hi[i]]
+            seen.append(sents[acc[sents] == 0.0])  # every weight is positive: zero means not seen yet
+            acc[sents] += self._weights(self.post_tf[lo[i] : hi[i]], self.post_len[lo[i] : hi[i]], scales[i],
+                                        scratch[: hi[i] - lo[i]])  # fmt: skip
+            scanned += 1
+            # Partial scores only grow, so the best k so far are among the last best k and this term's.
+            held = np.searchsorted(sents, best)
+            pool = np.concatenate([best[sents[np.minimum(held, len(sents) - 1)] != best], sents])
+            if len(pool) >= k:
+                partial = acc[pool]
+                top = np.argpartition(partial, len(pool) - k)[len(pool) - k :]
+                best, floor = pool[top], float(partial[top].min()) / (1 + BOUND_SLACK)
+        seen = np.concatenate(seen)
+        candidates = np.sort(seen[acc[seen] + unscanned[scanned] >= floor])
+        partial = acc[candidates]
+        acc[seen] = 0.0
+        for i in order[scanned:]:
+            found, rows = self._look_up(int(terms[i]), candidates)
+            partial[found] += self._weights(self.post_tf[rows], self.post_len[rows], scales[i])
+            scanned += 1
+            alive = partial + unscanned[scanned] >= floor
+            candidates, partial = candidates[alive], partial[alive]
         scores = self._scores(terms, scales, candidates)
         if len(candidates) > k:
-            best = scores >= np.partition(scores, len(scores) - k)[len(scores) - k]  # ties at the cut stay
-            candidates, scores = candidates[best], scores[best]
-        order = np.lexsort((candidates, -scores))[:k]
-        return candidates[order].astype(np.int64), scores[order]
+            kept = scores >= np.partition(scores, len(scores) - k)[len(scores) - k]  # ties at the cut stay
+            candidates, scores = candidates[kept], scores[kept]
+        ranked = np.lexsort((candidates, -scores))[:k]
+        return candidates[ranked].astype(np.int64), scores[ranked]
+
+    def _look_up(self, term: int, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of the sorted sentences hold term (a mask) and where their postings are."""
+        lo, hi = int(self.post_ptr[term]), int(self.post_ptr[term + 1])
+        if hi == lo:
+            return np.zeros(len(sents), dtype=bool), np.empty(0, dtype=np.int64)
+        listed = self.post_sent[lo:hi]
+        at = np.searchsorted(listed, sents)
+        np.minimum(at, hi - lo - 1, out=at)
+        found = listed[at] == sents
+        return found, at[found] + lo
 
     def _block_bounds(self, term: int, scale: float) -> np.ndarray:
         """For each block of term's postings, a weight no posting in it exceeds (scale > 0)."""
         lo, hi = self._blk_ptr[term], self._blk_ptr[term + 1]
         return self._weights(self.blk_tf[lo:hi], self.blk_len[lo:hi], scale)
 
-    def _seed_sentences(self, lo: list[int], hi: list[int], bounds: list[np.ndarray], room: int) -> np.ndarray:
-        """About `room` sentences likely to score high: the rarest terms' postings, then the best blocks
-        of the next term."""
-        seeds = []
-        for i in np.argsort(np.subtract(hi, lo), kind="stable").tolist():
-            if hi[i] - lo[i] <= room:
-                seeds.append(self.post_sent[lo[i] : hi[i]])
-                room -= hi[i] - lo[i]
-                continue
-            best = np.sort(np.argsort(-bounds[i], kind="stable")[: max(room // BLOCK, 1)])
-            seeds.append(self.post_sent[positions_of_blocks(lo[i], hi[i], best)])
-            break
-        return np.unique(np.concatenate(seeds))
-
     def _scores(self, terms: np.ndarray, scales: list[float], sents: np.ndarray) -> np.ndarray:
-        """Exact scores of sorted distinct sentences, summed term by term in the given order (as
-        search_exhaustive sums them, so the floats are identical)."""
+        """Exact scores of sorted distinct sentences, summed term by term in the given order, as
+        search_exhaustive sums them (so the floats are identical)."""
         total = np.zeros(len(sents))
         for term, scale in zip(terms.tolist(), scales, strict=True):
-            lo, hi = int(self.post_ptr[term]), int(self.post_ptr[term + 1])
-            if hi == lo:
-                continue
-            listed = self.post_sent[lo:hi]
-            at = np.searchsorted(listed, sents)
-            np.minimum(at, hi - lo - 1, out=at)
-            hit = listed[at] == sents
-            rows = at[hit] + lo
-            total[hit] += self._weights(self.post_tf[rows], self.post_len[rows], scale)
+            found, rows = self._look_up(term, sents)
+            total[found] += self._weights(self.post_tf[rows], self.post_len[rows], scale)
         return total
 
     def search_exhaustive(self, weighted_terms: Sequence[tuple[int, float]], k: int) -> tuple[np.ndarray, np.ndarray]:
