@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from qabot.analyze import analyze
-from qabot.blockmax import block_bounds, block_pointers
 from qabot.corpus import Document, Skipped
 from qabot.segment import line_starts, sentence_spans
 from qabot.variants import BigramTable, bigram_table
@@ -184,8 +183,11 @@ class Index:
     post_sent: np.ndarray  # int32[P]
     post_tf: np.ndarray  # uint16[P], occurrences of the term in the sentence
     post_len: np.ndarray  # uint16[P], terms in the sentence (sentences hold at most 1,000 characters)
-    blk_tf: np.ndarray  # uint16[B], per block of BLOCK postings (blockmax.py): the largest tf
-    blk_len: np.ndarray  # uint16[B], and the shortest sentence
+    # Per term, over its postings: the largest tf and the shortest sentence. BM25's saturation grows
+    # with tf and shrinks with length, so together they bound the term's weight whatever the IDF and
+    # average length are now (a refresh changes both, not these).
+    term_max_tf: np.ndarray  # uint16[V]
+    term_min_len: np.ndarray  # uint16[V]
     # The vocabulary's BigramTable (variants.py), stored so that no process rebuilds it.
     gram_codes: np.ndarray
     gram_ptr: np.ndarray
@@ -198,7 +200,6 @@ class Index:
     # By sentence length: BM25's length normaliser, and the saturation at tf = 1 (most postings).
     _norm_by_length: np.ndarray = field(init=False, repr=False, compare=False)
     _saturation_at_one: np.ndarray = field(init=False, repr=False, compare=False)
-    _blk_ptr: np.ndarray = field(init=False, repr=False, compare=False)  # int64[V + 1]
     _buffers: threading.local = field(init=False, repr=False, compare=False)
     _text_cache: dict[int, str] = field(init=False, repr=False, compare=False)
 
@@ -211,7 +212,6 @@ class Index:
         object.__setattr__(self, "_norm_by_length", norm)
         object.__setattr__(self, "_saturation_at_one", tf_okapi(np.ones(longest + 1), norm.copy(), self.k1))
         object.__setattr__(self, "term_ids", {term: i for i, term in enumerate(self.vocab)})
-        object.__setattr__(self, "_blk_ptr", block_pointers(self.df))
         object.__setattr__(self, "_buffers", threading.local())
         object.__setattr__(self, "_text_cache", {})
 
@@ -274,7 +274,7 @@ class Index:
         """Top-k sentences (ids, scores, best first, ties by id) for a weighted sum of term weights.
 
         Exactly what scoring every posting gives (`search_exhaustive`), but long queries skip the
-        postings that cannot reach the top k (MaxScore over block bounds). Thread-safe.
+        postings that cannot reach the top k (MaxScore over per-term bounds). Thread-safe.
         """
         if not weighted_terms or k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0)
@@ -295,8 +295,7 @@ class Index:
         exactly, in the reference's term order.
         """
         lo, hi = self.post_ptr[terms].tolist(), self.post_ptr[terms + 1].tolist()
-        pairs = zip(terms.tolist(), scales, strict=True)
-        upper = np.array([self._block_bounds(term, scale).max(initial=0.0) for term, scale in pairs])
+        upper = self._weights(self.term_max_tf[terms], self.term_min_len[terms], np.array(scales))
         order = np.argsort(np.subtract(hi, lo), kind="stable").tolist()  # shortest first: cheap, and rare weighs most
         unscanned = [*np.cumsum(upper[order][::-1])[::-1].tolist(), 0.0]  # what terms order[j:] can add at most
         acc, scratch = self._accumulator()
@@ -343,11 +342,6 @@ class Index:
         np.minimum(at, hi - lo - 1, out=at)
         found = listed[at] == sents
         return found, at[found] + lo
-
-    def _block_bounds(self, term: int, scale: float) -> np.ndarray:
-        """For each block of term's postings, a weight no posting in it exceeds (scale > 0)."""
-        lo, hi = self._blk_ptr[term], self._blk_ptr[term + 1]
-        return self._weights(self.blk_tf[lo:hi], self.blk_len[lo:hi], scale)
 
     def _scores(self, terms: np.ndarray, scales: list[float], sents: np.ndarray) -> np.ndarray:
         """Exact scores of sorted distinct sentences, summed term by term in the given order, as
@@ -474,11 +468,21 @@ def refresh_index(
 
 
 def _derived(vocab: Sequence[str], postings: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """What an Index stores beside its postings so that no process recomputes it: block bounds, bigrams."""
+    """What an Index stores beside its postings so that no process recomputes it: term bounds, bigrams."""
     table = bigram_table(vocab)
     bigrams = {"gram_codes": table.codes, "gram_ptr": table.ptr, "gram_terms": table.terms,
                "term_grams": table.term_grams, "term_length": table.term_length, "term_first": table.term_first}
-    return {**block_bounds(postings["post_ptr"], postings["post_tf"], postings["post_len"]), **bigrams}
+    return {**_term_bounds(postings["post_ptr"], postings["post_tf"], postings["post_len"]), **bigrams}
+
+
+def _term_bounds(post_ptr: np.ndarray, post_tf: np.ndarray, post_len: np.ndarray) -> dict[str, np.ndarray]:
+    """Per term: the largest tf and the shortest sentence among its postings (every term has one)."""
+    if not len(post_tf):
+        return {"term_max_tf": np.empty(0, dtype=np.uint16), "term_min_len": np.empty(0, dtype=np.uint16)}
+    return {
+        "term_max_tf": np.maximum.reduceat(post_tf, post_ptr[:-1]).astype(np.uint16),
+        "term_min_len": np.minimum.reduceat(post_len, post_ptr[:-1]).astype(np.uint16),
+    }
 
 
 @dataclass(frozen=True, slots=True)

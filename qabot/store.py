@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from qabot.blockmax import block_counts
 from qabot.corpus import FileEntry, Skipped, check_root, list_articles, read_document
 from qabot.errors import ConfigError
 from qabot.index import Chunk, DocInfo, Index, TextPack, analyze_documents, build_index, refresh_index
@@ -47,10 +46,11 @@ _ANALYSIS_SOURCES = (
 )  # fmt: skip
 ARRAYS = (
     "doc_pack", "doc_text_start", "doc_text_end", "doc_sent_ptr", "sent_doc", "sent_start", "sent_end", "sent_line",
-    "sent_end_line", "tok_ptr", "tok_ids", "df", "post_ptr", "post_sent", "post_tf", "post_len", "blk_tf", "blk_len",
-    "gram_codes", "gram_ptr", "gram_terms", "term_grams", "term_length", "term_first",
+    "sent_end_line", "tok_ptr", "tok_ids", "df", "post_ptr", "post_sent", "post_tf", "post_len",
+    "term_max_tf", "term_min_len", "gram_codes", "gram_ptr", "gram_terms", "term_grams", "term_length", "term_first",
 )  # fmt: skip
 POSTING_ARRAYS = ("post_sent", "post_tf", "post_len")
+PER_TERM_ARRAYS = ("term_max_tf", "term_min_len", "term_grams", "term_length", "term_first")
 BATCH_FILES = 200  # files analyzed together (one Chunk; one task for a worker process)
 PARALLEL_FILES = 2000  # below this many files, worker start-up costs more than it saves
 MAX_WORKERS = 4
@@ -435,8 +435,7 @@ def _check_shapes(index: Index) -> None:
         len(index.df) == n_terms,
         all(len(getattr(index, a)) == n_sent for a in ("sent_start", "sent_end", "sent_line", "sent_end_line")),
         all(len(getattr(index, a)) == (int(index.post_ptr[-1]) if n_terms else 0) for a in POSTING_ARRAYS),
-        all(len(getattr(index, a)) == int(block_counts(index.df).sum()) for a in ("blk_tf", "blk_len")),
-        all(len(getattr(index, a)) == n_terms for a in ("term_grams", "term_length", "term_first")),
+        all(len(getattr(index, a)) == n_terms for a in PER_TERM_ARRAYS),
         len(index.gram_ptr) == len(index.gram_codes) + 1,
         len(index.gram_terms) == (int(index.gram_ptr[-1]) if len(index.gram_codes) else 0),
         not len(index.gram_terms) or 0 <= index.gram_terms.min() <= index.gram_terms.max() < n_terms,

@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qabot import index as index_module
-from qabot.blockmax import BLOCK, block_bounds, positions_of_blocks
 from qabot.corpus import Document
 from qabot.index import Index, analyze_documents, build_index
 from qabot.store import IndexParams, open_index
@@ -87,18 +86,13 @@ def test_pruning_looks_the_common_term_up_instead_of_scanning_it(always_pruned, 
     assert_same(index, [(okapi, 1.0), (common, 1.0)], 2)
 
 
-def test_block_bounds_hold_every_posting(seeds_index):
-    bounds = block_bounds(seeds_index.post_ptr, seeds_index.post_tf, seeds_index.post_len)
-    assert np.array_equal(bounds["blk_tf"], seeds_index.blk_tf) and np.array_equal(bounds["blk_len"],
-                                                                                   seeds_index.blk_len)
-    for term in np.flatnonzero(seeds_index.df > BLOCK).tolist()[:50]:
+def test_term_bounds_hold_every_posting(seeds_index):
+    for term in range(len(seeds_index.vocab)):
         lo, hi = seeds_index.post_ptr[term], seeds_index.post_ptr[term + 1]
-        blocks = seeds_index._blk_ptr[term] + np.arange((hi - lo + BLOCK - 1) // BLOCK)
-        for j, block in enumerate(blocks.tolist()):
-            at = positions_of_blocks(lo, hi, np.array([j]))
-            assert at[0] == lo + j * BLOCK and at[-1] == min(lo + (j + 1) * BLOCK, hi) - 1
-            assert seeds_index.post_tf[at].max() == seeds_index.blk_tf[block]
-            assert seeds_index.post_len[at].min() == seeds_index.blk_len[block]
+        assert seeds_index.post_tf[lo:hi].max() == seeds_index.term_max_tf[term]
+        assert seeds_index.post_len[lo:hi].min() == seeds_index.term_min_len[term]
+        bound = seeds_index._weights(seeds_index.term_max_tf[[term]], seeds_index.term_min_len[[term]], 1.0)
+        assert (seeds_index._weights(seeds_index.post_tf[lo:hi], seeds_index.post_len[lo:hi], 1.0) <= bound).all()
 
 
 WORDS = [f"w{i}" for i in range(40)]
