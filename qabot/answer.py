@@ -249,20 +249,25 @@ class Answerer:
     def _passages(
         self, ranked: list[int], scores: dict[int, float], top_k: int, terms: list[QueryTerm]
     ) -> list[Passage]:
+        """The leading top_k sentences that are not wire copies of a better one; each copy of a
+        passage (another file, near-identical terms) is listed with it."""
         index = self.index
-        groups: list[tuple[int, set[int], list[int]]] = []  # (sentence, its term set, duplicates)
-        for sent in ranked:
-            tokens = set(index.sentence_terms(sent).tolist())
-            for lead, lead_tokens, duplicates in groups:
-                if index.sent_doc[lead] != index.sent_doc[sent] and _jaccard(tokens, lead_tokens) >= DUPLICATE_JACCARD:
+        copies = (_jaccard(index, np.array(ranked, dtype=np.int64)) >= DUPLICATE_JACCARD).tolist()
+        docs = index.sent_doc[ranked].tolist()
+        groups: list[tuple[int, list[int]]] = []  # (position of the lead sentence, its copies)
+        for at, sent in enumerate(ranked):
+            for lead, duplicates in groups:
+                if docs[lead] != docs[at] and copies[at][lead]:
                     duplicates.append(sent)
                     break
             else:
                 if len(groups) < top_k:
-                    groups.append((sent, tokens, []))
+                    groups.append((at, []))
         return [
-            self._passage(lead, scores[lead], tokens, duplicates, terms) for lead, tokens, duplicates in groups
-        ]
+            self._passage(ranked[lead], scores[ranked[lead]], set(index.sentence_terms(ranked[lead]).tolist()),
+                          duplicates, terms)
+            for lead, duplicates in groups
+        ]  # fmt: skip
 
     def _passage(
         self, sent: int, score: float, tokens: set[int], duplicates: list[int], terms: list[QueryTerm]
@@ -307,7 +312,17 @@ class Answerer:
         )
 
 
-def _jaccard(a: set[int], b: set[int]) -> float:
-    if not a or not b:
-        return 0.0
-    return len(a & b) / len(a | b)
+def _jaccard(index: Index, sents: np.ndarray) -> np.ndarray:
+    """Jaccard similarity of the term sets of every pair of the sentences (0 where both are empty):
+    one incidence matrix product instead of a set operation per pair."""
+    lengths = index.tok_ptr[sents + 1] - index.tok_ptr[sents]
+    tokens = index.tok_ids[np.repeat(index.tok_ptr[sents] - np.cumsum(lengths) + lengths, lengths)
+                           + np.arange(int(lengths.sum()))]  # fmt: skip
+    pairs = np.unique(np.repeat(np.arange(len(sents), dtype=np.int64), lengths) << 32 | tokens)
+    terms, column = np.unique(pairs & 0xFFFFFFFF, return_inverse=True)
+    incidence = np.zeros((len(sents), len(terms)))
+    incidence[pairs >> 32, column] = 1.0
+    shared = incidence @ incidence.T  # exact: small whole numbers
+    sizes = incidence.sum(axis=1)
+    union = sizes[:, None] + sizes[None, :] - shared
+    return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
