@@ -313,16 +313,22 @@ class Answerer:
 
 
 def _jaccard(index: Index, sents: np.ndarray) -> np.ndarray:
-    """Jaccard similarity of the term sets of every pair of the sentences (0 where both are empty):
-    one incidence matrix product instead of a set operation per pair."""
+    """Jaccard similarity of the term sets of every pair of the sentences (0 where both are empty),
+    counted with arrays: one small integer product over the terms two or more of them share."""
     lengths = index.tok_ptr[sents + 1] - index.tok_ptr[sents]
     tokens = index.tok_ids[np.repeat(index.tok_ptr[sents] - np.cumsum(lengths) + lengths, lengths)
                            + np.arange(int(lengths.sum()))]  # fmt: skip
-    pairs = np.unique(np.repeat(np.arange(len(sents), dtype=np.int64), lengths) << 32 | tokens)
-    terms, column = np.unique(pairs & 0xFFFFFFFF, return_inverse=True)
-    incidence = np.zeros((len(sents), len(terms)))
-    incidence[pairs >> 32, column] = 1.0
-    shared = incidence @ incidence.T  # exact: small whole numbers
-    sizes = incidence.sum(axis=1)
+    pairs = np.sort(tokens.astype(np.int64) << 32 | np.repeat(np.arange(len(sents), dtype=np.int64), lengths))
+    pairs = pairs[np.append(True, pairs[1:] != pairs[:-1])] if len(pairs) else pairs  # (term, sentence) once
+    rows, terms = pairs & 0xFFFFFFFF, pairs >> 32
+    sizes = np.bincount(rows, minlength=len(sents))
+    new_term = np.append(True, terms[1:] != terms[:-1]) if len(terms) else np.empty(0, dtype=bool)
+    column = np.cumsum(new_term) - 1
+    shared_terms = np.bincount(column) > 1
+    held = shared_terms[column]
+    incidence = np.zeros((len(sents), int(shared_terms.sum())), dtype=np.int64)
+    incidence[rows[held], (np.cumsum(shared_terms) - 1)[column[held]]] = 1
+    shared = incidence @ incidence.T  # integer matmul: exact, and no BLAS threads for a tiny product
+    np.fill_diagonal(shared, sizes)
     union = sizes[:, None] + sizes[None, :] - shared
-    return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+    return np.divide(shared, union, out=np.zeros(shared.shape), where=union > 0)
