@@ -31,6 +31,7 @@ MAX_PACKS = 16  # above this many, every pack but the largest is merged into one
 # Top-k search: below this many postings a query is scored exhaustively (bounds would cost more than they save).
 EXHAUSTIVE_POSTINGS = 30_000
 BOUND_SLACK = 1e-9  # relative margin, so float rounding never lets a bound fall below a real score
+LOOKUP_COST = 4  # a binary search per sentence costs about as much as this many postings scattered and read
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,33 +305,45 @@ class Index:
             if unscanned[scanned] < floor:
                 break
             sents = self.post_sent[lo[i] : hi[i]]
-            seen.append(sents[acc[sents] == 0.0])  # every weight is positive: zero means not seen yet
-            acc[sents] += self._weights(self.post_tf[lo[i] : hi[i]], self.post_len[lo[i] : hi[i]], scales[i],
-                                        scratch[: hi[i] - lo[i]])  # fmt: skip
+            partial = acc[sents]
+            seen.append(sents[partial == 0.0])  # every weight is positive: zero means not seen yet
+            partial += self._weights(self.post_tf[lo[i] : hi[i]], self.post_len[lo[i] : hi[i]], scales[i],
+                                     scratch[: hi[i] - lo[i]])  # fmt: skip
+            acc[sents] = partial
             scanned += 1
-            # Partial scores only grow, so the best k so far are among the last best k and this term's.
-            held = np.searchsorted(sents, best)
-            pool = np.concatenate([best[sents[np.minimum(held, len(sents) - 1)] != best], sents])
-            if len(pool) >= k:
-                partial = acc[pool]
-                top = np.argpartition(partial, len(pool) - k)[len(pool) - k :]
-                best, floor = pool[top], float(partial[top].min()) / (1 + BOUND_SLACK)
+            if scanned < len(order):
+                best, floor = self._raised_floor(acc, best, sents, partial, floor, k)
         seen = np.concatenate(seen)
         candidates = np.sort(seen[acc[seen] + unscanned[scanned] >= floor])
-        partial = acc[candidates]
+        partial = acc[candidates]  # summed in scan order: good enough to prune, not to rank
         acc[seen] = 0.0
-        for i in order[scanned:]:
-            found, rows = self._look_up(int(terms[i]), candidates)
-            partial[found] += self._weights(self.post_tf[rows], self.post_len[rows], scales[i])
-            scanned += 1
-            alive = partial + unscanned[scanned] >= floor
+        missing = unscanned[scanned]
+        for i in sorted(order[scanned:], key=lambda i: -upper[i]):  # the weightiest first: it prunes the most
+            partial += self._gathered(terms[i : i + 1], scales[i : i + 1], candidates)
+            missing -= upper[i]
+            alive = partial + missing >= floor
             candidates, partial = candidates[alive], partial[alive]
-        scores = self._scores(terms, scales, candidates)
+        scores = self._gathered(terms, scales, candidates)
         if len(candidates) > k:
             kept = scores >= np.partition(scores, len(scores) - k)[len(scores) - k]  # ties at the cut stay
             candidates, scores = candidates[kept], scores[kept]
         ranked = np.lexsort((candidates, -scores))[:k]
         return candidates[ranked].astype(np.int64), scores[ranked]
+
+    @staticmethod
+    def _raised_floor(
+        acc: np.ndarray, best: np.ndarray, sents: np.ndarray, partial: np.ndarray, floor: float, k: int
+    ) -> tuple[np.ndarray, float]:
+        """The best k sentences so far and the k-th best partial score (lowered by the rounding margin),
+        after a term raised `sents` to `partial`. Partial scores only grow, so the new best k are among
+        the old best k and the sentences this term raised above the old floor."""
+        held = np.searchsorted(sents, best)
+        pool = np.concatenate([best[sents[np.minimum(held, len(sents) - 1)] != best], sents[partial > floor]])
+        if len(pool) < k:
+            return best, floor
+        values = acc[pool]
+        top = np.argpartition(values, len(pool) - k)[len(pool) - k :]
+        return pool[top], float(values[top].min()) / (1 + BOUND_SLACK)
 
     def _look_up(self, term: int, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Which of the sorted sentences hold term (a mask) and where their postings are."""
@@ -343,13 +356,22 @@ class Index:
         found = listed[at] == sents
         return found, at[found] + lo
 
-    def _scores(self, terms: np.ndarray, scales: list[float], sents: np.ndarray) -> np.ndarray:
-        """Exact scores of sorted distinct sentences, summed term by term in the given order, as
-        search_exhaustive sums them (so the floats are identical)."""
+    def _gathered(self, terms: np.ndarray, scales: list[float], sents: np.ndarray) -> np.ndarray:
+        """Exact scores of sorted distinct sentences over the given terms, summed term by term in the
+        given order, as search_exhaustive sums them (so the floats are identical). A term is looked up
+        by binary search, or, for many sentences, scattered into the (zero) accumulator and read back."""
         total = np.zeros(len(sents))
+        acc, scratch = self._accumulator()
         for term, scale in zip(terms.tolist(), scales, strict=True):
-            found, rows = self._look_up(term, sents)
-            total[found] += self._weights(self.post_tf[rows], self.post_len[rows], scale)
+            lo, hi = int(self.post_ptr[term]), int(self.post_ptr[term + 1])
+            if len(sents) * LOOKUP_COST < hi - lo:
+                found, rows = self._look_up(term, sents)
+                total[found] += self._weights(self.post_tf[rows], self.post_len[rows], scale)
+                continue
+            listed = self.post_sent[lo:hi]
+            acc[listed] = self._weights(self.post_tf[lo:hi], self.post_len[lo:hi], scale, scratch[: hi - lo])
+            total += acc[sents]  # adding 0.0 where the term is absent leaves the sum as it was
+            acc[listed] = 0.0
         return total
 
     def search_exhaustive(self, weighted_terms: Sequence[tuple[int, float]], k: int) -> tuple[np.ndarray, np.ndarray]:
