@@ -51,27 +51,31 @@ def timed(make: Callable[[], object]) -> tuple[object, float]:
     return value, time.perf_counter() - started
 
 
-def measure(search: Callable, queries: list, warmup: int, limit: int | None) -> tuple[list[float], list]:
-    """Latencies (seconds) of search over queries[WARMUP:][:limit] after warming up on queries[:warmup]."""
+def measure(search: Callable, queries: list, warmup: int, limit: int | None) -> tuple[list[tuple[float, float]], list]:
+    """(wall, CPU) seconds of search over queries[WARMUP:][:limit] after warming up on queries[:warmup].
+
+    CPU time (the process's, every thread) is what a query costs when the machine is shared."""
     for query in queries[:warmup]:
         search(query)
     times, results = [], []
     for query in queries[WARMUP:][:limit]:
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         result = search(query)
-        times.append(time.perf_counter() - started)
+        times.append((time.perf_counter() - wall, time.process_time() - cpu))
         results.append(result)
     return times, results
 
 
-def stats(times: list[float]) -> dict:
-    ms = np.array(times) * 1e3
-    if not len(ms):
-        return {"n": 0, "p50_ms": None, "p95_ms": None}
-    return {"n": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
+def stats(times: list[tuple[float, float]]) -> dict:
+    """p50 and p95 of wall time, and of CPU time (cpu_p50_ms, cpu_p95_ms), in milliseconds."""
+    if not times:
+        return {"n": 0, "p50_ms": None, "p95_ms": None, "cpu_p50_ms": None, "cpu_p95_ms": None}
+    wall, cpu = (np.array(column) * 1e3 for column in zip(*times, strict=True))
+    return {"n": len(wall), "p50_ms": float(np.percentile(wall, 50)), "p95_ms": float(np.percentile(wall, 95)),
+            "cpu_p50_ms": float(np.percentile(cpu, 50)), "cpu_p95_ms": float(np.percentile(cpu, 95))}  # fmt: skip
 
 
-def split_stats(times: list[float], answered: list[bool]) -> dict:
+def split_stats(times: list[tuple[float, float]], answered: list[bool]) -> dict:
     """Stats over all timed queries and over those qabot answered / abstained on (at the same depth)."""
     return {
         "all": stats(times),
@@ -211,15 +215,17 @@ def qabot_fresh(args: argparse.Namespace) -> None:
         questions += [question for line in lines for question in (line, misspelled(line))]
     subprocess.run([*command, questions[0]], env=env, capture_output=True, check=True)  # warm the page cache
     runs = []
-    for question in questions:
-        started = time.perf_counter()
+    for at, question in enumerate(questions):
+        before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
         done = subprocess.run([*command, question], env=env, capture_output=True, text=True)
-        seconds = time.perf_counter() - started
+        seconds, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode not in (0, 1):
             raise SystemExit(f"qabot ask failed ({done.returncode}): {done.stderr.strip()}")
-        runs.append({"question": question, "seconds": seconds, "misspelled": question not in questions[::2]})
-    walls = [run["seconds"] for run in runs]
-    report(fresh=runs, fresh_median_s=float(np.median(walls)), fresh_max_s=max(walls))
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        runs.append({"question": question, "seconds": seconds, "cpu_seconds": cpu, "misspelled": at % 2 == 1})
+    walls, cpus = [run["seconds"] for run in runs], [run["cpu_seconds"] for run in runs]
+    report(fresh=runs, fresh_median_s=float(np.median(walls)), fresh_max_s=max(walls),
+           fresh_cpu_median_s=float(np.median(cpus)), fresh_cpu_max_s=max(cpus))  # fmt: skip
 
 
 def misspelled(question: str) -> str:

@@ -13,7 +13,8 @@ import math
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ MAX_PACKS = 16  # above this many, every pack but the largest is merged into one
 # Top-k search: below this many postings a query is scored exhaustively (bounds would cost more than they save).
 EXHAUSTIVE_POSTINGS = 30_000
 BOUND_SLACK = 1e-9  # relative margin, so float rounding never lets a bound fall below a real score
+MOSTLY = 0.5  # a list to scan holding more than this share of a query's postings: score exhaustively
 LOOKUP_COST = 4  # a binary search per sentence costs about as much as this many postings scattered and read
 
 
@@ -152,6 +154,28 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
     )
 
 
+class VocabularyIds(Mapping[str, int]):
+    """A sorted vocabulary's term -> id (its position), by binary search: an index opens without
+    building a dictionary of every term, which a fresh process would pay for a handful of lookups."""
+
+    __slots__ = ("_vocab",)
+
+    def __init__(self, vocab: Sequence[str]) -> None:
+        self._vocab = vocab
+
+    def __getitem__(self, term: str) -> int:
+        at = bisect_left(self._vocab, term)
+        if at < len(self._vocab) and self._vocab[at] == term:
+            return at
+        raise KeyError(term)
+
+    def __len__(self) -> int:
+        return len(self._vocab)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._vocab)
+
+
 @dataclass(frozen=True, slots=True)
 class Index:
     """Sentences of a corpus and their terms in term-major posting lists, scored as BM25Okapi.
@@ -197,7 +221,7 @@ class Index:
     term_length: np.ndarray
     term_first: np.ndarray
     idf: np.ndarray = field(init=False, repr=False, compare=False)  # float64[V]
-    term_ids: dict[str, int] = field(init=False, repr=False, compare=False)
+    term_ids: VocabularyIds = field(init=False, repr=False, compare=False)
     # By sentence length: BM25's length normaliser, and the saturation at tf = 1 (most postings).
     _norm_by_length: np.ndarray = field(init=False, repr=False, compare=False)
     _saturation_at_one: np.ndarray = field(init=False, repr=False, compare=False)
@@ -212,7 +236,7 @@ class Index:
         object.__setattr__(self, "idf", idf_okapi(self.df.astype(np.float64), n_sent))
         object.__setattr__(self, "_norm_by_length", norm)
         object.__setattr__(self, "_saturation_at_one", tf_okapi(np.ones(longest + 1), norm.copy(), self.k1))
-        object.__setattr__(self, "term_ids", {term: i for i, term in enumerate(self.vocab)})
+        object.__setattr__(self, "term_ids", VocabularyIds(self.vocab))
         object.__setattr__(self, "_buffers", threading.local())
         object.__setattr__(self, "_text_cache", {})
 
@@ -283,17 +307,23 @@ class Index:
         scales = [self.idf[term_id] * query_weight for term_id, query_weight in weighted_terms]
         postings = int((self.post_ptr[terms + 1] - self.post_ptr[terms]).sum())
         if postings > EXHAUSTIVE_POSTINGS and min(scales) > 0:
-            return self._search_pruned(terms, scales, k)
+            found = self._search_pruned(terms, scales, k, postings)
+            if found is not None:
+                return found
         return self.search_exhaustive(weighted_terms, k)
 
-    def _search_pruned(self, terms: np.ndarray, scales: list[float], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """search's answer, scanning only the postings that can change it (MaxScore, Turtle and Flood 1995).
+    def _search_pruned(
+        self, terms: np.ndarray, scales: list[float], k: int, postings: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """search's answer, scanning only the postings that can change it (MaxScore, Turtle and Flood 1995);
+        None when the exhaustive scorer would be cheaper.
 
-        Terms are scanned best bound first; the k-th best partial score so far is a floor the top k
-        reach. Once the unscanned terms' bounds sum below it, no unseen sentence can make the top k:
-        the seen ones are completed by looking the other terms up, dropping every sentence whose
-        partial score plus the bounds still missing falls below the floor. Survivors are scored
-        exactly, in the reference's term order.
+        Terms are scanned shortest list first; the k-th best partial score so far is a floor the top
+        k reach. Once the unscanned terms' bounds sum below it, no unseen sentence can make the top
+        k: the seen ones are completed by looking the other terms up, weightiest first, dropping every
+        sentence whose partial score plus the bounds still missing falls below the floor. Survivors
+        are scored exactly, in the reference's term order. When a list that would have to be scanned
+        holds most of the query's postings, pruning cannot pay and the exhaustive scorer answers.
         """
         lo, hi = self.post_ptr[terms].tolist(), self.post_ptr[terms + 1].tolist()
         upper = self._weights(self.term_max_tf[terms], self.term_min_len[terms], np.array(scales))
@@ -304,6 +334,9 @@ class Index:
         for i in order:
             if unscanned[scanned] < floor:
                 break
+            if scanned and hi[i] - lo[i] > MOSTLY * postings:
+                acc[np.concatenate(seen)] = 0.0
+                return None
             sents = self.post_sent[lo[i] : hi[i]]
             partial = acc[sents]
             seen.append(sents[partial == 0.0])  # every weight is positive: zero means not seen yet
@@ -340,7 +373,7 @@ class Index:
         held = np.searchsorted(sents, best)
         pool = np.concatenate([best[sents[np.minimum(held, len(sents) - 1)] != best], sents[partial > floor]])
         if len(pool) < k:
-            return best, floor
+            return pool, floor
         values = acc[pool]
         top = np.argpartition(values, len(pool) - k)[len(pool) - k :]
         return pool[top], float(values[top].min()) / (1 + BOUND_SLACK)
