@@ -313,7 +313,7 @@ class Answerer:
 
 
 def _jaccard(index: Index, sents: np.ndarray) -> np.ndarray:
-    """Jaccard similarity of the term sets of every pair of the sentences (0 where both are empty),
+    """Jaccard similarity of the term sets of every pair of the sentences (0 where either is empty),
     counted with arrays: one small integer product over the terms two or more of them share."""
     lengths = index.tok_ptr[sents + 1] - index.tok_ptr[sents]
     tokens = index.tok_ids[np.repeat(index.tok_ptr[sents] - np.cumsum(lengths) + lengths, lengths)

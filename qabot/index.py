@@ -354,6 +354,8 @@ class Index:
         for i in sorted(order[scanned:], key=lambda i: -upper[i]):  # the weightiest first: it prunes the most
             partial += self._gathered(terms[i : i + 1], scales[i : i + 1], candidates)
             missing -= upper[i]
+            if len(partial) > k:  # partial scores grew: the floor may rise too
+                floor = max(floor, float(np.partition(partial, len(partial) - k)[len(partial) - k]) / (1 + BOUND_SLACK))
             alive = partial + missing >= floor
             candidates, partial = candidates[alive], partial[alive]
         scores = self._gathered(terms, scales, candidates)
