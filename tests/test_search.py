@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +115,25 @@ def test_pruned_search_equals_exhaustive_on_random_corpora(always_pruned, senten
     query = [(index.term_ids[WORDS[w]], weight) for w, weight in picks if WORDS[w] in index.term_ids]
     if query:
         assert_same(index, query, k)
+
+
+def test_threads_searching_at_once_get_what_one_thread_gets(seeds_index, always_pruned):
+    rng = np.random.default_rng(11)
+    by_df = np.argsort(-seeds_index.df)
+    queries = [
+        [(int(t), 1.0) for t in [*by_df[:2], *rng.choice(len(seeds_index.vocab), 3, replace=False)]] for _ in range(40)
+    ]
+    alone = [seeds_index.search(query, 10) for query in queries]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda query: seeds_index.search(query, 10), queries * 3))
+    for (sents, scores), (ref_sents, ref_scores) in zip(together, alone * 3, strict=True):
+        assert sents.tolist() == ref_sents.tolist() and scores.tobytes() == ref_scores.tobytes()
+
+
+def test_term_ids_find_every_term_and_nothing_else(seeds_index):
+    assert len(seeds_index.term_ids) == len(seeds_index.vocab)
+    assert all(seeds_index.term_ids[term] == i for i, term in enumerate(seeds_index.vocab))
+    for missing in ("", "zzzzzz", "peace", seeds_index.vocab[0][:-1] + "\uffff"):
+        assert missing not in seeds_index.term_ids and seeds_index.term_ids.get(missing) is None
+    with pytest.raises(KeyError):
+        seeds_index.term_ids["okapi-not-a-term"]
