@@ -30,6 +30,11 @@ import numpy as np  # noqa: E402
 WARMUP = 20  # the first WARMUP queries only warm up; every engine is timed on the same queries after them
 SAMPLE = 100  # top-k lists kept for the agreement check
 TOP_K = 10
+DEPTHS = (3, 10)  # top-k depths timed
+# Query sets: make_corpus --answerable-queries (words of a real sentence) and --queries (mid-frequency
+# words, mostly unanswerable). Every engine is timed on both at both depths.
+QUERY_SETS = ("answerable", "mixed")
+FRESH_QUESTIONS = 3  # fresh `qabot ask` processes per query set, each also with a misspelled word
 
 
 def peak_rss_mb() -> float:
@@ -46,22 +51,37 @@ def timed(make: Callable[[], object]) -> tuple[object, float]:
     return value, time.perf_counter() - started
 
 
-def measure(search: Callable, queries: list, warmup: int, limit: int | None) -> tuple[list[float], list]:
-    """Latencies (seconds) of search over queries[WARMUP:][:limit] after warming up on queries[:warmup]."""
+def measure(search: Callable, queries: list, warmup: int, limit: int | None) -> tuple[list[tuple[float, float]], list]:
+    """(wall, CPU) seconds of search over queries[WARMUP:][:limit] after warming up on queries[:warmup].
+
+    CPU time (the process's, every thread) is what a query costs when the machine is shared."""
     for query in queries[:warmup]:
         search(query)
     times, results = [], []
     for query in queries[WARMUP:][:limit]:
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         result = search(query)
-        times.append(time.perf_counter() - started)
+        times.append((time.perf_counter() - wall, time.process_time() - cpu))
         results.append(result)
     return times, results
 
 
-def stats(times: list[float]) -> dict:
-    ms = np.array(times) * 1e3
-    return {"n": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
+def stats(times: list[tuple[float, float]]) -> dict:
+    """p50 and p95 of wall time, and of CPU time (cpu_p50_ms, cpu_p95_ms), in milliseconds."""
+    if not times:
+        return {"n": 0, "p50_ms": None, "p95_ms": None, "cpu_p50_ms": None, "cpu_p95_ms": None}
+    wall, cpu = (np.array(column) * 1e3 for column in zip(*times, strict=True))
+    return {"n": len(wall), "p50_ms": float(np.percentile(wall, 50)), "p95_ms": float(np.percentile(wall, 95)),
+            "cpu_p50_ms": float(np.percentile(cpu, 50)), "cpu_p95_ms": float(np.percentile(cpu, 95))}  # fmt: skip
+
+
+def split_stats(times: list[tuple[float, float]], answered: list[bool]) -> dict:
+    """Stats over all timed queries and over those qabot answered / abstained on (at the same depth)."""
+    return {
+        "all": stats(times),
+        "answered": stats([t for t, a in zip(times, answered, strict=True) if a]),
+        "abstained": stats([t for t, a in zip(times, answered, strict=True) if not a]),
+    }
 
 
 def top_lists(results: list) -> list[list[int]]:
@@ -154,26 +174,68 @@ def qabot_build(args: argparse.Namespace) -> None:
 
 
 def qabot_query(args: argparse.Namespace) -> None:
-    """Load (warm cache), time the whole Answerer.ask path and bare index.search; save analyzed queries."""
+    """Load (warm cache); time the whole Answerer.ask path and bare index.search on both query sets at
+    each depth, answered and abstained questions apart; save analyzed queries and which were answered."""
     from qabot.analyze import analyze
 
     answerer, load_s = timed(lambda: open_answerer(args.corpus, args.cache))
     index = answerer.index
-    queries = args.queries.read_text(encoding="utf-8").splitlines()
-    terms = [analyze(query) for query in queries]
-    (args.out / "terms.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
+    values: dict = {"load_s": load_s}
+    for name, path in zip(QUERY_SETS, (args.answerable, args.queries), strict=True):
+        queries = path.read_text(encoding="utf-8").splitlines()
+        terms = [analyze(query) for query in queries]
+        (args.out / f"terms-{name}.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
+        for k in DEPTHS:
 
-    def bare(query_terms: list[str]) -> np.ndarray:
-        counts = Counter(index.term_ids[t] for t in query_terms if t in index.term_ids)
-        return index.search([(term_id, float(n)) for term_id, n in counts.items()], TOP_K)[0]
+            def bare(query_terms: list[str], k: int = k) -> np.ndarray:
+                counts = Counter(index.term_ids[t] for t in query_terms if t in index.term_ids)
+                return index.search([(term_id, float(n)) for term_id, n in counts.items()], k)[0]
 
-    ask_times, answers = measure(lambda q: answerer.ask(q, TOP_K), queries, WARMUP, None)
-    search_times, hits = measure(bare, terms, WARMUP, None)
-    (args.out / "qabot.json").write_text(json.dumps(top_lists(hits)), encoding="utf-8")
-    report(
-        load_s=load_s, ask=stats(ask_times), search=stats(search_times),
-        answered=sum(not answer.abstained for answer in answers), asked=len(answers),
-    )  # fmt: skip
+            ask_times, answers = measure(lambda q, k=k: answerer.ask(q, k), queries, WARMUP, None)
+            answered = [not answer.abstained for answer in answers]
+            (args.out / f"answered-{name}-{k}.json").write_text(json.dumps(answered), encoding="utf-8")
+            search_times, hits = measure(bare, terms, WARMUP, None)
+            (args.out / f"qabot-{name}-{k}.json").write_text(json.dumps(top_lists(hits)), encoding="utf-8")
+            values[f"{name}-{k}"] = {"ask": split_stats(ask_times, answered), "search": split_stats(search_times,
+                                                                                                   answered)}
+            values[f"{name}-{k}"]["answered"] = sum(answered)
+    report(**values)
+
+
+def qabot_fresh(args: argparse.Namespace) -> None:
+    """Wall time of whole `qabot ask "..."` processes on a built index, page cache warm: the first few
+    questions of each set, each also with its longest word misspelled (so spelling variants run)."""
+    import subprocess
+
+    command = [str(Path(sys.executable).parent / "qabot"), "ask"]
+    env = {**os.environ, "QABOT_CORPUS": str(args.corpus), "QABOT_CACHE_DIR": str(args.cache)}
+    questions = []
+    for path in (args.answerable, args.queries):
+        lines = path.read_text(encoding="utf-8").splitlines()[:FRESH_QUESTIONS]
+        questions += [question for line in lines for question in (line, misspelled(line))]
+    subprocess.run([*command, questions[0]], env=env, capture_output=True, check=True)  # warm the page cache
+    runs = []
+    for at, question in enumerate(questions):
+        before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+        done = subprocess.run([*command, question], env=env, capture_output=True, text=True)
+        seconds, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode not in (0, 1):
+            raise SystemExit(f"qabot ask failed ({done.returncode}): {done.stderr.strip()}")
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        runs.append({"question": question, "seconds": seconds, "cpu_seconds": cpu, "misspelled": at % 2 == 1})
+    walls, cpus = [run["seconds"] for run in runs], [run["cpu_seconds"] for run in runs]
+    report(fresh=runs, fresh_median_s=float(np.median(walls)), fresh_max_s=max(walls),
+           fresh_cpu_median_s=float(np.median(cpus)), fresh_cpu_max_s=max(cpus))  # fmt: skip
+
+
+def misspelled(question: str) -> str:
+    """The question with the middle letter of its longest word doubled."""
+    words = question.split()
+    longest = max(range(len(words)), key=lambda i: len(words[i].strip("?")))
+    word = words[longest]
+    middle = len(word.strip("?")) // 2
+    words[longest] = word[:middle] + word[middle] + word[middle:]
+    return " ".join(words)
 
 
 PROBE = "\nThe benchmark appended this sentence about qabotrefreshprobe.\n"
@@ -235,7 +297,7 @@ def qabot_profile(args: argparse.Namespace) -> None:
     answerer = profiler.runcall(open_answerer, args.corpus, cache)
     dump(profiler, "build")
     shutil.rmtree(cache, ignore_errors=True)
-    queries = args.queries.read_text(encoding="utf-8").splitlines()
+    queries = args.answerable.read_text(encoding="utf-8").splitlines()
     for query in queries[:WARMUP]:
         answerer.ask(query, TOP_K)
     profiler = cProfile.Profile()
@@ -327,10 +389,16 @@ def engine_query(args: argparse.Namespace) -> None:
 
 
 def _query(engine, args: argparse.Namespace) -> dict:
-    terms = json.loads((args.out / "terms.json").read_text(encoding="utf-8"))
-    times, hits = measure(lambda t: engine.search(t, TOP_K), terms, args.warmup, args.limit)
-    (args.out / f"{engine.name}.json").write_text(json.dumps(top_lists(hits)), encoding="utf-8")
-    return {"search": stats(times)}
+    """Search times on both query sets at each depth, also over the questions qabot answered / abstained on."""
+    values = {}
+    for name in QUERY_SETS:
+        terms = json.loads((args.out / f"terms-{name}.json").read_text(encoding="utf-8"))
+        for k in DEPTHS:
+            times, hits = measure(lambda t, k=k: engine.search(t, k), terms, args.warmup, args.limit)
+            answered = json.loads((args.out / f"answered-{name}-{k}.json").read_text(encoding="utf-8"))
+            values[f"{name}-{k}"] = {"search": split_stats(times, answered[: len(times)])}
+            (args.out / f"{engine.name}-{name}-{k}.json").write_text(json.dumps(top_lists(hits)), encoding="utf-8")
+    return values
 
 
 def check(args: argparse.Namespace) -> None:
@@ -341,11 +409,11 @@ def check(args: argparse.Namespace) -> None:
     least qabot's k-th best (the same set modulo ties at the cut-off).
     """
     answerer = open_answerer(args.corpus, args.cache)
-    terms = json.loads((args.out / "terms.json").read_text(encoding="utf-8"))[WARMUP:]
-    expected = json.loads((args.out / "qabot.json").read_text(encoding="utf-8"))
+    terms = json.loads((args.out / "terms-answerable.json").read_text(encoding="utf-8"))[WARMUP:]
+    expected = json.loads((args.out / f"qabot-answerable-{TOP_K}.json").read_text(encoding="utf-8"))
     agreement = {}
     for name in args.engines:
-        path = args.out / f"{name}.json"
+        path = args.out / f"{name}-answerable-{TOP_K}.json"
         if not path.exists():
             continue
         exact, overlap, n = 0, 0.0, 0
@@ -366,7 +434,8 @@ def main() -> None:
     parser.add_argument("phase", choices=PHASES)
     parser.add_argument("--corpus", type=Path)
     parser.add_argument("--cache", type=Path)
-    parser.add_argument("--queries", type=Path)
+    parser.add_argument("--queries", type=Path, help="make_corpus --queries (mostly unanswerable)")
+    parser.add_argument("--answerable", type=Path, help="make_corpus --answerable-queries")
     parser.add_argument("--tokens", type=Path, help="folder of the exported qabot terms")
     parser.add_argument("--out", type=Path, help="folder for analyzed queries, top-k lists and profiles")
     parser.add_argument("--engine")
@@ -383,7 +452,7 @@ def main() -> None:
 
 
 PHASES = {
-    "qabot-build": qabot_build, "qabot-query": qabot_query, "qabot-refresh": qabot_refresh,
+    "qabot-build": qabot_build, "qabot-query": qabot_query, "qabot-fresh": qabot_fresh, "qabot-refresh": qabot_refresh,
     "qabot-profile": qabot_profile, "engine-build": engine_build, "engine-query": engine_query, "check": check,
 }  # fmt: skip
 

@@ -214,7 +214,7 @@ class Answerer:
     def _variant_finder(self) -> VariantFinder:
         with self._variants_lock:
             if self._variants is None:
-                self._variants = VariantFinder(self.index.vocab)
+                self._variants = VariantFinder(self.index.vocab, self.index.bigrams)
             return self._variants
 
     def _paragraph_of(self, sent: int) -> tuple[int, int]:
@@ -239,20 +239,25 @@ class Answerer:
     def _passages(
         self, ranked: list[int], scores: dict[int, float], top_k: int, terms: list[QueryTerm]
     ) -> list[Passage]:
+        """The leading top_k sentences that are not wire copies of a better one; each copy of a
+        passage (another file, near-identical terms) is listed with it."""
         index = self.index
-        groups: list[tuple[int, set[int], list[int]]] = []  # (sentence, its term set, duplicates)
-        for sent in ranked:
-            tokens = set(index.sentence_terms(sent).tolist())
-            for lead, lead_tokens, duplicates in groups:
-                if index.sent_doc[lead] != index.sent_doc[sent] and _jaccard(tokens, lead_tokens) >= DUPLICATE_JACCARD:
+        copies = (_jaccard(index, np.array(ranked, dtype=np.int64)) >= DUPLICATE_JACCARD).tolist()
+        docs = index.sent_doc[ranked].tolist()
+        groups: list[tuple[int, list[int]]] = []  # (position of the lead sentence, its copies)
+        for at, sent in enumerate(ranked):
+            for lead, duplicates in groups:
+                if docs[lead] != docs[at] and copies[at][lead]:
                     duplicates.append(sent)
                     break
             else:
                 if len(groups) < top_k:
-                    groups.append((sent, tokens, []))
+                    groups.append((at, []))
         return [
-            self._passage(lead, scores[lead], tokens, duplicates, terms) for lead, tokens, duplicates in groups
-        ]
+            self._passage(ranked[lead], scores[ranked[lead]], set(index.sentence_terms(ranked[lead]).tolist()),
+                          duplicates, terms)
+            for lead, duplicates in groups
+        ]  # fmt: skip
 
     def _passage(
         self, sent: int, score: float, tokens: set[int], duplicates: list[int], terms: list[QueryTerm]
@@ -300,7 +305,23 @@ class Answerer:
         )
 
 
-def _jaccard(a: set[int], b: set[int]) -> float:
-    if not a or not b:
-        return 0.0
-    return len(a & b) / len(a | b)
+def _jaccard(index: Index, sents: np.ndarray) -> np.ndarray:
+    """Jaccard similarity of the term sets of every pair of the sentences (0 where either is empty),
+    counted with arrays: one small integer product over the terms two or more of them share."""
+    lengths = index.tok_ptr[sents + 1] - index.tok_ptr[sents]
+    tokens = index.tok_ids[np.repeat(index.tok_ptr[sents] - np.cumsum(lengths) + lengths, lengths)
+                           + np.arange(int(lengths.sum()))]  # fmt: skip
+    pairs = np.sort(tokens.astype(np.int64) << 32 | np.repeat(np.arange(len(sents), dtype=np.int64), lengths))
+    pairs = pairs[np.append(True, pairs[1:] != pairs[:-1])] if len(pairs) else pairs  # (term, sentence) once
+    rows, terms = pairs & 0xFFFFFFFF, pairs >> 32
+    sizes = np.bincount(rows, minlength=len(sents))
+    new_term = np.append(True, terms[1:] != terms[:-1]) if len(terms) else np.empty(0, dtype=bool)
+    column = np.cumsum(new_term) - 1
+    shared_terms = np.bincount(column) > 1
+    held = shared_terms[column]
+    incidence = np.zeros((len(sents), int(shared_terms.sum())), dtype=np.int64)
+    incidence[rows[held], (np.cumsum(shared_terms) - 1)[column[held]]] = 1
+    shared = incidence @ incidence.T  # integer matmul: exact, and no BLAS threads for a tiny product
+    np.fill_diagonal(shared, sizes)
+    union = sizes[:, None] + sizes[None, :] - shared
+    return np.divide(shared, union, out=np.zeros(shared.shape), where=union > 0)

@@ -13,7 +13,8 @@ import math
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,11 +23,17 @@ import numpy as np
 from qabot.analyze import analyze
 from qabot.corpus import Document, Skipped
 from qabot.segment import line_starts, sentence_spans
+from qabot.variants import BigramTable, bigram_table
 
 EPSILON = 0.25  # rank-bm25's default floor for negative IDF, as a share of the mean IDF
 # Document text lives in packs that generations share, so a refresh writes only the changed text.
 COMPACT_LIVE_SHARE = 0.5  # below this share of live bytes, all text is rewritten into one pack
 MAX_PACKS = 16  # above this many, every pack but the largest is merged into one
+# Top-k search: below this many postings a query is scored exhaustively (bounds would cost more than they save).
+EXHAUSTIVE_POSTINGS = 30_000
+BOUND_SLACK = 1e-9  # relative margin, so float rounding never lets a bound fall below a real score
+MOSTLY = 0.5  # a list to scan holding more than this share of a query's postings: score exhaustively
+LOOKUP_COST = 4  # a binary search per sentence costs about as much as this many postings scattered and read
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +108,12 @@ class Chunk:
     vocab: tuple[str, ...]
 
 
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values, ascending (a sort beats np.unique's hashing on the short arrays of a query)."""
+    values = np.sort(values)
+    return values[np.append(True, values[1:] != values[:-1])] if len(values) else values
+
+
 def _joined(pieces: Sequence[np.ndarray], dtype: type) -> np.ndarray:
     """The pieces one after another as one array of dtype (empty when there are none)."""
     return np.concatenate([np.empty(0, dtype=dtype), *pieces]).astype(dtype, copy=False)
@@ -141,6 +154,28 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
     )
 
 
+class VocabularyIds(Mapping[str, int]):
+    """A sorted vocabulary's term -> id (its position), by binary search: an index opens without
+    building a dictionary of every term, which a fresh process would pay for a handful of lookups."""
+
+    __slots__ = ("_vocab",)
+
+    def __init__(self, vocab: Sequence[str]) -> None:
+        self._vocab = vocab
+
+    def __getitem__(self, term: str) -> int:
+        at = bisect_left(self._vocab, term)
+        if at < len(self._vocab) and self._vocab[at] == term:
+            return at
+        raise KeyError(term)
+
+    def __len__(self) -> int:
+        return len(self._vocab)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._vocab)
+
+
 @dataclass(frozen=True, slots=True)
 class Index:
     """Sentences of a corpus and their terms in term-major posting lists, scored as BM25Okapi.
@@ -173,8 +208,20 @@ class Index:
     post_sent: np.ndarray  # int32[P]
     post_tf: np.ndarray  # uint16[P], occurrences of the term in the sentence
     post_len: np.ndarray  # uint16[P], terms in the sentence (sentences hold at most 1,000 characters)
+    # Per term, over its postings: the largest tf and the shortest sentence. BM25's saturation grows
+    # with tf and shrinks with length, so together they bound the term's weight whatever the IDF and
+    # average length are now (a refresh changes both, not these).
+    term_max_tf: np.ndarray  # uint16[V]
+    term_min_len: np.ndarray  # uint16[V]
+    # The vocabulary's BigramTable (variants.py), stored so that no process rebuilds it.
+    gram_codes: np.ndarray
+    gram_ptr: np.ndarray
+    gram_terms: np.ndarray
+    term_grams: np.ndarray
+    term_length: np.ndarray
+    term_first: np.ndarray
     idf: np.ndarray = field(init=False, repr=False, compare=False)  # float64[V]
-    term_ids: dict[str, int] = field(init=False, repr=False, compare=False)
+    term_ids: VocabularyIds = field(init=False, repr=False, compare=False)
     # By sentence length: BM25's length normaliser, and the saturation at tf = 1 (most postings).
     _norm_by_length: np.ndarray = field(init=False, repr=False, compare=False)
     _saturation_at_one: np.ndarray = field(init=False, repr=False, compare=False)
@@ -189,13 +236,18 @@ class Index:
         object.__setattr__(self, "idf", idf_okapi(self.df.astype(np.float64), n_sent))
         object.__setattr__(self, "_norm_by_length", norm)
         object.__setattr__(self, "_saturation_at_one", tf_okapi(np.ones(longest + 1), norm.copy(), self.k1))
-        object.__setattr__(self, "term_ids", {term: i for i, term in enumerate(self.vocab)})
+        object.__setattr__(self, "term_ids", VocabularyIds(self.vocab))
         object.__setattr__(self, "_buffers", threading.local())
         object.__setattr__(self, "_text_cache", {})
 
     @property
     def n_sentences(self) -> int:
         return len(self.sent_doc)
+
+    @property
+    def bigrams(self) -> BigramTable:
+        return BigramTable(self.gram_codes, self.gram_ptr, self.gram_terms, self.term_grams, self.term_length,
+                           self.term_first)  # fmt: skip
 
     def doc_text(self, doc_id: int) -> str:
         """The document's full text, exactly as read from its file."""
@@ -244,9 +296,123 @@ class Index:
         return scores
 
     def search(self, weighted_terms: Sequence[tuple[int, float]], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k sentences (ids, scores, best first) for a weighted sum of term weights.
+        """Top-k sentences (ids, scores, best first, ties by id) for a weighted sum of term weights.
 
-        Touches only the query terms' postings; thread-safe (one buffer per thread).
+        Exactly what scoring every posting gives (`search_exhaustive`), but long queries skip the
+        postings that cannot reach the top k (MaxScore over per-term bounds). Thread-safe.
+        """
+        if not weighted_terms or k <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        terms = np.array([term_id for term_id, _ in weighted_terms], dtype=np.int64)
+        scales = [self.idf[term_id] * query_weight for term_id, query_weight in weighted_terms]
+        postings = int((self.post_ptr[terms + 1] - self.post_ptr[terms]).sum())
+        if postings > EXHAUSTIVE_POSTINGS and min(scales) > 0:
+            found = self._search_pruned(terms, scales, k, postings)
+            if found is not None:
+                return found
+        return self.search_exhaustive(weighted_terms, k)
+
+    def _search_pruned(
+        self, terms: np.ndarray, scales: list[float], k: int, postings: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """search's answer, scanning only the postings that can change it (MaxScore, Turtle and Flood 1995);
+        None when the exhaustive scorer would be cheaper.
+
+        Terms are scanned shortest list first; the k-th best partial score so far is a floor the top
+        k reach. Once the unscanned terms' bounds sum below it, no unseen sentence can make the top
+        k: the seen ones are completed by looking the other terms up, weightiest first, dropping every
+        sentence whose partial score plus the bounds still missing falls below the floor. Survivors
+        are scored exactly, in the reference's term order. When a list that would have to be scanned
+        holds most of the query's postings, pruning cannot pay and the exhaustive scorer answers.
+        """
+        lo, hi = self.post_ptr[terms].tolist(), self.post_ptr[terms + 1].tolist()
+        upper = self._weights(self.term_max_tf[terms], self.term_min_len[terms], np.array(scales))
+        order = np.argsort(np.subtract(hi, lo), kind="stable").tolist()  # shortest first: cheap, and rare weighs most
+        unscanned = [*np.cumsum(upper[order][::-1])[::-1].tolist(), 0.0]  # what terms order[j:] can add at most
+        acc, scratch = self._accumulator()
+        seen, best, floor, scanned = [], np.empty(0, dtype=np.int32), 0.0, 0
+        for i in order:
+            if unscanned[scanned] < floor:
+                break
+            if scanned and hi[i] - lo[i] > MOSTLY * postings:
+                acc[np.concatenate(seen)] = 0.0
+                return None
+            sents = self.post_sent[lo[i] : hi[i]]
+            partial = acc[sents]
+            seen.append(sents[partial == 0.0])  # every weight is positive: zero means not seen yet
+            partial += self._weights(self.post_tf[lo[i] : hi[i]], self.post_len[lo[i] : hi[i]], scales[i],
+                                     scratch[: hi[i] - lo[i]])  # fmt: skip
+            acc[sents] = partial
+            scanned += 1
+            if scanned < len(order):
+                best, floor = self._raised_floor(acc, best, sents, partial, floor, k)
+        seen = np.concatenate(seen)
+        candidates = np.sort(seen[acc[seen] + unscanned[scanned] >= floor])
+        partial = acc[candidates]  # summed in scan order: good enough to prune, not to rank
+        acc[seen] = 0.0
+        missing = unscanned[scanned]
+        for i in sorted(order[scanned:], key=lambda i: -upper[i]):  # the weightiest first: it prunes the most
+            partial += self._gathered(terms[i : i + 1], scales[i : i + 1], candidates)
+            missing -= upper[i]
+            if len(partial) > k:  # partial scores grew: the floor may rise too
+                floor = max(floor, float(np.partition(partial, len(partial) - k)[len(partial) - k]) / (1 + BOUND_SLACK))
+            alive = partial + missing >= floor
+            candidates, partial = candidates[alive], partial[alive]
+        scores = self._gathered(terms, scales, candidates)
+        if len(candidates) > k:
+            kept = scores >= np.partition(scores, len(scores) - k)[len(scores) - k]  # ties at the cut stay
+            candidates, scores = candidates[kept], scores[kept]
+        ranked = np.lexsort((candidates, -scores))[:k]
+        return candidates[ranked].astype(np.int64), scores[ranked]
+
+    @staticmethod
+    def _raised_floor(
+        acc: np.ndarray, best: np.ndarray, sents: np.ndarray, partial: np.ndarray, floor: float, k: int
+    ) -> tuple[np.ndarray, float]:
+        """The best k sentences so far and the k-th best partial score (lowered by the rounding margin),
+        after a term raised `sents` to `partial`. Partial scores only grow, so the new best k are among
+        the old best k and the sentences this term raised above the old floor."""
+        held = np.searchsorted(sents, best)
+        pool = np.concatenate([best[sents[np.minimum(held, len(sents) - 1)] != best], sents[partial > floor]])
+        if len(pool) < k:
+            return pool, floor
+        values = acc[pool]
+        top = np.argpartition(values, len(pool) - k)[len(pool) - k :]
+        return pool[top], float(values[top].min()) / (1 + BOUND_SLACK)
+
+    def _look_up(self, term: int, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of the sorted sentences hold term (a mask) and where their postings are."""
+        lo, hi = int(self.post_ptr[term]), int(self.post_ptr[term + 1])
+        if hi == lo:
+            return np.zeros(len(sents), dtype=bool), np.empty(0, dtype=np.int64)
+        listed = self.post_sent[lo:hi]
+        at = np.searchsorted(listed, sents)
+        np.minimum(at, hi - lo - 1, out=at)
+        found = listed[at] == sents
+        return found, at[found] + lo
+
+    def _gathered(self, terms: np.ndarray, scales: list[float], sents: np.ndarray) -> np.ndarray:
+        """Exact scores of sorted distinct sentences over the given terms, summed term by term in the
+        given order, as search_exhaustive sums them (so the floats are identical). A term is looked up
+        by binary search, or, for many sentences, scattered into the (zero) accumulator and read back."""
+        total = np.zeros(len(sents))
+        acc, scratch = self._accumulator()
+        for term, scale in zip(terms.tolist(), scales, strict=True):
+            lo, hi = int(self.post_ptr[term]), int(self.post_ptr[term + 1])
+            if len(sents) * LOOKUP_COST < hi - lo:
+                found, rows = self._look_up(term, sents)
+                total[found] += self._weights(self.post_tf[rows], self.post_len[rows], scale)
+                continue
+            listed = self.post_sent[lo:hi]
+            acc[listed] = self._weights(self.post_tf[lo:hi], self.post_len[lo:hi], scale, scratch[: hi - lo])
+            total += acc[sents]  # adding 0.0 where the term is absent leaves the sum as it was
+            acc[listed] = 0.0
+        return total
+
+    def search_exhaustive(self, weighted_terms: Sequence[tuple[int, float]], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """What `search` returns, found by scoring every posting of the query's terms (the reference).
+
+        Thread-safe (one buffer per thread).
         """
         if not weighted_terms or k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0)
@@ -262,11 +428,11 @@ class Index:
         candidates = np.concatenate(touched) if len(touched) > 1 else touched[0]
         scores = acc[candidates]
         acc[candidates] = 0.0
-        # A sentence appears once per query term it holds, always with its full score, so
-        # the best k * len(touched) entries hold the best k distinct sentences.
+        # A sentence appears once per query term it holds, always with its full score, so the best
+        # k * len(touched) entries, with every entry tied at the cut, hold the best k distinct sentences.
         wanted = k * len(touched)
         if len(candidates) > wanted:
-            top = np.argpartition(-scores, wanted - 1)[:wanted]
+            top = np.flatnonzero(scores >= np.partition(scores, len(scores) - wanted)[len(scores) - wanted])
             candidates, scores = candidates[top], scores[top]
         if len(touched) > 1:
             candidates, first = np.unique(candidates, return_index=True)
@@ -318,7 +484,8 @@ def build_index(root: Path, chunks: Sequence[Chunk], skipped: Sequence[Skipped],
     layout = _assemble(chunks)
     postings = _postings(layout.arrays["tok_ids"], layout.lengths, len(layout.vocab))
     return Index(root=root, docs=layout.docs, skipped=tuple(skipped), k1=k1, b=b, vocab=layout.vocab,
-                 **_text_layout(chunks, layout.doc_runs), **layout.arrays, **postings)  # fmt: skip
+                 **_text_layout(chunks, layout.doc_runs), **layout.arrays, **postings,
+                 **_derived(layout.vocab, postings))  # fmt: skip
 
 
 def refresh_index(
@@ -354,7 +521,25 @@ def refresh_index(
     postings = _merged_postings(old, layout)
     text = _compacted(**_text_layout(chunks, layout.doc_runs, old))
     return Index(root=old.root, docs=layout.docs, skipped=tuple(skipped), k1=old.k1, b=old.b, vocab=layout.vocab,
-                 **text, **layout.arrays, **postings)  # fmt: skip
+                 **text, **layout.arrays, **postings, **_derived(layout.vocab, postings))  # fmt: skip
+
+
+def _derived(vocab: Sequence[str], postings: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What an Index stores beside its postings so that no process recomputes it: term bounds, bigrams."""
+    table = bigram_table(vocab)
+    bigrams = {"gram_codes": table.codes, "gram_ptr": table.ptr, "gram_terms": table.terms,
+               "term_grams": table.term_grams, "term_length": table.term_length, "term_first": table.term_first}
+    return {**_term_bounds(postings["post_ptr"], postings["post_tf"], postings["post_len"]), **bigrams}
+
+
+def _term_bounds(post_ptr: np.ndarray, post_tf: np.ndarray, post_len: np.ndarray) -> dict[str, np.ndarray]:
+    """Per term: the largest tf and the shortest sentence among its postings (every term has one)."""
+    if not len(post_tf):
+        return {"term_max_tf": np.empty(0, dtype=np.uint16), "term_min_len": np.empty(0, dtype=np.uint16)}
+    return {
+        "term_max_tf": np.maximum.reduceat(post_tf, post_ptr[:-1]).astype(np.uint16),
+        "term_min_len": np.minimum.reduceat(post_len, post_ptr[:-1]).astype(np.uint16),
+    }
 
 
 @dataclass(frozen=True, slots=True)

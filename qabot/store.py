@@ -37,7 +37,7 @@ from qabot.index import Chunk, DocInfo, Index, TextPack, analyze_documents, buil
 from qabot.segment import compile_boilerplate
 
 FORMAT = "qabot-index"
-VERSION = 6
+VERSION = 7
 TEXTS = "texts"  # folder of text packs, beside the generations
 # Code and data that decide what a sentence and a term are: any change to them rebuilds the index.
 # (A change to what index.py stores or how it weighs terms bumps VERSION instead.)
@@ -47,8 +47,10 @@ _ANALYSIS_SOURCES = (
 ARRAYS = (
     "doc_pack", "doc_text_start", "doc_text_end", "doc_sent_ptr", "sent_doc", "sent_start", "sent_end", "sent_line",
     "sent_end_line", "tok_ptr", "tok_ids", "df", "post_ptr", "post_sent", "post_tf", "post_len",
+    "term_max_tf", "term_min_len", "gram_codes", "gram_ptr", "gram_terms", "term_grams", "term_length", "term_first",
 )  # fmt: skip
 POSTING_ARRAYS = ("post_sent", "post_tf", "post_len")
+PER_TERM_ARRAYS = ("term_max_tf", "term_min_len", "term_grams", "term_length", "term_first")
 BATCH_FILES = 200  # files analyzed together (one Chunk; one task for a worker process)
 PARALLEL_FILES = 2000  # below this many files, worker start-up costs more than it saves
 MAX_WORKERS = 4
@@ -449,6 +451,10 @@ def _check_shapes(index: Index) -> None:
         len(index.df) == n_terms,
         all(len(getattr(index, a)) == n_sent for a in ("sent_start", "sent_end", "sent_line", "sent_end_line")),
         all(len(getattr(index, a)) == (int(index.post_ptr[-1]) if n_terms else 0) for a in POSTING_ARRAYS),
+        all(len(getattr(index, a)) == n_terms for a in PER_TERM_ARRAYS),
+        len(index.gram_ptr) == len(index.gram_codes) + 1,
+        len(index.gram_terms) == (int(index.gram_ptr[-1]) if len(index.gram_codes) else 0),
+        not len(index.gram_terms) or 0 <= index.gram_terms.min() <= index.gram_terms.max() < n_terms,
     )
     if not all(checks):
         raise CacheInvalid("array sizes do not agree")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -62,31 +63,62 @@ def _bigram_codes(term: str) -> set[int]:
     return {points[i] * (_END + 1) + points[i + 1] for i in range(len(points) - 1)}
 
 
+@dataclass(frozen=True, slots=True)
+class BigramTable:
+    """Which vocabulary terms hold each character bigram (the word padded with begin and end marks).
+
+    Terms holding bigram codes[g] are terms[ptr[g]:ptr[g + 1]], ascending; per term: its distinct
+    bigrams, its length and its first code point. Plain arrays, so the index stores them as .npy.
+    """
+
+    codes: np.ndarray  # int64[G], ascending
+    ptr: np.ndarray  # int64[G + 1]
+    terms: np.ndarray  # int32[E]
+    term_grams: np.ndarray  # int32[V]
+    term_length: np.ndarray  # int32[V]
+    term_first: np.ndarray  # int32[V]
+
+
+def bigram_table(vocab: Sequence[str]) -> BigramTable:
+    """The BigramTable of a vocabulary, from one sort of (bigram, term) keys packed into int64."""
+    lengths = np.fromiter(map(len, vocab), dtype=np.int64, count=len(vocab))
+    # Every term in one UTF-32 run, each preceded by a separator (code 0; terms hold no control characters).
+    points = np.frombuffer("".join(f"\0{term}" for term in vocab).encode("utf-32-le") + bytes(4), dtype=np.uint32)
+    points = points.astype(np.int64)
+    separator = points == 0
+    left = np.where(separator[:-1], _BEGIN, points[:-1])
+    right = np.where(separator[1:], _END, points[1:])
+    term_of = np.cumsum(separator[:-1]) - 1
+    bits = max(len(vocab), 1).bit_length()
+    keys = left * (_END + 1) + right
+    keys <<= bits
+    keys |= term_of
+    keys.sort()
+    keys = keys[np.append(True, keys[1:] != keys[:-1])] if len(keys) else keys  # a term counts a bigram once
+    gram_of = keys >> bits
+    starts = np.flatnonzero(np.append(True, gram_of[1:] != gram_of[:-1])) if len(keys) else keys
+    codes = gram_of[starts]
+    terms = (keys & ((1 << bits) - 1)).astype(np.int32)
+    first = points[np.flatnonzero(separator[:-1]) + 1] if len(vocab) else np.empty(0, dtype=np.int64)
+    return BigramTable(
+        codes=codes,
+        ptr=np.append(starts, len(keys)).astype(np.int64),
+        terms=terms,
+        term_grams=np.bincount(terms, minlength=len(vocab)).astype(np.int32),
+        term_length=lengths.astype(np.int32),
+        term_first=first.astype(np.int32),
+    )
+
+
 class VariantFinder:
     """Bigram-filtered edit-distance search over a vocabulary (Ukkonen's q-gram lemma).
 
-    The bigram posting lists are built with numpy in one pass over a fixed-width
-    copy of the vocabulary, so even a 200,000-term vocabulary is ready in well under a second.
+    Reads a BigramTable, which the index builds once and stores, so a fresh process pays nothing.
     """
 
-    def __init__(self, vocab: Sequence[str]) -> None:
+    def __init__(self, vocab: Sequence[str], table: BigramTable | None = None) -> None:
         self._vocab = vocab
-        width = max((len(term) for term in vocab), default=1)
-        chars = np.array(vocab, dtype=f"<U{width}").view(np.uint32).reshape(len(vocab), width).astype(np.int64)
-        self._lengths = (chars > 0).sum(axis=1)
-        padded = np.zeros((len(vocab), width + 2), dtype=np.int64)
-        padded[:, 0] = _BEGIN
-        padded[:, 1 : width + 1] = chars
-        padded[np.arange(len(vocab)), self._lengths + 1] = _END
-        codes = padded[:, :-1] * (_END + 1) + padded[:, 1:]
-        valid = np.arange(width + 1)[None, :] <= self._lengths[:, None]
-        term_ids = np.broadcast_to(np.arange(len(vocab))[:, None], codes.shape)[valid]
-        pairs = np.unique(np.stack([codes[valid], term_ids]), axis=1)  # a term counts a bigram once
-        self._codes, starts = np.unique(pairs[0], return_index=True)
-        self._ptr = np.append(starts, pairs.shape[1])
-        self._terms = pairs[1].astype(np.int32)
-        self._gram_counts = np.bincount(self._terms, minlength=len(vocab))
-        self._first = chars[:, 0] if width else np.zeros(len(vocab), dtype=np.int64)
+        self._table = bigram_table(vocab) if table is None else table
 
     def find(self, term: str, limit: int = 3) -> list[tuple[int, int]]:
         """Up to `limit` (term id, distance) pairs of vocabulary terms close to term, closest first.
@@ -94,21 +126,22 @@ class VariantFinder:
         Variants share the first letter (misspellings rarely touch it; keeps seek and week apart).
         """
         budget = max_distance(term)
-        if not budget or not len(self._codes):
+        table = self._table
+        if not budget or not len(table.codes):
             return []
         grams = _bigram_codes(term)
         wanted = np.fromiter(grams, dtype=np.int64, count=len(grams))
-        at = np.searchsorted(self._codes, wanted)
-        at = at[(at < len(self._codes)) & (self._codes[np.minimum(at, len(self._codes) - 1)] == wanted)]
+        at = np.searchsorted(table.codes, wanted)
+        at = at[(at < len(table.codes)) & (table.codes[np.minimum(at, len(table.codes) - 1)] == wanted)]
         if not len(at):
             return []
-        hits = np.concatenate([self._terms[self._ptr[i] : self._ptr[i + 1]] for i in at])
+        hits = np.concatenate([table.terms[table.ptr[i] : table.ptr[i + 1]] for i in at])
         shared = np.bincount(hits, minlength=len(self._vocab))
         # Each edit destroys at most two bigrams of either word.
         close = np.nonzero(
-            (shared >= np.maximum(self._gram_counts, len(grams)) - 2 * budget)
-            & (np.abs(self._lengths - len(term)) <= budget)
-            & (self._first == ord(term[0]))
+            (shared >= np.maximum(table.term_grams, len(grams)) - 2 * budget)
+            & (np.abs(table.term_length - len(term)) <= budget)
+            & (table.term_first == ord(term[0]))
         )[0]
         found = []
         for term_id in close.tolist():

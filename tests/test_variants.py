@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 
-from qabot.variants import VariantFinder, edit_distance
+from qabot.variants import VariantFinder, bigram_table, edit_distance, max_distance
 
 
 def reference_distance(a: str, b: str) -> int:
@@ -39,3 +40,35 @@ def test_finder_returns_close_terms_sharing_the_first_letter():
     assert "week" not in found("seek") and found("seek") == ["see"]
     assert found("tal") == [], "terms under four letters are not guessed at"
     assert found("zzzz") == []
+
+
+def brute_force(vocab: list[str], term: str, limit: int = 3) -> list[tuple[int, int]]:
+    """Every vocabulary term within the edit budget sharing the first letter, closest first."""
+    budget = max_distance(term)
+    if not budget:
+        return []
+    found = sorted(
+        (reference_distance(term, candidate), candidate, i)
+        for i, candidate in enumerate(vocab)
+        if candidate != term and candidate[:1] == term[:1] and abs(len(candidate) - len(term)) <= budget
+    )
+    return [(i, distance) for distance, _, i in found if distance <= budget][:limit]
+
+
+def test_the_stored_bigram_table_finds_what_a_scan_of_the_vocabulary_finds(answerer):
+    index = answerer.index
+    vocab = list(index.vocab)
+    stored = VariantFinder(index.vocab, index.bigrams)
+    table = bigram_table(index.vocab)
+    for name in ("codes", "ptr", "terms", "term_grams", "term_length", "term_first"):
+        assert np.array_equal(getattr(table, name), getattr(index.bigrams, name)), name
+    rng = np.random.default_rng(3)
+    for term_id in rng.choice(len(vocab), 40, replace=False).tolist():
+        word = vocab[term_id]
+        for typo in (word, word[:2] + word[3:], word[:3] + "x" + word[3:], word + "e", word[:1] + word[2:]):
+            assert stored.find(typo) == brute_force(vocab, typo), typo
+
+
+def test_an_empty_vocabulary_has_an_empty_table():
+    table = bigram_table(())
+    assert len(table.codes) == 0 and table.ptr.tolist() == [0] and VariantFinder((), table).find("okapi") == []

@@ -1,0 +1,139 @@
+"""Pruned top-k search returns exactly what scoring every posting returns: ids, scores (bit for bit), ties."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qabot import index as index_module
+from qabot.corpus import Document
+from qabot.index import Index, analyze_documents, build_index
+from qabot.store import IndexParams, open_index
+from tests.conftest import SEEDS
+
+PARAMS = IndexParams(1.2, 0.75, ("top of page", "bottom of page"), 10_000_000)
+
+
+@pytest.fixture
+def always_pruned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every query takes the pruned path."""
+    monkeypatch.setattr(index_module, "EXHAUSTIVE_POSTINGS", 0)
+
+
+@pytest.fixture(scope="module")
+def seeds_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    index, _ = open_index(SEEDS, tmp_path_factory.mktemp("cache"), PARAMS, warn=lambda m: None)
+    return index
+
+
+def index_of(sentences: list[str]) -> Index:
+    """An in-memory index of one article per group of three sentences."""
+    docs = []
+    for i in range(0, len(sentences), 3):
+        text = "Title\n\n" + " ".join(f"{s}." for s in sentences[i : i + 3]) + "\n"
+        docs.append(Document(f"a{i:05d}.txt", text, f"{i:064x}", "Title", None, len(text), 0))
+    return build_index(Path("/nowhere"), [analyze_documents(docs, None)], [], 1.2, 0.75)
+
+
+def dense_top_k(index: Index, query: list[tuple[int, float]], k: int) -> tuple[list[int], np.ndarray]:
+    """The plainest reference: every sentence's score summed term by term, every touched sentence sorted."""
+    scores, touched = np.zeros(index.n_sentences), np.zeros(index.n_sentences, dtype=bool)
+    for term, weight in query:
+        lo, hi = index.post_ptr[term], index.post_ptr[term + 1]
+        sents = index.post_sent[lo:hi]
+        scores[sents] += index._weights(index.post_tf[lo:hi], index.post_len[lo:hi], index.idf[term] * weight)
+        touched[sents] = True
+    ranked = sorted(np.flatnonzero(touched).tolist(), key=lambda s: (-scores[s], s))[:k]
+    return ranked, scores[ranked]
+
+
+def assert_same(index: Index, query: list[tuple[int, float]], k: int) -> None:
+    sents, scores = index.search(query, k)
+    for ref_sents, ref_scores in (index.search_exhaustive(query, k), dense_top_k(index, query, k)):
+        assert sents.tolist() == list(ref_sents), (query, k)
+        assert scores.tobytes() == np.asarray(ref_scores).tobytes(), (query, k)
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 50, 100])
+def test_pruned_search_equals_exhaustive_on_the_seeds(seeds_index, always_pruned, k):
+    rng = np.random.default_rng(k)
+    by_df = np.argsort(-seeds_index.df)
+    for _ in range(60):
+        common = by_df[: rng.integers(0, 4)].tolist()  # frequent terms make long lists worth skipping
+        rare = rng.choice(len(seeds_index.vocab), rng.integers(1, 5), replace=False).tolist()
+        weights = rng.choice([1.0, 0.7, 2.0, 1.7], len(common) + len(rare)).tolist()
+        assert_same(seeds_index, list(zip(common + rare, weights, strict=True)), k)
+
+
+def test_pruning_looks_the_common_term_up_instead_of_scanning_it(always_pruned, monkeypatch):
+    """A rare term and a very common one: once the rare term's sentences set the floor, the common
+    term's 4,002 postings are only searched for the few sentences that can still make the top k."""
+    filler = [f"common words number{i % 7} item{i}" for i in range(4000)]
+    index = index_of([*filler, "common okapi sighting", "okapi okapi near common words"])
+    okapi, common = index.term_ids["okapi"], index.term_ids["common"]
+    looked_up: list[tuple[int, int]] = []
+    real = Index._look_up
+    monkeypatch.setattr(Index, "_look_up", lambda self, term, sents: looked_up.append((term, len(sents))) or
+                        real(self, term, sents))  # fmt: skip
+    sents, _ = index.search([(okapi, 1.0), (common, 1.0)], 2)
+    assert [index.sentence_text(int(s)) for s in sents] == ["okapi okapi near common words.",
+                                                            "common okapi sighting."]  # fmt: skip
+    assert index.df[common] == 4002 and (common, 2) in looked_up, looked_up
+    assert_same(index, [(okapi, 1.0), (common, 1.0)], 2)
+
+
+def test_term_bounds_hold_every_posting(seeds_index):
+    for term in range(len(seeds_index.vocab)):
+        lo, hi = seeds_index.post_ptr[term], seeds_index.post_ptr[term + 1]
+        assert seeds_index.post_tf[lo:hi].max() == seeds_index.term_max_tf[term]
+        assert seeds_index.post_len[lo:hi].min() == seeds_index.term_min_len[term]
+        bound = seeds_index._weights(seeds_index.term_max_tf[[term]], seeds_index.term_min_len[[term]], 1.0)
+        assert (seeds_index._weights(seeds_index.post_tf[lo:hi], seeds_index.post_len[lo:hi], 1.0) <= bound).all()
+
+
+WORDS = [f"w{i}" for i in range(40)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sentences=st.lists(
+        st.lists(st.sampled_from(WORDS[:8]) | st.sampled_from(WORDS), min_size=1, max_size=12).map(" ".join),
+        min_size=1, max_size=600,
+    ),
+    duplicate=st.integers(0, 30),
+    picks=st.lists(st.tuples(st.integers(0, 39), st.sampled_from([1.0, 0.7, 2.0])), min_size=1, max_size=6),
+    k=st.sampled_from([1, 2, 5, 50, 100]),
+)  # fmt: skip
+def test_pruned_search_equals_exhaustive_on_random_corpora(always_pruned, sentences, duplicate, picks, k):
+    sentences = sentences + sentences[:duplicate]  # identical sentences tie on score: order by id
+    index = index_of(sentences)
+    query = [(index.term_ids[WORDS[w]], weight) for w, weight in picks if WORDS[w] in index.term_ids]
+    if query:
+        assert_same(index, query, k)
+
+
+def test_threads_searching_at_once_get_what_one_thread_gets(seeds_index, always_pruned):
+    rng = np.random.default_rng(11)
+    by_df = np.argsort(-seeds_index.df)
+    queries = [
+        [(int(t), 1.0) for t in [*by_df[:2], *rng.choice(len(seeds_index.vocab), 3, replace=False)]] for _ in range(40)
+    ]
+    alone = [seeds_index.search(query, 10) for query in queries]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda query: seeds_index.search(query, 10), queries * 3))
+    for (sents, scores), (ref_sents, ref_scores) in zip(together, alone * 3, strict=True):
+        assert sents.tolist() == ref_sents.tolist() and scores.tobytes() == ref_scores.tobytes()
+
+
+def test_term_ids_find_every_term_and_nothing_else(seeds_index):
+    assert len(seeds_index.term_ids) == len(seeds_index.vocab)
+    assert all(seeds_index.term_ids[term] == i for i, term in enumerate(seeds_index.vocab))
+    for missing in ("", "zzzzzz", "peace", seeds_index.vocab[0][:-1] + "\uffff"):
+        assert missing not in seeds_index.term_ids and seeds_index.term_ids.get(missing) is None
+    with pytest.raises(KeyError):
+        seeds_index.term_ids["okapi-not-a-term"]
