@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +19,6 @@ from qabot.index import idf_of_unknown
 from qabot.learned import Models, logistic, shipped_models
 from qabot.model import Answer, Location, Passage
 from qabot.searchable import SearchableIndex
-from qabot.segment import paragraph_numbers
 from qabot.variants import VariantFinder
 
 if TYPE_CHECKING:
@@ -70,7 +69,9 @@ def clean_question(question: str) -> str:
 class Answerer:
     """Answers questions from an Index or a ShardedIndex; pure given it, safe to call from several threads."""
 
-    def __init__(self, index: SearchableIndex, params: AnswerParams | None = None, models: Models | None = None) -> None:
+    def __init__(
+        self, index: SearchableIndex, params: AnswerParams | None = None, models: Models | None = None
+    ) -> None:
         self.index = index
         self.params = params or AnswerParams()
         self.models = models or shipped_models()
@@ -224,10 +225,7 @@ class Answerer:
         first = int(index.doc_sent_ptr[doc])
         numbers = self._paragraphs.get(doc)
         if numbers is None:
-            stop = int(index.doc_sent_ptr[doc + 1])
-            numbers = np.array(
-                paragraph_numbers(index.doc_text(doc), index.sent_start[first:stop].tolist(),
-                                  index.sent_end[first:stop].tolist()), dtype=np.int64)  # fmt: skip
+            numbers = index.paragraph_numbers(doc)
             if len(self._paragraphs) >= _PARAGRAPH_CACHE:
                 self._paragraphs.clear()
             self._paragraphs[doc] = numbers
@@ -242,7 +240,7 @@ class Answerer:
         """The leading top_k sentences that are not wire copies of a better one; each copy of a
         passage (another file, near-identical terms) is listed with it."""
         index = self.index
-        copies = (_jaccard(index, np.array(ranked, dtype=np.int64)) >= DUPLICATE_JACCARD).tolist()
+        copies = (_jaccard([index.sentence_terms(sent) for sent in ranked]) >= DUPLICATE_JACCARD).tolist()
         docs = index.sent_doc[ranked].tolist()
         groups: list[tuple[int, list[int]]] = []  # (position of the lead sentence, its copies)
         for at, sent in enumerate(ranked):
@@ -305,21 +303,21 @@ class Answerer:
         )
 
 
-def _jaccard(index: Index, sents: np.ndarray) -> np.ndarray:
-    """Jaccard similarity of the term sets of every pair of the sentences (0 where either is empty),
+def _jaccard(sentence_terms: Sequence[np.ndarray]) -> np.ndarray:
+    """Jaccard similarity of the term sets of every pair of sentences (0 where either is empty),
     counted with arrays: one small integer product over the terms two or more of them share."""
-    lengths = index.tok_ptr[sents + 1] - index.tok_ptr[sents]
-    tokens = index.tok_ids[np.repeat(index.tok_ptr[sents] - np.cumsum(lengths) + lengths, lengths)
-                           + np.arange(int(lengths.sum()))]  # fmt: skip
-    pairs = np.sort(tokens.astype(np.int64) << 32 | np.repeat(np.arange(len(sents), dtype=np.int64), lengths))
+    lengths = np.array([len(terms) for terms in sentence_terms], dtype=np.int64)
+    tokens = np.concatenate([np.zeros(0, dtype=np.int64), *sentence_terms])
+    count = len(sentence_terms)
+    pairs = np.sort(tokens.astype(np.int64) << 32 | np.repeat(np.arange(count, dtype=np.int64), lengths))
     pairs = pairs[np.append(True, pairs[1:] != pairs[:-1])] if len(pairs) else pairs  # (term, sentence) once
     rows, terms = pairs & 0xFFFFFFFF, pairs >> 32
-    sizes = np.bincount(rows, minlength=len(sents))
+    sizes = np.bincount(rows, minlength=count)
     new_term = np.append(True, terms[1:] != terms[:-1]) if len(terms) else np.empty(0, dtype=bool)
     column = np.cumsum(new_term) - 1
     shared_terms = np.bincount(column) > 1
     held = shared_terms[column]
-    incidence = np.zeros((len(sents), int(shared_terms.sum())), dtype=np.int64)
+    incidence = np.zeros((count, int(shared_terms.sum())), dtype=np.int64)
     incidence[rows[held], (np.cumsum(shared_terms) - 1)[column[held]]] = 1
     shared = incidence @ incidence.T  # integer matmul: exact, and no BLAS threads for a tiny product
     np.fill_diagonal(shared, sizes)

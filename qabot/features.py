@@ -98,7 +98,7 @@ def candidate_features(
         return Candidates(sents, np.zeros((0, len(CANDIDATE_FEATURES))))
     before, after = index.neighbour_arrays(sents)
     members, owner = _paragraph_members(sents, paragraph_of)
-    positions = np.concatenate([sents, np.maximum(before, 0), np.maximum(after, 0), members])
+    positions = np.concatenate([sents, before, after, members])  # -1 (no neighbour) holds no term
     rows = [(i, term_id, weight) for i, term in enumerate(terms) for term_id, weight in term.ids]
     present, contribution = index.term_weights([term_id for _, term_id, _ in rows], positions)
     row_weight = np.array([weight * terms[i].count for i, _, weight in rows])

@@ -22,7 +22,7 @@ import numpy as np
 
 from qabot.analyze import analyze
 from qabot.corpus import Document, Skipped
-from qabot.segment import line_starts, sentence_spans
+from qabot.segment import line_starts, paragraph_numbers, sentence_spans
 from qabot.variants import BigramTable, bigram_table
 
 EPSILON = 0.25  # rank-bm25's default floor for negative IDF, as a share of the mean IDF
@@ -259,6 +259,13 @@ class Index:
                 self._text_cache.clear()
             self._text_cache[doc_id] = cached
         return cached
+
+    def paragraph_numbers(self, doc_id: int) -> np.ndarray:
+        """The paragraph (from 0; blank lines end paragraphs) of each of the document's indexed sentences."""
+        first, stop = int(self.doc_sent_ptr[doc_id]), int(self.doc_sent_ptr[doc_id + 1])
+        numbers = paragraph_numbers(self.doc_text(doc_id), self.sent_start[first:stop].tolist(),
+                                    self.sent_end[first:stop].tolist())  # fmt: skip
+        return np.array(numbers, dtype=np.int64)
 
     def sentence_text(self, sent: int) -> str:
         """text[start:end] of sentence `sent` in its document."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from qabot.corpus import Skipped
 from qabot.index import DocInfo
+from qabot.variants import BigramTable
 
 
 class SentenceField(Protocol):
@@ -50,6 +51,10 @@ class SearchableIndex(Protocol):
 
     @property
     def term_ids(self) -> Mapping[str, int]: ...
+
+    @property
+    def bigrams(self) -> BigramTable:
+        """The spelling-variant lookup table of the vocabulary."""
 
     @property
     def df(self) -> np.ndarray:
@@ -93,3 +98,6 @@ class SearchableIndex(Protocol):
     def sentence_terms(self, sent: int) -> np.ndarray: ...
 
     def doc_text(self, doc_id: int) -> str: ...
+
+    def paragraph_numbers(self, doc_id: int) -> np.ndarray:
+        """The paragraph (from 0) of each of the document's indexed sentences, in order."""

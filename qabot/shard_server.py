@@ -181,6 +181,9 @@ class ShardServer:
     def doc_text(self, local_doc: int) -> str:
         return self.index.doc_text(local_doc)
 
+    def paragraph_numbers(self, local_doc: int) -> np.ndarray:
+        return self.index.paragraph_numbers(local_doc)
+
 
 class LocalShards:
     """Every shard served in this process, one after another."""

@@ -9,6 +9,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from qabot.shards import (
     shard_of,
 )
 from qabot.store import IndexParams, Warn
+from qabot.variants import BigramTable, bigram_table
 
 if TYPE_CHECKING:
     from qabot.config import Settings
@@ -253,6 +255,15 @@ class ShardedIndex:
     def doc_text(self, doc_id: int) -> str:
         shard = int(self.doc_shard[doc_id])
         return self._call_all("doc_text", {shard: (int(self.doc_local[doc_id]),)})[shard]
+
+    @cached_property
+    def bigrams(self) -> BigramTable:
+        """The spelling-variant table of the global vocabulary, built on first use."""
+        return bigram_table(self.vocab)
+
+    def paragraph_numbers(self, doc_id: int) -> np.ndarray:
+        shard = int(self.doc_shard[doc_id])
+        return self._call_all("paragraph_numbers", {shard: (int(self.doc_local[doc_id]),)})[shard]
 
     def neighbour_arrays(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Previous and next sentence ids in the same document, -1 where there is none."""

@@ -21,7 +21,7 @@ def test_array_jaccard_equals_set_arithmetic_for_every_pair(answerer):
         sents = rng.choice(index.n_sentences, 25, replace=False)
         if trial % 2:
             sents = np.concatenate([sents, sents[:4]])  # the same sentence twice: similarity 1
-        similarity = _jaccard(index, sents)
+        similarity = _jaccard([index.sentence_terms(int(s)) for s in sents])
         sets = [set(index.sentence_terms(int(s)).tolist()) for s in sents]
         for i, j in itertools.product(range(len(sents)), repeat=2):
             assert similarity[i, j] == set_jaccard(sets[i], sets[j]), (sents[i], sents[j])
