@@ -9,11 +9,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from qabot.answer import Answerer
 from qabot.render import render_json
-from tests.conftest import DEV_SET, PROJECT, settings_for
-
-MAKE_CORPUS = PROJECT.parent / "shared" / "bench" / "make_corpus.py"
+from tests.conftest import DEV_SET, MAKE_CORPUS, PROJECT, settings_for
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class Generated:
 
 
 def generate(base: Path, sentences: int, n_questions: int) -> Generated:
+    if not MAKE_CORPUS.is_file():
+        pytest.skip(f"{MAKE_CORPUS} is absent (it is in ../shared, beside the repository)")
     corpus, questions_file = base / "corpus", base / "questions.txt"
     subprocess.run([sys.executable, str(MAKE_CORPUS), "--out", str(corpus), "--sentences", str(sentences),
                     "--n-queries", str(n_questions), "--answerable-queries", str(questions_file)],

@@ -207,10 +207,10 @@ def test_a_jsonl_set_is_asked_of_the_configured_corpus_with_outside_questions_ad
         + json.dumps({"id": "o2", "question": "Who lost?", "answerable": False, "answers": []})
         + "\n"
     )
-    with open_eval_set(DEV_SET, outside) as eval_set:
+    with open_eval_set(SAMPLE_SET, outside) as eval_set:
         assert eval_set.corpus is None and eval_set.cache_dir is None
         items = eval_set.items
-    assert items[:-1] == tuple(load_eval(DEV_SET))
+    assert items[:-1] == tuple(load_eval(SAMPLE_SET))
     assert items[-1] == EvalItem("o1", "Who won?", False, "out-of-corpus", ()), "only answerable outside questions"
 
 
@@ -236,6 +236,6 @@ def test_malformed_squad_files_are_reported_with_where(tmp_path, name, content, 
 
 def test_json_lines_in_a_file_named_json_are_read_as_json_lines(tmp_path):
     path = tmp_path / "dev.json"
-    path.write_text(DEV_SET.read_text(encoding="utf-8"), encoding="utf-8")
+    path.write_text(SAMPLE_SET.read_text(encoding="utf-8"), encoding="utf-8")
     with open_eval_set(path) as eval_set:
-        assert eval_set.items == tuple(load_eval(DEV_SET)) and eval_set.corpus is None
+        assert eval_set.items == tuple(load_eval(SAMPLE_SET)) and eval_set.corpus is None
