@@ -104,9 +104,7 @@ def candidate_features(
     row_weight = np.array([weight * terms[i].count for i, _, weight in rows])
     ideal = sum(term.count * term.mass for term in terms) or 1.0
     bm25 = (row_weight @ contribution) / ideal
-    has_before, has_after = before >= 0, after >= 0
-    own, before_score = bm25[:n], np.where(has_before, bm25[n : 2 * n], 0.0)
-    after_score = np.where(has_after, bm25[2 * n : 3 * n], 0.0)
+    own, before_score, after_score = bm25[:n], bm25[n : 2 * n], bm25[2 * n : 3 * n]
     # per question term and position: 1 where the term is there, a variant's weight where only it is
     match = np.zeros((len(terms), len(positions)))
     for r, (i, _, weight) in enumerate(rows):
@@ -114,7 +112,7 @@ def candidate_features(
     mass = coverage_mass(terms)
     total_mass = mass.sum() or 1.0
     coverage = mass @ match[:, :n] / total_mass
-    beside = np.maximum(match[:, n : 2 * n] * has_before, match[:, 2 * n : 3 * n] * has_after)
+    beside = np.maximum(match[:, n : 2 * n], match[:, 2 * n : 3 * n])
     window_coverage = mass @ np.maximum(match[:, :n], beside) / total_mass
     # paragraph signals: members are grouped by candidate, in order
     group_starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
