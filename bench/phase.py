@@ -146,6 +146,13 @@ def report(**values: object) -> None:
 WARNINGS: list[str] = []  # what qabot warned about; a "rebuilding" one during a load invalidates its time
 
 
+def measured_config() -> Path:
+    """config/qabot.toml beside the qabot package being measured: a baseline's settings are its own."""
+    import qabot
+
+    return Path(qabot.__file__).resolve().parent.parent / "config" / "qabot.toml"
+
+
 def open_answerer(corpus: Path, cache: Path):
     from qabot.answer import Answerer
     from qabot.config import load_settings, replace
@@ -154,7 +161,7 @@ def open_answerer(corpus: Path, cache: Path):
         WARNINGS.append(message)
         print(f"qabot: {message}", file=sys.stderr)
 
-    settings = replace(load_settings(env={}), corpus=corpus, cache_dir=cache)
+    settings = replace(load_settings(measured_config(), env={}), corpus=corpus, cache_dir=cache)
     return Answerer.from_settings(settings, warn=warn)
 
 
@@ -208,7 +215,8 @@ def qabot_fresh(args: argparse.Namespace) -> None:
     import subprocess
 
     command = [str(Path(sys.executable).parent / "qabot"), "ask"]
-    env = {**os.environ, "QABOT_CORPUS": str(args.corpus), "QABOT_CACHE_DIR": str(args.cache)}
+    env = {**os.environ, "QABOT_CORPUS": str(args.corpus), "QABOT_CACHE_DIR": str(args.cache),
+           "QABOT_CONFIG": str(measured_config())}  # fmt: skip
     questions = []
     for path in (args.answerable, args.queries):
         lines = path.read_text(encoding="utf-8").splitlines()[:FRESH_QUESTIONS]
