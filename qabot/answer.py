@@ -32,7 +32,6 @@ DUPLICATE_JACCARD = 0.8  # token-set overlap that makes two sentences the same w
 MIN_MASS = 0.01
 DERIVATION_WEIGHT = 0.8  # weight of a derivationally related term (agreement for agree)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_PARAGRAPH_CACHE = 4096  # documents whose paragraph numbers are kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +76,6 @@ class Answerer:
         self.models = models or shipped_models()
         self._variants: VariantFinder | None = None
         self._variants_lock = threading.Lock()
-        self._paragraphs: dict[int, np.ndarray] = {}
 
     @classmethod
     def from_settings(
@@ -155,9 +153,7 @@ class Answerer:
                 for term_id, weight in term.ids:
                     weighted[term_id] = weighted.get(term_id, 0.0) + weight * term.count
             sents, _ = self.index.search(list(weighted.items()), CANDIDATES)
-        candidates = candidate_features(
-            self.index, terms, sents, expected_type(cleaned_question), self._paragraph_of
-        )
+        candidates = candidate_features(self.index, terms, sents, expected_type(cleaned_question))
         scores = self.models.ranker.score(candidates.features)
         order = np.lexsort((sents, -scores))
         question = question_features(terms, candidates, scores, order)
@@ -217,22 +213,6 @@ class Answerer:
             if self._variants is None:
                 self._variants = VariantFinder(self.index.vocab, self.index.bigrams)
             return self._variants
-
-    def _paragraph_of(self, sent: int) -> tuple[int, int]:
-        """First and stop sentence ids of the paragraph holding `sent` (blank lines end paragraphs)."""
-        index = self.index
-        doc = int(index.sent_doc[sent])
-        first = int(index.doc_sent_ptr[doc])
-        numbers = self._paragraphs.get(doc)
-        if numbers is None:
-            numbers = index.paragraph_numbers(doc)
-            if len(self._paragraphs) >= _PARAGRAPH_CACHE:
-                self._paragraphs.clear()
-            self._paragraphs[doc] = numbers
-        number = numbers[sent - first]
-        lo = int(np.searchsorted(numbers, number, side="left"))
-        hi = int(np.searchsorted(numbers, number, side="right"))
-        return first + lo, first + hi
 
     def _passages(
         self, ranked: list[int], scores: dict[int, float], top_k: int, terms: list[QueryTerm]

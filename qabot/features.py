@@ -9,7 +9,7 @@ and one of a million sentences.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -87,17 +87,13 @@ def candidate_features(
     terms: Sequence[QueryTerm],
     sents: np.ndarray,
     answer_type: str | None,
-    paragraph_of: Callable[[int], tuple[int, int]],
 ) -> Candidates:
-    """The CANDIDATE_FEATURES of each candidate sentence for the question's terms.
-
-    `paragraph_of(sent)` gives the first and stop sentence ids of the sentence's paragraph.
-    """
+    """The CANDIDATE_FEATURES of each candidate sentence for the question's terms."""
     n = len(sents)
     if not n:
         return Candidates(sents, np.zeros((0, len(CANDIDATE_FEATURES))))
     before, after = index.neighbour_arrays(sents)
-    members, owner = _paragraph_members(sents, paragraph_of)
+    members, owner = _paragraph_members(sents, *index.paragraph_bounds(sents))
     positions = np.concatenate([sents, before, after, members])  # -1 (no neighbour) holds no term
     rows = [(i, term_id, weight) for i, term in enumerate(terms) for term_id, weight in term.ids]
     present, contribution = index.term_weights([term_id for _, term_id, _ in rows], positions)
@@ -167,20 +163,15 @@ def question_features(
     return np.array([scores[top], margin, coverage[top], paragraph[top], missing_share, missing_names])
 
 
-def _paragraph_members(
-    sents: np.ndarray, paragraph_of: Callable[[int], tuple[int, int]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every sentence of each candidate's paragraph (at most MAX_PARAGRAPH on each side), and
-    which candidate (row) each belongs to, grouped by candidate."""
-    members, owner = [], []
-    for row, sent in enumerate(sents.tolist()):
-        first, stop = paragraph_of(sent)
-        first, stop = max(first, sent - MAX_PARAGRAPH), min(stop, sent + MAX_PARAGRAPH + 1)
-        members.append(np.arange(first, stop, dtype=np.int64))
-        owner.append(np.full(stop - first, row, dtype=np.int64))
-    if not members:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(members), np.concatenate(owner)
+def _paragraph_members(sents: np.ndarray, first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every sentence of each candidate's paragraph [first, stop) (at most MAX_PARAGRAPH on each side),
+    and which candidate (row) each belongs to, grouped by candidate."""
+    first = np.maximum(first, sents - MAX_PARAGRAPH)
+    stop = np.minimum(stop, sents + MAX_PARAGRAPH + 1)
+    sizes = stop - first
+    owner = np.repeat(np.arange(len(sents), dtype=np.int64), sizes)
+    offsets = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return np.repeat(first, sizes) + offsets, owner
 
 
 def _holds_answer_type(index: SearchableIndex, text: str, answer_type: str | None, focus_ids: set[int]) -> bool:

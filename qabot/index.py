@@ -227,6 +227,7 @@ class Index:
     _saturation_at_one: np.ndarray = field(init=False, repr=False, compare=False)
     _buffers: threading.local = field(init=False, repr=False, compare=False)
     _text_cache: dict[int, str] = field(init=False, repr=False, compare=False)
+    _paragraph_cache: dict[int, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n_sent = len(self.sent_doc)
@@ -239,6 +240,7 @@ class Index:
         object.__setattr__(self, "term_ids", VocabularyIds(self.vocab))
         object.__setattr__(self, "_buffers", threading.local())
         object.__setattr__(self, "_text_cache", {})
+        object.__setattr__(self, "_paragraph_cache", {})
 
     @property
     def n_sentences(self) -> int:
@@ -260,12 +262,29 @@ class Index:
             self._text_cache[doc_id] = cached
         return cached
 
-    def paragraph_numbers(self, doc_id: int) -> np.ndarray:
-        """The paragraph (from 0; blank lines end paragraphs) of each of the document's indexed sentences."""
-        first, stop = int(self.doc_sent_ptr[doc_id]), int(self.doc_sent_ptr[doc_id + 1])
-        numbers = paragraph_numbers(self.doc_text(doc_id), self.sent_start[first:stop].tolist(),
-                                    self.sent_end[first:stop].tolist())  # fmt: skip
-        return np.array(numbers, dtype=np.int64)
+    def paragraph_bounds(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First and stop sentence ids of the paragraph holding each sentence (blank lines end paragraphs)."""
+        first, stop = np.empty(len(sents), dtype=np.int64), np.empty(len(sents), dtype=np.int64)
+        for at, sent in enumerate(np.asarray(sents, dtype=np.int64).tolist()):
+            doc = int(self.sent_doc[sent])
+            base = int(self.doc_sent_ptr[doc])
+            numbers = self._paragraph_numbers(doc)
+            number = numbers[sent - base]
+            first[at] = base + int(np.searchsorted(numbers, number, side="left"))
+            stop[at] = base + int(np.searchsorted(numbers, number, side="right"))
+        return first, stop
+
+    def _paragraph_numbers(self, doc_id: int) -> np.ndarray:
+        """The paragraph (from 0) of each of the document's indexed sentences (cached: Zipfian documents)."""
+        numbers = self._paragraph_cache.get(doc_id)
+        if numbers is None:
+            first, stop = int(self.doc_sent_ptr[doc_id]), int(self.doc_sent_ptr[doc_id + 1])
+            numbers = np.array(paragraph_numbers(self.doc_text(doc_id), self.sent_start[first:stop].tolist(),
+                                                 self.sent_end[first:stop].tolist()), dtype=np.int64)  # fmt: skip
+            if len(self._paragraph_cache) > 4096:
+                self._paragraph_cache.clear()
+            self._paragraph_cache[doc_id] = numbers
+        return numbers
 
     def sentence_text(self, sent: int) -> str:
         """text[start:end] of sentence `sent` in its document."""

@@ -99,5 +99,5 @@ class SearchableIndex(Protocol):
 
     def doc_text(self, doc_id: int) -> str: ...
 
-    def paragraph_numbers(self, doc_id: int) -> np.ndarray:
-        """The paragraph (from 0) of each of the document's indexed sentences, in order."""
+    def paragraph_bounds(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First and stop sentence ids of the paragraph holding each sentence."""

@@ -181,8 +181,10 @@ class ShardServer:
     def doc_text(self, local_doc: int) -> str:
         return self.index.doc_text(local_doc)
 
-    def paragraph_numbers(self, local_doc: int) -> np.ndarray:
-        return self.index.paragraph_numbers(local_doc)
+    def paragraph_bounds(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        local = self._local_sents(sents)
+        first, stop = self.index.paragraph_bounds(local)
+        return first - local + sents, stop - local + sents  # a paragraph never leaves its document
 
 
 class LocalShards:

@@ -261,9 +261,15 @@ class ShardedIndex:
         """The spelling-variant table of the global vocabulary, built on first use."""
         return bigram_table(self.vocab)
 
-    def paragraph_numbers(self, doc_id: int) -> np.ndarray:
-        shard = int(self.doc_shard[doc_id])
-        return self._call_all("paragraph_numbers", {shard: (int(self.doc_local[doc_id]),)})[shard]
+    def paragraph_bounds(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Index.paragraph_bounds, one request to each shard holding some of the sentences."""
+        sents = np.asarray(sents, dtype=np.int64)
+        first, stop = np.empty(len(sents), dtype=np.int64), np.empty(len(sents), dtype=np.int64)
+        owners = self._shards_of(sents)
+        requests = {int(s): (sents[owners == s],) for s in np.unique(owners)}
+        for s, (shard_first, shard_stop) in self._call_all("paragraph_bounds", requests).items():
+            first[owners == s], stop[owners == s] = shard_first, shard_stop
+        return first, stop
 
     def neighbour_arrays(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Previous and next sentence ids in the same document, -1 where there is none."""

@@ -89,3 +89,17 @@ def test_paragraph_signals_see_the_whole_paragraph(tmp_path):
     own = column(answerer, "Do boats cross the Obersee lake?", "coverage")
     boats = "Boats cross it daily."
     assert paragraph[boats] == pytest.approx(1.0) and own[boats] < 1.0
+
+
+def test_paragraph_bounds_are_the_sentences_between_blank_lines(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Title\n\nOne here. Two here.\nThree here.\n\nFour here.\n", encoding="utf-8")
+    (corpus / "b.txt").write_text("Other\n\nFive here.\n", encoding="utf-8")
+    index = Answerer.from_settings(settings_for(corpus, tmp_path / "cache")).index
+    texts = [index.sentence_text(s) for s in range(index.n_sentences)]
+    first, stop = index.paragraph_bounds(np.arange(index.n_sentences))
+    paragraphs = {texts[s]: texts[first[s] : stop[s]] for s in range(index.n_sentences)}
+    assert paragraphs["Two here."] == ["One here.", "Two here.", "Three here."]
+    assert paragraphs["Four here."] == ["Four here."]
+    assert paragraphs["Five here."] == ["Five here."], "a paragraph never crosses into the next file"

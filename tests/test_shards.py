@@ -172,6 +172,9 @@ def test_the_single_and_the_sharded_index_both_offer_the_whole_protocol(answerer
     assert list(sharded.index.sent_doc[np.arange(5, 9)]) == list(single.sent_doc[np.arange(5, 9)])
     assert list(sharded.index.sent_start[np.array([3, 40])]) == list(single.sent_start[np.array([3, 40])])
     assert sharded.index.neighbours(40) == single.neighbours(40)
+    every = np.arange(single.n_sentences)
+    for mine, theirs in zip(sharded.index.paragraph_bounds(every), single.paragraph_bounds(every), strict=True):
+        assert mine.tolist() == theirs.tolist()
 
 
 @pytest.mark.skipif(not DEV_SET.exists(), reason="../shared/eval/dev.jsonl is absent")
