@@ -121,8 +121,9 @@ def candidate_features(
     texts = [index.sentence_text(sent) for sent in sents.tolist()]
     sentence_terms = [index.sentence_terms(sent) for sent in sents.tolist()]
     question_ids = {term.own_id for term in terms if term.own_id is not None}
-    focus_ids = question_ids if answer_type == "definition" else set()
-    typed = np.array([_holds_answer_type(index, text, answer_type, focus_ids) for text in texts], dtype=np.float64)
+    question_terms = {index.vocab[term_id] for term_id in question_ids}  # compared as strings: no lookups
+    focus_terms = question_terms if answer_type == "definition" else set()
+    typed = np.array([_holds_answer_type(text, answer_type, focus_terms) for text in texts], dtype=np.float64)
     columns = {
         "bm25": own,
         "bm25_share": own / (own.max() or 1.0),
@@ -138,7 +139,7 @@ def candidate_features(
         "typed_paragraph": typed * paragraph_bm25 / (paragraph_bm25.max() or 1.0),
         "anaphora": np.array([bool(_ANAPHORIC.match(text)) for text in texts]) * before_score,
         "novelty": np.array([_novelty(terms_of, question_ids) for terms_of in sentence_terms]),
-        "new_names": np.log1p([_new_names(index, text, question_ids) for text in texts]),
+        "new_names": np.log1p([_new_names(text, question_terms) for text in texts]),
         "in_order": np.array([_in_order(terms_of, terms) for terms_of in sentence_terms]),
         "proximity": np.array([_proximity(terms_of, question_ids) for terms_of in sentence_terms]),
         "log_length": np.log1p([len(terms_of) for terms_of in sentence_terms]),
@@ -174,12 +175,10 @@ def _paragraph_members(sents: np.ndarray, first: np.ndarray, stop: np.ndarray) -
     return np.repeat(first, sizes) + offsets, owner
 
 
-def _holds_answer_type(index: SearchableIndex, text: str, answer_type: str | None, focus_ids: set[int]) -> bool:
+def _holds_answer_type(text: str, answer_type: str | None, focus_terms: set[str]) -> bool:
     if not answer_type:
         return False
-    focus = []
-    if focus_ids:
-        focus = [(a, b) for a, b, term in term_spans(text) if index.term_ids.get(term) in focus_ids]
+    focus = [(a, b) for a, b, term in term_spans(text) if term in focus_terms] if focus_terms else []
     return has_answer_type(text, answer_type, focus)
 
 
@@ -190,12 +189,12 @@ def _novelty(sentence_terms: np.ndarray, question_ids: set[int]) -> float:
     return 1.0 - repeated / len(sentence_terms)
 
 
-def _new_names(index: SearchableIndex, text: str, question_ids: set[int]) -> int:
+def _new_names(text: str, question_terms: set[str]) -> int:
     """Capitalised words past the sentence's first, and numbers, whose terms the question lacks."""
     count = 0
     for match in _NAME_OR_NUMBER.finditer(text, 1):
         term = term_of(match.group())
-        if term and index.term_ids.get(term) not in question_ids:
+        if term and term not in question_terms:
             count += 1
     return count
 

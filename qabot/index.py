@@ -13,7 +13,7 @@ import math
 import re
 import threading
 import uuid
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ import numpy as np
 
 from qabot.analyze import analyze
 from qabot.corpus import Document, Skipped
-from qabot.segment import line_starts, paragraph_numbers, sentence_spans
+from qabot.segment import line_starts, paragraph_breaks, sentence_spans
 from qabot.variants import BigramTable, bigram_table
 
 EPSILON = 0.25  # rank-bm25's default floor for negative IDF, as a share of the mean IDF
@@ -227,7 +227,7 @@ class Index:
     _saturation_at_one: np.ndarray = field(init=False, repr=False, compare=False)
     _buffers: threading.local = field(init=False, repr=False, compare=False)
     _text_cache: dict[int, str] = field(init=False, repr=False, compare=False)
-    _paragraph_cache: dict[int, np.ndarray] = field(init=False, repr=False, compare=False)
+    _paragraph_cache: dict[int, list[int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n_sent = len(self.sent_doc)
@@ -263,28 +263,33 @@ class Index:
         return cached
 
     def paragraph_bounds(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """First and stop sentence ids of the paragraph holding each sentence (blank lines end paragraphs)."""
-        first, stop = np.empty(len(sents), dtype=np.int64), np.empty(len(sents), dtype=np.int64)
-        for at, sent in enumerate(np.asarray(sents, dtype=np.int64).tolist()):
-            doc = int(self.sent_doc[sent])
-            base = int(self.doc_sent_ptr[doc])
-            numbers = self._paragraph_numbers(doc)
-            number = numbers[sent - base]
-            first[at] = base + int(np.searchsorted(numbers, number, side="left"))
-            stop[at] = base + int(np.searchsorted(numbers, number, side="right"))
-        return first, stop
+        """First and stop sentence ids of the paragraph holding each sentence (blank lines end paragraphs).
 
-    def _paragraph_numbers(self, doc_id: int) -> np.ndarray:
-        """The paragraph (from 0) of each of the document's indexed sentences (cached: Zipfian documents)."""
-        numbers = self._paragraph_cache.get(doc_id)
-        if numbers is None:
-            first, stop = int(self.doc_sent_ptr[doc_id]), int(self.doc_sent_ptr[doc_id + 1])
-            numbers = np.array(paragraph_numbers(self.doc_text(doc_id), self.sent_start[first:stop].tolist(),
-                                                 self.sent_end[first:stop].tolist()), dtype=np.int64)  # fmt: skip
+        Sentences never hold a blank line, so the blank lines of a document split its sentences as
+        segment.paragraph_numbers does.
+        """
+        sents = np.asarray(sents, dtype=np.int64)
+        docs = self.sent_doc[sents]
+        first, stop = [], []
+        # A few scalar bisections per candidate: cheaper than numpy calls on arrays of one element.
+        for doc, start, base, end in zip(docs.tolist(), self.sent_start[sents].tolist(),
+                                         self.doc_sent_ptr[docs].tolist(), self.doc_sent_ptr[docs + 1].tolist(),
+                                         strict=True):  # fmt: skip
+            breaks = self._paragraph_breaks(doc)
+            i = bisect_left(breaks, start)
+            first.append(bisect_right(self.sent_start, breaks[i - 1], base, end) if i else base)
+            stop.append(bisect_left(self.sent_start, breaks[i], base, end) if i < len(breaks) else end)
+        return np.array(first, dtype=np.int64), np.array(stop, dtype=np.int64)
+
+    def _paragraph_breaks(self, doc_id: int) -> list[int]:
+        """Offsets of the document's blank lines, ascending (cached per document)."""
+        breaks = self._paragraph_cache.get(doc_id)
+        if breaks is None:
+            breaks = paragraph_breaks(self.doc_text(doc_id))
             if len(self._paragraph_cache) > 4096:
                 self._paragraph_cache.clear()
-            self._paragraph_cache[doc_id] = numbers
-        return numbers
+            self._paragraph_cache[doc_id] = breaks
+        return breaks
 
     def sentence_text(self, sent: int) -> str:
         """text[start:end] of sentence `sent` in its document."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -143,15 +143,9 @@ def line_starts(text: str) -> list[int]:
     return [0] + [match.end() for match in _LINE_BREAK.finditer(text)]
 
 
-def paragraph_numbers(text: str, starts: Sequence[int], ends: Sequence[int]) -> list[int]:
-    """For sentences of text in order (text[starts[i]:ends[i]]): the number of the paragraph each
-    belongs to, counting from 0; a blank line between two sentences starts a new paragraph."""
-    numbers, current = [], 0
-    for i, start in enumerate(starts):
-        if i and _PARAGRAPH_BREAK.search(text, ends[i - 1], start):
-            current += 1
-        numbers.append(current)
-    return numbers
+def paragraph_breaks(text: str) -> list[int]:
+    """Where each blank line of text (a paragraph break) begins, in order."""
+    return [match.start() for match in _PARAGRAPH_BREAK.finditer(text)]
 
 
 def segment_document(doc: Document, doc_id: int = 0, boilerplate: re.Pattern[str] | None = None) -> list[Sentence]:

@@ -9,7 +9,7 @@ from qabot.analyze import derivations, frame_terms, term_of
 from qabot.answer import Answerer, clean_question
 from qabot.answer_type import expected_type, has_answer_type
 from qabot.features import CANDIDATE_FEATURES, QUESTION_FEATURES
-from qabot.segment import paragraph_numbers
+from qabot.segment import paragraph_breaks
 from tests.conftest import settings_for
 
 
@@ -21,11 +21,9 @@ def column(answerer: Answerer, question: str, name: str) -> dict[str, float]:
     return {answerer.index.sentence_text(s): float(v) for s, v in zip(sents, values, strict=True)}
 
 
-def test_paragraph_numbers_follow_blank_lines():
-    text = "One. Two.\nThree.\n\nFour.\n  \nFive."
-    starts = [text.index(w) for w in ("One", "Two", "Three", "Four", "Five")]
-    ends = [text.index(".", s) + 1 for s in starts]
-    assert paragraph_numbers(text, starts, ends) == [0, 0, 0, 1, 2]
+def test_paragraph_breaks_are_the_blank_lines():
+    text = "One. Two.\nThree.\n\nFour.\n  \nFive.\n\n\n"
+    assert paragraph_breaks(text) == [text.index("\n\nFour"), text.index("\n  \n"), text.index("\n\n\n")]
 
 
 def test_frame_words_and_derivations_ship_with_the_package():
