@@ -119,8 +119,10 @@ def candidate_features(
     saturation = paragraph_count * (index.k1 + 1) / (paragraph_count + index.k1)
     paragraph_bm25 = idf @ saturation / (idf.sum() or 1.0)
     texts = [index.sentence_text(sent) for sent in sents.tolist()]
-    sentence_terms = [index.sentence_terms(sent) for sent in sents.tolist()]
     question_ids = {term.own_id for term in terms if term.own_id is not None}
+    own_ids = [term.own_id for term in terms if term.own_id is not None]
+    word_signals = np.array([_word_signals(index.sentence_terms(sent).tolist(), question_ids, set(pairwise(own_ids)))
+                             for sent in sents.tolist()]).reshape(n, 4)  # fmt: skip
     question_terms = {index.vocab[term_id] for term_id in question_ids}  # compared as strings: no lookups
     focus_terms = question_terms if answer_type == "definition" else set()
     typed = np.array([_holds_answer_type(text, answer_type, focus_terms) for text in texts], dtype=np.float64)
@@ -138,11 +140,11 @@ def candidate_features(
         "typed_share": typed * own / (own.max() or 1.0),
         "typed_paragraph": typed * paragraph_bm25 / (paragraph_bm25.max() or 1.0),
         "anaphora": np.array([bool(_ANAPHORIC.match(text)) for text in texts]) * before_score,
-        "novelty": np.array([_novelty(terms_of, question_ids) for terms_of in sentence_terms]),
+        "novelty": word_signals[:, 0],
         "new_names": np.log1p([_new_names(text, question_terms) for text in texts]),
-        "in_order": np.array([_in_order(terms_of, terms) for terms_of in sentence_terms]),
-        "proximity": np.array([_proximity(terms_of, question_ids) for terms_of in sentence_terms]),
-        "log_length": np.log1p([len(terms_of) for terms_of in sentence_terms]),
+        "in_order": word_signals[:, 1],
+        "proximity": word_signals[:, 2],
+        "log_length": np.log1p(word_signals[:, 3]),
     }
     return Candidates(sents, np.column_stack([columns[name] for name in CANDIDATE_FEATURES]))
 
@@ -182,11 +184,17 @@ def _holds_answer_type(text: str, answer_type: str | None, focus_terms: set[str]
     return has_answer_type(text, answer_type, focus)
 
 
-def _novelty(sentence_terms: np.ndarray, question_ids: set[int]) -> float:
-    if not len(sentence_terms):
-        return 0.0
-    repeated = sum(1 for term in sentence_terms.tolist() if term in question_ids)
-    return 1.0 - repeated / len(sentence_terms)
+def _word_signals(
+    sequence: list[int], question_ids: set[int], question_pairs: set[tuple[int, int]]
+) -> tuple[float, float, float, int]:
+    """From a sentence's terms in order: novelty (share not in the question), in-order (share of the
+    question's adjacent term pairs standing adjacent here), proximity (distinct question terms over
+    the stretch from the first to the last of them) and the sentence's length in terms."""
+    at = [i for i, term in enumerate(sequence) if term in question_ids]
+    novelty = 1.0 - len(at) / len(sequence) if sequence else 0.0
+    in_order = len(question_pairs & set(pairwise(sequence))) / len(question_pairs) if question_pairs else 0.0
+    proximity = len({sequence[i] for i in at}) / (at[-1] - at[0] + 1) if len(at) > 1 else 0.0
+    return novelty, in_order, proximity, len(sequence)
 
 
 def _new_names(text: str, question_terms: set[str]) -> int:
@@ -197,23 +205,3 @@ def _new_names(text: str, question_terms: set[str]) -> int:
         if term and term not in question_terms:
             count += 1
     return count
-
-
-def _proximity(sentence_terms: np.ndarray, question_ids: set[int]) -> float:
-    """Distinct question terms in the sentence over the length of the stretch from the first of them
-    to the last (1 when they stand together)."""
-    at = [i for i, term in enumerate(sentence_terms.tolist()) if term in question_ids]
-    if len(at) < 2:
-        return 0.0
-    found = len({int(sentence_terms[i]) for i in at})
-    return found / (at[-1] - at[0] + 1)
-
-
-def _in_order(sentence_terms: np.ndarray, terms: Sequence[QueryTerm]) -> float:
-    own = [term.own_id for term in terms if term.own_id is not None]
-    pairs = set(pairwise(own))
-    if not pairs:
-        return 0.0
-    sequence = sentence_terms.tolist()
-    return len(pairs & set(pairwise(sequence))) / len(pairs)
-

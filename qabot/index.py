@@ -497,17 +497,27 @@ class Index:
 
     def neighbour_arrays(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Previous and next sentence ids in the same document, -1 where there is none."""
-        docs = self.sent_doc[sents]
-        before = np.where(sents - 1 >= self.doc_sent_ptr[docs], sents - 1, -1)
-        after = np.where(sents + 1 < self.doc_sent_ptr[docs + 1], sents + 1, -1)
-        return before, after
+        return neighbours_in_documents(sents, self.sent_doc[sents], self.doc_sent_ptr)
 
     def neighbours(self, sent: int) -> tuple[int | None, int | None]:
         """The indexed sentences just before and after `sent` in the same document."""
-        doc = int(self.sent_doc[sent])
-        before = sent - 1 if sent - 1 >= self.doc_sent_ptr[doc] else None
-        after = sent + 1 if sent + 1 < self.doc_sent_ptr[doc + 1] else None
-        return before, after
+        return neighbours_of(sent, int(self.sent_doc[sent]), self.doc_sent_ptr)
+
+
+def neighbours_in_documents(
+    sents: np.ndarray, docs: np.ndarray, doc_sent_ptr: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Previous and next sentence ids of sentences in documents `docs`, -1 past a document's ends."""
+    before = np.where(sents - 1 >= doc_sent_ptr[docs], sents - 1, -1)
+    after = np.where(sents + 1 < doc_sent_ptr[docs + 1], sents + 1, -1)
+    return before, after
+
+
+def neighbours_of(sent: int, doc: int, doc_sent_ptr: np.ndarray) -> tuple[int | None, int | None]:
+    """The sentences just before and after `sent` in its document `doc`, None past its ends."""
+    before = sent - 1 if sent - 1 >= doc_sent_ptr[doc] else None
+    after = sent + 1 if sent + 1 < doc_sent_ptr[doc + 1] else None
+    return before, after
 
 
 def build_index(root: Path, chunks: Sequence[Chunk], skipped: Sequence[Skipped], k1: float, b: float) -> Index:

@@ -16,6 +16,7 @@ import numpy as np
 
 from qabot.answer import Answerer, AnswerParams
 from qabot.corpus import FileEntry, check_root, list_articles
+from qabot.index import neighbours_in_documents, neighbours_of
 from qabot.model import Answer
 from qabot.shard_server import LocalRunner, Prefetched, SentenceBatch, merge_prefetched
 from qabot.shards import (
@@ -273,16 +274,10 @@ class ShardedIndex:
 
     def neighbour_arrays(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Previous and next sentence ids in the same document, -1 where there is none."""
-        docs = self.sent_doc[sents]
-        before = np.where(sents - 1 >= self.doc_sent_ptr[docs], sents - 1, -1)
-        after = np.where(sents + 1 < self.doc_sent_ptr[docs + 1], sents + 1, -1)
-        return before, after
+        return neighbours_in_documents(sents, self.sent_doc[sents], self.doc_sent_ptr)
 
     def neighbours(self, sent: int) -> tuple[int | None, int | None]:
-        doc = int(self.sent_doc[sent])
-        before = sent - 1 if sent - 1 >= self.doc_sent_ptr[doc] else None
-        after = sent + 1 if sent + 1 < self.doc_sent_ptr[doc + 1] else None
-        return before, after
+        return neighbours_of(sent, int(self.sent_doc[sent]), self.doc_sent_ptr)
 
 
 def _unavailable(shards: frozenset[int] | Sequence[int], n_shards: int) -> str:
