@@ -56,7 +56,6 @@ class Ranking:
     candidates: Candidates
     scores: np.ndarray  # the ranker's score per candidate row
     order: np.ndarray  # candidate rows, best first
-    question: np.ndarray  # QUESTION_FEATURES
     confidence: float
 
 
@@ -158,7 +157,7 @@ class Answerer:
         order = np.lexsort((sents, -scores))
         question = question_features(terms, candidates, scores, order)
         confidence = logistic(float(self.models.confidence.score(question[None, :])[0])) if len(sents) else 0.0
-        return Ranking(tuple(terms), expansions, candidates, scores, order, question, confidence)
+        return Ranking(tuple(terms), expansions, candidates, scores, order, confidence)
 
     @staticmethod
     def _as_spelled(

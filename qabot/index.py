@@ -265,8 +265,8 @@ class Index:
     def paragraph_bounds(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """First and stop sentence ids of the paragraph holding each sentence (blank lines end paragraphs).
 
-        Sentences never hold a blank line, so the blank lines of a document split its sentences as
-        segment.paragraph_numbers does.
+        Sentences never hold a blank line (segmentation ends them there), so a document's blank lines
+        split its sentences into paragraphs.
         """
         sents = np.asarray(sents, dtype=np.int64)
         docs = self.sent_doc[sents]

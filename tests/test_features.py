@@ -8,7 +8,7 @@ import pytest
 from qabot.analyze import derivations, frame_terms, term_of
 from qabot.answer import Answerer, clean_question
 from qabot.answer_type import expected_type, has_answer_type
-from qabot.features import CANDIDATE_FEATURES, QUESTION_FEATURES
+from qabot.features import CANDIDATE_FEATURES, QUESTION_FEATURES, question_features
 from qabot.segment import paragraph_breaks
 from tests.conftest import settings_for
 
@@ -52,7 +52,8 @@ def test_features_are_one_row_per_candidate_and_finite(answerer):
     ranking = answerer.rank("Who deployed peacekeepers along the Lachin corridor?")
     assert ranking.candidates.features.shape == (len(ranking.candidates.sents), len(CANDIDATE_FEATURES))
     assert np.isfinite(ranking.candidates.features).all()
-    assert ranking.question.shape == (len(QUESTION_FEATURES),) and 0.0 <= ranking.confidence <= 1.0
+    question = question_features(ranking.terms, ranking.candidates, ranking.scores, ranking.order)
+    assert question.shape == (len(QUESTION_FEATURES),) and 0.0 <= ranking.confidence <= 1.0
     assert sorted(ranking.order.tolist()) == list(range(len(ranking.candidates.sents)))
 
 
