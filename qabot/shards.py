@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 import uuid
@@ -34,12 +33,11 @@ from qabot.store import (
     IndexParams,
     Warn,
     _file_checksum,
-    _fsync_dir,
     _read_pointer,
     _SkippedEntry,
     _write_array,
-    _write_synced,
     corpus_cache_dir,
+    publish_generation,
     update_index,
 )
 
@@ -353,15 +351,7 @@ def _save_manifest(layout: Path, meta: dict, arrays: Mapping[str, np.ndarray]) -
     try:
         meta = {**meta, "arrays": {name: _write_array(tmp / f"{name}.npy", array) for name, array in arrays.items()}}
         meta_bytes = json.dumps(meta, ensure_ascii=False).encode("utf-8")
-        _write_synced(tmp / "manifest.json", meta_bytes)
-        _fsync_dir(tmp)
-        generation = f"gen-{uuid.uuid4().hex}"
-        os.rename(tmp, layout / generation)
-        sha = hashlib.sha256(meta_bytes).hexdigest()
-        pointer = layout / f"CURRENT.{uuid.uuid4().hex}.tmp"
-        _write_synced(pointer, f"{generation} {sha}\n".encode())
-        os.replace(pointer, layout / "CURRENT")
-        _fsync_dir(layout)
+        generation, sha = publish_generation(layout, tmp, "manifest.json", meta_bytes)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

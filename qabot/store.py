@@ -325,21 +325,28 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
             "arrays": arrays,
             "packs": packs,
         }
-        meta_bytes = json.dumps(meta, ensure_ascii=False).encode("utf-8")
-        _write_synced(tmp / "meta.json", meta_bytes)
-        _fsync_dir(tmp)
-        generation = folder / f"gen-{uuid.uuid4().hex}"
-        os.rename(tmp, generation)
-        pointer = folder / f"CURRENT.{uuid.uuid4().hex}.tmp"
-        # CURRENT names the generation and checksums its metadata (the arrays' checksums live there).
-        _write_synced(pointer, f"{generation.name} {hashlib.sha256(meta_bytes).hexdigest()}\n".encode())
-        os.replace(pointer, folder / "CURRENT")
-        _fsync_dir(folder)
+        generation, _ = publish_generation(folder, tmp, "meta.json", json.dumps(meta, ensure_ascii=False).encode())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _remove_old_generations(folder, keep=generation.name, packs={name for name, _ in packs})
-    return generation
+    _remove_old_generations(folder, keep=generation, packs={name for name, _ in packs})
+    return folder / generation
+
+
+def publish_generation(folder: Path, tmp: Path, meta_name: str, meta_bytes: bytes) -> tuple[str, str]:
+    """Make tmp (its arrays written) the current generation under folder: write its metadata as meta_name,
+    sync, rename it into place, then swap in a CURRENT naming it. Returns its name and the metadata's sha256."""
+    _write_synced(tmp / meta_name, meta_bytes)
+    _fsync_dir(tmp)
+    generation = f"gen-{uuid.uuid4().hex}"
+    os.rename(tmp, folder / generation)
+    sha = hashlib.sha256(meta_bytes).hexdigest()
+    pointer = folder / f"CURRENT.{uuid.uuid4().hex}.tmp"
+    # CURRENT names the generation and checksums its metadata (the arrays' checksums live there).
+    _write_synced(pointer, f"{generation} {sha}\n".encode())
+    os.replace(pointer, folder / "CURRENT")
+    _fsync_dir(folder)
+    return generation, sha
 
 
 def _save_packs(text_packs: Sequence[TextPack], texts: Path) -> list[list[str]]:
