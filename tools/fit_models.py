@@ -179,9 +179,8 @@ def fit(examples: Sequence[Example], ranker_l2: float, confidence_l2: float) -> 
     confidence = fit_confidence(rows, labels, confidence_l2)
     answerable = np.array([examples[i].item.answerable for i in kept])
     scores = np.array([logistic(z) for z in confidence.score(rows)])
-    # Answerable questions without candidates abstain whatever the threshold; count them too.
     floor = float(np.quantile(scores[answerable], TARGET_FALSE_ABSTENTION)) if answerable.any() else 0.0
-    return Models(ranker, confidence, round(max(floor, 0.0), 4))
+    return Models(ranker, confidence, round(floor, 4))
 
 
 def ask_all(examples: Sequence[Example], models: Models) -> list[tuple[Example, ItemResult]]:
@@ -238,13 +237,14 @@ def cross_validate(
     """Every example asked with models fitted on the other folds."""
     results = []
     for held_out in folds(examples, k):
-        train = [e for i, e in enumerate(examples) if i not in set(held_out.tolist())]
+        out = set(held_out.tolist())
+        train = [e for i, e in enumerate(examples) if i not in out]
         results.extend(ask_all([examples[i] for i in held_out], fitter(train)))
     return results
 
 
 def choose_l2(examples: Sequence[Example], k: int) -> tuple[float, float]:
-    """The L2 strengths with the best cross-validated (R@1 - false abstention), ranker first."""
+    """The L2 strengths with the best cross-validated R@1 - false abstention - ECE, ranker first."""
     best, chosen = -np.inf, (RANKER_L2[0], CONFIDENCE_L2[0])
     for ranker_l2 in RANKER_L2:
         for confidence_l2 in CONFIDENCE_L2:
