@@ -325,7 +325,7 @@ def qabot_profile(args: argparse.Namespace) -> None:
     report()
 
 
-STAGES = ("Answerer._query_terms", "Answerer._rank", "Answerer._passages", "Index.search", "Index.term_weights")
+STAGES = ("Answerer._query_terms", "Answerer.rank", "Answerer._passages", "Index.search", "Index.term_weights")
 
 
 def stage_times(answerer, queries: list[str]) -> str:

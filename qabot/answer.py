@@ -52,7 +52,8 @@ class Ranking:
     """A question's candidates, best first, with the ranker's scores and the answer's confidence."""
 
     terms: tuple[QueryTerm, ...]
-    expansions: tuple[tuple[str, str], ...]
+    expansions: tuple[tuple[str, str], ...]  # (word, spelling variant searched)
+    derived: tuple[tuple[str, str], ...]  # (word, derivationally related term searched)
     candidates: Candidates
     scores: np.ndarray  # the ranker's score per candidate row
     order: np.ndarray  # candidate rows, best first
@@ -134,7 +135,7 @@ class Answerer:
         ranked = ranking.candidates.sents[ranking.order].tolist()
         scores = dict(zip(ranked, ranking.scores[ranking.order].tolist(), strict=True))
         passages = self._passages(ranked, scores, top_k, list(terms))
-        expansions = self._as_spelled(expansions, passages)
+        expansions = self._as_spelled(expansions, ranking.derived, passages)
         variants_of: dict[str, list[str]] = {}
         for word, variant in expansions:
             variants_of.setdefault(word, []).append(variant)
@@ -144,7 +145,7 @@ class Answerer:
 
     def rank(self, cleaned_question: str) -> Ranking:
         """The question's candidate sentences ranked by the fitted ranker, and its confidence."""
-        terms, expansions = self._query_terms(cleaned_question)
+        terms, expansions, derived = self._query_terms(cleaned_question)
         sents = np.zeros(0, dtype=np.int64)
         if any(term.ids for term in terms):
             weighted: dict[int, float] = {}
@@ -157,14 +158,15 @@ class Answerer:
         order = np.lexsort((sents, -scores))
         question = question_features(terms, candidates, scores, order)
         confidence = logistic(float(self.models.confidence.score(question[None, :])[0])) if len(sents) else 0.0
-        return Ranking(tuple(terms), expansions, candidates, scores, order, confidence)
+        return Ranking(tuple(terms), expansions, derived, candidates, scores, order, confidence)
 
     @staticmethod
     def _as_spelled(
-        expansions: tuple[tuple[str, str], ...], passages: list[Passage]
+        expansions: tuple[tuple[str, str], ...], derived: tuple[tuple[str, str], ...], passages: list[Passage]
     ) -> tuple[tuple[str, str], ...]:
         """Variants as the passages spell them ("luis", not the stem "lui"), each spelling once
-        ("sees" and "saw" for the term "see"); the term itself where no passage has it."""
+        ("sees" and "saw" for the term "see"), the term itself where no passage has it; then the
+        derivations a passage holds, as spelled there ("movement" for "move")."""
         spellings: dict[str, list[str]] = {}
         for passage in passages:
             for shown in passage.matched_terms:
@@ -172,9 +174,13 @@ class Answerer:
                     forms = spellings.setdefault(term, [])
                     if shown not in forms:
                         forms.append(shown)
-        return tuple((word, form) for word, variant in expansions for form in spellings.get(variant, [variant]))
+        searched = [(word, form) for word, variant in expansions for form in spellings.get(variant, [variant])]
+        found = [(word, form) for word, term in derived for form in spellings.get(term, [])]
+        return tuple(searched + found)
 
-    def _query_terms(self, question: str) -> tuple[list[QueryTerm], tuple[tuple[str, str], ...]]:
+    def _query_terms(
+        self, question: str
+    ) -> tuple[list[QueryTerm], tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
         """The question's distinct terms with the vocabulary ids that stand for each: the term itself,
         its derivationally related terms, and spelling variants of a rare or unknown term."""
         index = self.index
@@ -187,7 +193,7 @@ class Answerer:
                 counts[term] = [fold(question[start:end]).replace(".", ""), 1, start > 0 and question[start].isupper()]
         unknown_idf = idf_of_unknown(index.n_sentences)
         frame, related = frame_terms(), derivations()
-        terms, expansions = [], []
+        terms, expansions, derived = [], [], []
         for term, (word, count, capitalised) in counts.items():
             term_id = index.term_ids.get(term)
             ids: list[tuple[int, float]] = []
@@ -197,6 +203,7 @@ class Answerer:
                 other_id = index.term_ids.get(other)
                 if other_id is not None and other not in counts:
                     ids.append((other_id, DERIVATION_WEIGHT))
+                    derived.append((word, other))
             if term_id is None or index.df[term_id] <= RARE_DF:
                 for variant_id, _ in self._variant_finder().find(term):
                     if all(variant_id != known for known, _ in ids):
@@ -205,7 +212,7 @@ class Answerer:
             # rank-bm25's IDF can be zero or negative in a tiny corpus; a word still carries some mass.
             mass = max(float(index.idf[term_id]), MIN_MASS) if term_id is not None else unknown_idf
             terms.append(QueryTerm(word, count, tuple(ids), mass, term_id, term in frame, capitalised))
-        return terms, tuple(expansions)
+        return terms, tuple(expansions), tuple(derived)
 
     def _variant_finder(self) -> VariantFinder:
         with self._variants_lock:

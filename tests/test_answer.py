@@ -175,3 +175,11 @@ def test_a_when_question_puts_a_dated_sentence_first(answerer):
     shown = Answerer(answerer.index, replace(answerer.params, min_confidence=0.0))
     answer = shown.ask("When did Mirzoyan and Blinken meet?", 3)
     assert has_answer_type(answer.passages[0].text, "time")
+
+
+def test_a_derivation_found_in_a_passage_is_reported_as_spelled_there(answerer):
+    answer = answerer.ask("move", 5)
+    shown = {term for p in answer.passages for term in p.matched_terms}
+    assert "movement" in shown
+    assert ("move", "movement") in answer.expansions and "movement (for move)" in answer.reason
+    assert all(form in shown for word, form in answer.expansions if word == "move"), "only what a passage holds"
