@@ -2,13 +2,15 @@
 
 A "when" question is better answered by a sentence that holds a date, a "where"
 question by one naming a place, "how many" by one with a number, "who" by one
-naming a person with a role. These are cheap surface cues, applied only to the
-few candidate sentences of a question.
+naming a person with a role. These are cheap surface cues: the index stores each
+sentence's as bits (sentence_cues), so a question reads them instead of texts.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|december|"
@@ -53,16 +55,49 @@ _QUESTION_TYPES = (
                 r"province|county|capital|island|river|lake|sea|ocean|mountains?))\b", re.IGNORECASE), "place"),
     (re.compile(r"^\s*(?:who|whom|whose)\b", re.IGNORECASE), "person"),
 )
-_LENGTH = re.compile(f"{_DURATION.pattern}|{_MEASURE.pattern}", re.IGNORECASE)
-_PATTERNS = {
-    "duration": _DURATION,
-    "length": _LENGTH,
-    "measure": _MEASURE,
-    "number": _NUMBER,
-    "time": _TIME,
-    "place": _PLACE,
-    "person": _ROLE,
+_PRONOUNS = frozenset(("he", "she", "they", "it", "this", "these", "those", "his", "her", "their", "its"))
+_FIRST_WORD = re.compile(r"[\W_]*(\w+)")
+_WORD = re.compile(r"[^\W_]+")
+_DIGIT = re.compile(r"\d")
+# Words without one of which (or a digit, where digits_suffice) a cue's pattern cannot match: a set
+# lookup rules most patterns out, so indexing a sentence costs a few searches, not six.
+_NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten dozen dozens hundred hundreds thousand "
+                          "thousands million millions billion billions".split())  # fmt: skip
+_UNIT_WORDS = frozenset("second seconds minute minutes hour hours day days week weeks month months year years decade "
+                        "decades centuries decadelong decadeslong".split())  # fmt: skip
+_TIME_WORDS = frozenset((*_DAYS.split("|"), "yesterday", "today", "tomorrow", "last", "next"))
+_PLACE_WORDS = frozenset("in at from near to inside outside".split())
+_ROLE_WORDS = frozenset("president minister secretary adviser advisor spokesman spokeswoman spokesperson chief "
+                        "director ambassador envoy senator governor mayor chair chairman chairwoman ceo head leader "
+                        "official diplomat king queen general commander judge professor chancellor representative "
+                        "negotiator".split())  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Cue:
+    pattern: re.Pattern[str]
+    words: frozenset[str]  # one of these, or
+    digits_suffice: bool  # a digit, must be in the sentence for the pattern to match
+
+    def holds(self, sentence: str, words: set[str], digit: bool) -> bool:
+        """Whether the pattern matches the sentence (words: its lowercased words; digit: it has one)."""
+        return ((digit and self.digits_suffice) or not self.words.isdisjoint(words)) and bool(
+            self.pattern.search(sentence)
+        )
+
+
+# One bit per cue a sentence may hold, in this order; ANAPHORA marks a sentence opening with a pronoun.
+_CUES = {
+    "duration": _Cue(_DURATION, _UNIT_WORDS, False),
+    "measure": _Cue(_MEASURE, frozenset(), True),
+    "number": _Cue(_NUMBER, _NUMBER_WORDS, True),
+    "time": _Cue(_TIME, _TIME_WORDS, True),
+    "place": _Cue(_PLACE, _PLACE_WORDS, False),
+    "person": _Cue(_ROLE, _ROLE_WORDS, False),
 }
+_CUE_BITS = {kind: 1 << bit for bit, kind in enumerate(_CUES)}
+_CUE_BITS["length"] = _CUE_BITS["duration"] | _CUE_BITS["measure"]
+ANAPHORA = 1 << len(_CUES)
 
 
 def expected_type(question: str) -> str | None:
@@ -78,7 +113,21 @@ _APPOSITIVE = re.compile(r"\s*,\s+(?:the|a|an|[a-z]+\s+)?", re.IGNORECASE)
 _WINDOW = 40  # characters around the named entity where its role or apposition must be
 
 
-def has_answer_type(sentence: str, kind: str | None, focus: list[tuple[int, int]] = ()) -> bool:
+def sentence_cues(sentence: str) -> int:
+    """The sentence's cue bits: the answer types it holds, and ANAPHORA if it opens with a pronoun."""
+    words = set(_WORD.findall(sentence.lower()))
+    digit = _DIGIT.search(sentence) is not None
+    bits = sum(1 << bit for bit, cue in enumerate(_CUES.values()) if cue.holds(sentence, words, digit))
+    first = _FIRST_WORD.match(sentence)
+    return bits | (ANAPHORA if first and first.group(1).lower() in _PRONOUNS else 0)
+
+
+def cue_bits(kind: str | None) -> int:
+    """The cue bits any of which answers a question of kind (0 for None and "definition")."""
+    return _CUE_BITS.get(kind or "", 0)
+
+
+def has_answer_type(sentence: str, kind: str | None, focus: Sequence[tuple[int, int]] = ()) -> bool:
     """Whether the sentence holds something of the expected kind (always False for None).
 
     A "definition" ("who is X?") needs a role word just before a focus span (the
@@ -92,5 +141,4 @@ def has_answer_type(sentence: str, kind: str | None, focus: list[tuple[int, int]
             if _ROLE.search(before) or (_APPOSITIVE.match(after) and _ROLE.search(after)):
                 return True
         return False
-    pattern = _PATTERNS.get(kind or "")
-    return bool(pattern and pattern.search(sentence))
+    return bool(sentence_cues(sentence) & cue_bits(kind))

@@ -8,15 +8,14 @@ and one of a million sentences.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
 
-from qabot.analyze import term_of, term_spans
-from qabot.answer_type import has_answer_type
+from qabot.analyze import term_spans
+from qabot.answer_type import ANAPHORA, cue_bits, has_answer_type
 from qabot.searchable import SearchableIndex
 
 # Names of the columns candidate_features returns, in order (the ranker's weights follow them).
@@ -35,7 +34,6 @@ CANDIDATE_FEATURES = (
     "typed_paragraph",  # answer_type times paragraph_share: a typed answer in the best paragraph
     "anaphora",  # opens with a pronoun, times the previous sentence's BM25 ("They met ..." continues it)
     "novelty",  # share of the sentence's terms that are not the question's: what it adds
-    "new_names",  # names and numbers the sentence adds to the question's words (log 1 + count)
     "in_order",  # share of the question's adjacent term pairs that stand adjacent in the sentence
     "proximity",  # question terms found, over the span of sentence terms that holds them all
     "log_length",  # log(1 + terms in the sentence)
@@ -51,9 +49,6 @@ QUESTION_FEATURES = (
 )
 FRAME_SHARE = 0.25  # a question-frame word ("many", "called") counts a quarter in coverage
 MAX_PARAGRAPH = 24  # sentences on each side of a candidate that its paragraph may span
-# A capitalised word or a number (only these are looked up, so the sentence is not re-analyzed).
-_NAME_OR_NUMBER = re.compile(r"(?<![^\W_])(?:[A-Z][^\W_]*(?:['’][^\W_]+)*|\d[\d,.]*\d|\d)")
-_ANAPHORIC = re.compile(r"[\W_]*(?:he|she|they|it|this|these|those|his|her|their|its)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +88,7 @@ def candidate_features(
     if not n:
         return Candidates(sents, np.zeros((0, len(CANDIDATE_FEATURES))))
     before, after = index.neighbour_arrays(sents)
-    members, owner = _paragraph_members(sents, *index.paragraph_bounds(sents))
+    members, owner = paragraph_members(sents, *index.paragraph_bounds(sents))
     positions = np.concatenate([sents, before, after, members])  # -1 (no neighbour) holds no term
     rows = [(i, term_id, weight) for i, term in enumerate(terms) for term_id, weight in term.ids]
     present, contribution = index.term_weights([term_id for _, term_id, _ in rows], positions)
@@ -118,14 +113,16 @@ def candidate_features(
     idf = np.array([term.mass for term in terms])
     saturation = paragraph_count * (index.k1 + 1) / (paragraph_count + index.k1)
     paragraph_bm25 = idf @ saturation / (idf.sum() or 1.0)
-    texts = [index.sentence_text(sent) for sent in sents.tolist()]
+    cues = index.cues(sents)
     question_ids = {term.own_id for term in terms if term.own_id is not None}
     own_ids = [term.own_id for term in terms if term.own_id is not None]
     word_signals = np.array([_word_signals(index.sentence_terms(sent).tolist(), question_ids, set(pairwise(own_ids)))
                              for sent in sents.tolist()]).reshape(n, 4)  # fmt: skip
-    question_terms = {index.vocab[term_id] for term_id in question_ids}  # compared as strings: no lookups
-    focus_terms = question_terms if answer_type == "definition" else set()
-    typed = np.array([_holds_answer_type(text, answer_type, focus_terms) for text in texts], dtype=np.float64)
+    if answer_type == "definition":  # depends on where the question's words stand: read the texts
+        focus_terms = {index.vocab[term_id] for term_id in question_ids}  # strings: no term lookups
+        typed = np.array([_defines(index.sentence_text(sent), focus_terms) for sent in sents.tolist()], dtype=float)
+    else:
+        typed = ((cues & cue_bits(answer_type)) != 0).astype(np.float64)
     columns = {
         "bm25": own,
         "bm25_share": own / (own.max() or 1.0),
@@ -139,9 +136,8 @@ def candidate_features(
         "answer_type": typed,
         "typed_share": typed * own / (own.max() or 1.0),
         "typed_paragraph": typed * paragraph_bm25 / (paragraph_bm25.max() or 1.0),
-        "anaphora": np.array([bool(_ANAPHORIC.match(text)) for text in texts]) * before_score,
+        "anaphora": ((cues & ANAPHORA) != 0) * before_score,
         "novelty": word_signals[:, 0],
-        "new_names": np.log1p([_new_names(text, question_terms) for text in texts]),
         "in_order": word_signals[:, 1],
         "proximity": word_signals[:, 2],
         "log_length": np.log1p(word_signals[:, 3]),
@@ -166,7 +162,7 @@ def question_features(
     return np.array([scores[top], margin, coverage[top], paragraph[top], missing_share, missing_names])
 
 
-def _paragraph_members(sents: np.ndarray, first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def paragraph_members(sents: np.ndarray, first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every sentence of each candidate's paragraph [first, stop) (at most MAX_PARAGRAPH on each side),
     and which candidate (row) each belongs to, grouped by candidate."""
     first = np.maximum(first, sents - MAX_PARAGRAPH)
@@ -177,11 +173,10 @@ def _paragraph_members(sents: np.ndarray, first: np.ndarray, stop: np.ndarray) -
     return np.repeat(first, sizes) + offsets, owner
 
 
-def _holds_answer_type(text: str, answer_type: str | None, focus_terms: set[str]) -> bool:
-    if not answer_type:
-        return False
-    focus = [(a, b) for a, b, term in term_spans(text) if term in focus_terms] if focus_terms else []
-    return has_answer_type(text, answer_type, focus)
+def _defines(text: str, focus_terms: set[str]) -> bool:
+    """Whether the sentence defines one of the question's words (answer type "definition")."""
+    focus = [(a, b) for a, b, term in term_spans(text) if term in focus_terms]
+    return has_answer_type(text, "definition", focus)
 
 
 def _word_signals(
@@ -195,13 +190,3 @@ def _word_signals(
     in_order = len(question_pairs & set(pairwise(sequence))) / len(question_pairs) if question_pairs else 0.0
     proximity = len({sequence[i] for i in at}) / (at[-1] - at[0] + 1) if len(at) > 1 else 0.0
     return novelty, in_order, proximity, len(sequence)
-
-
-def _new_names(text: str, question_terms: set[str]) -> int:
-    """Capitalised words past the sentence's first, and numbers, whose terms the question lacks."""
-    count = 0
-    for match in _NAME_OR_NUMBER.finditer(text, 1):
-        term = term_of(match.group())
-        if term and term not in question_terms:
-            count += 1
-    return count

@@ -13,7 +13,7 @@ import math
 import re
 import threading
 import uuid
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from qabot.analyze import analyze
+from qabot.answer_type import sentence_cues
 from qabot.corpus import Document, Skipped
 from qabot.segment import line_starts, paragraph_breaks, sentence_spans
 from qabot.variants import BigramTable, bigram_table
@@ -103,6 +104,9 @@ class Chunk:
     ends: np.ndarray
     lines: np.ndarray  # int32 per sentence, 1-based
     end_lines: np.ndarray
+    para_before: np.ndarray  # int32 per sentence: sentences of its paragraph before it
+    para_after: np.ndarray  # int32 per sentence: sentences of its paragraph after it
+    cues: np.ndarray  # uint8 per sentence: answer_type.sentence_cues
     lengths: np.ndarray  # int64, terms per sentence
     tok_ids: np.ndarray  # int32 per term occurrence
     vocab: tuple[str, ...]
@@ -123,6 +127,7 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
     """Segment and analyze documents into one Chunk; boilerplate sentences are left out."""
     local: dict[str, int] = {}
     texts, starts, ends, lines, end_lines, lengths, tok_ids, counts = [], [], [], [], [], [], [], []
+    before, after, cues = [], [], []
     for doc in docs:
         spans = [(start, end) for start, end, flagged in sentence_spans(doc.text, boilerplate) if not flagged]
         first = np.fromiter((start for start, _ in spans), dtype=np.int64, count=len(spans))
@@ -130,6 +135,7 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
         newlines = np.array(line_starts(doc.text), dtype=np.int64)
         for start, end in spans:
             terms = analyze(doc.text[start:end])
+            cues.append(sentence_cues(doc.text[start:end]))
             lengths.append(len(terms))
             tok_ids.extend(local.setdefault(term, len(local)) for term in terms)
         texts.append(doc.text.encode("utf-8"))
@@ -137,6 +143,10 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
         ends.append(last)
         lines.append(np.searchsorted(newlines, first, side="right"))
         end_lines.append(np.searchsorted(newlines, np.maximum(last - 1, first), side="right"))
+        paragraph = np.searchsorted(np.array(paragraph_breaks(doc.text), dtype=np.int64), first)
+        position = np.arange(len(spans))
+        before.append(position - np.searchsorted(paragraph, paragraph, side="left"))
+        after.append(np.searchsorted(paragraph, paragraph, side="right") - 1 - position)
         counts.append(len(spans))
 
     return Chunk(
@@ -148,6 +158,9 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
         ends=_joined(ends, np.int64),
         lines=_joined(lines, np.int32),
         end_lines=_joined(end_lines, np.int32),
+        para_before=_joined(before, np.int32),
+        para_after=_joined(after, np.int32),
+        cues=np.array(cues, dtype=np.uint8),
         lengths=np.array(lengths, dtype=np.int64),
         tok_ids=np.array(tok_ids, dtype=np.int32),
         vocab=tuple(local),
@@ -200,6 +213,10 @@ class Index:
     sent_end: np.ndarray
     sent_line: np.ndarray  # int32[N], 1-based
     sent_end_line: np.ndarray
+    # Sentences of its paragraph before and after each sentence (blank lines end paragraphs).
+    sent_para_before: np.ndarray  # int32[N]
+    sent_para_after: np.ndarray  # int32[N]
+    sent_cues: np.ndarray  # uint8[N], answer_type.sentence_cues of each sentence
     tok_ptr: np.ndarray  # int64[N + 1]
     tok_ids: np.ndarray  # int32[T], term ids of every sentence in order
     vocab: tuple[str, ...]  # sorted terms; a term's id is its position
@@ -227,7 +244,6 @@ class Index:
     _saturation_at_one: np.ndarray = field(init=False, repr=False, compare=False)
     _buffers: threading.local = field(init=False, repr=False, compare=False)
     _text_cache: dict[int, str] = field(init=False, repr=False, compare=False)
-    _paragraph_cache: dict[int, list[int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n_sent = len(self.sent_doc)
@@ -240,7 +256,6 @@ class Index:
         object.__setattr__(self, "term_ids", VocabularyIds(self.vocab))
         object.__setattr__(self, "_buffers", threading.local())
         object.__setattr__(self, "_text_cache", {})
-        object.__setattr__(self, "_paragraph_cache", {})
 
     @property
     def n_sentences(self) -> int:
@@ -263,33 +278,13 @@ class Index:
         return cached
 
     def paragraph_bounds(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """First and stop sentence ids of the paragraph holding each sentence (blank lines end paragraphs).
-
-        Sentences never hold a blank line (segmentation ends them there), so a document's blank lines
-        split its sentences into paragraphs.
-        """
+        """First and stop sentence ids of the paragraph holding each sentence."""
         sents = np.asarray(sents, dtype=np.int64)
-        docs = self.sent_doc[sents]
-        first, stop = [], []
-        # A few scalar bisections per candidate: cheaper than numpy calls on arrays of one element.
-        for doc, start, base, end in zip(docs.tolist(), self.sent_start[sents].tolist(),
-                                         self.doc_sent_ptr[docs].tolist(), self.doc_sent_ptr[docs + 1].tolist(),
-                                         strict=True):  # fmt: skip
-            breaks = self._paragraph_breaks(doc)
-            i = bisect_left(breaks, start)
-            first.append(bisect_right(self.sent_start, breaks[i - 1], base, end) if i else base)
-            stop.append(bisect_left(self.sent_start, breaks[i], base, end) if i < len(breaks) else end)
-        return np.array(first, dtype=np.int64), np.array(stop, dtype=np.int64)
+        return sents - self.sent_para_before[sents], sents + 1 + self.sent_para_after[sents]
 
-    def _paragraph_breaks(self, doc_id: int) -> list[int]:
-        """Offsets of the document's blank lines, ascending (cached per document)."""
-        breaks = self._paragraph_cache.get(doc_id)
-        if breaks is None:
-            breaks = paragraph_breaks(self.doc_text(doc_id))
-            if len(self._paragraph_cache) > 4096:
-                self._paragraph_cache.clear()
-            self._paragraph_cache[doc_id] = breaks
-        return breaks
+    def cues(self, sents: np.ndarray) -> np.ndarray:
+        """The answer_type.sentence_cues bits of each sentence."""
+        return self.sent_cues[sents]
 
     def sentence_text(self, sent: int) -> str:
         """text[start:end] of sentence `sent` in its document."""
@@ -553,6 +548,9 @@ def refresh_index(
         ends=old.sent_end,
         lines=old.sent_line,
         end_lines=old.sent_end_line,
+        para_before=old.sent_para_before,
+        para_after=old.sent_para_after,
+        cues=old.sent_cues,
         lengths=np.diff(old.tok_ptr),
         tok_ids=old.tok_ids,
         vocab=old.vocab,
@@ -664,6 +662,9 @@ def _assemble(chunks: Sequence[Chunk], wanted: Callable[[DocInfo], bool] | None 
         "sent_end": take("ends", "sentence", np.int64),
         "sent_line": take("lines", "sentence", np.int32),
         "sent_end_line": take("end_lines", "sentence", np.int32),
+        "sent_para_before": take("para_before", "sentence", np.int32),
+        "sent_para_after": take("para_after", "sentence", np.int32),
+        "sent_cues": take("cues", "sentence", np.uint8),
         "tok_ptr": _pointers(lengths),
         "tok_ids": tok_ids,
     }

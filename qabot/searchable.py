@@ -101,3 +101,6 @@ class SearchableIndex(Protocol):
 
     def paragraph_bounds(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """First and stop sentence ids of the paragraph holding each sentence."""
+
+    def cues(self, sents: np.ndarray) -> np.ndarray:
+        """The answer_type.sentence_cues bits of each sentence."""

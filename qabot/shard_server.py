@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from qabot.features import paragraph_members
 from qabot.index import Index, length_norm, tf_okapi
 from qabot.shards import (
     Manifest,
@@ -48,16 +49,21 @@ class SentenceBatch:
     ends: np.ndarray
     lines: np.ndarray
     end_lines: np.ndarray
+    para_before: np.ndarray  # sentences of its paragraph before and after each
+    para_after: np.ndarray
+    cues: np.ndarray  # uint8, answer_type.sentence_cues
     term_ptr: np.ndarray  # int64[n + 1]
     terms: np.ndarray  # int32, global term ids of every sentence in order
 
 
 @dataclass(frozen=True, slots=True)
 class Prefetched:
-    """What the answerer reads next of a search's candidates and their neighbours: each query
-    term's presence and weight there (rows: terms, columns: batch.sents), and the sentences."""
+    """What the answerer reads next of a search's candidates: each query term's presence and weight
+    in them, their neighbours and paragraphs (rows: terms, columns: `weighed`), and the candidates
+    and neighbours themselves."""
 
     terms: tuple[int, ...]
+    weighed: np.ndarray  # int64[P], global ids of the weights' columns
     present: np.ndarray  # bool[T, P]
     weights: np.ndarray  # float64[T, P]
     batch: SentenceBatch
@@ -74,11 +80,12 @@ def merge_prefetched(parts: Sequence[Prefetched]) -> Prefetched:
         sents=np.concatenate([b.sents for b in batches]),
         texts=tuple(text for b in batches for text in b.texts),
         **{name: np.concatenate([getattr(b, name) for b in batches])
-           for name in ("starts", "ends", "lines", "end_lines", "terms")},
+           for name in ("starts", "ends", "lines", "end_lines", "para_before", "para_after", "cues", "terms")},
         term_ptr=term_ptr,
     )  # fmt: skip
-    return Prefetched(parts[0].terms, np.hstack([part.present for part in parts]),
-                      np.hstack([part.weights for part in parts]), batch)  # fmt: skip
+    return Prefetched(parts[0].terms, np.concatenate([part.weighed for part in parts]),
+                      np.hstack([part.present for part in parts]), np.hstack([part.weights for part in parts]),
+                      batch)  # fmt: skip
 
 
 class ShardServer:
@@ -134,15 +141,18 @@ class ShardServer:
     def search_prefetch(
         self, weighted_terms: Sequence[tuple[int, float]], k: int, prefetch: int
     ) -> tuple[np.ndarray, np.ndarray, Prefetched]:
-        """search, plus what the answerer reads next of the best `prefetch` candidates and their
-        neighbours: their term weights and sentences (one round trip, not two)."""
+        """search, plus what the answerer reads next of the best `prefetch` candidates: the term
+        weights in them, their neighbours and paragraphs, and the sentences of the candidates and
+        neighbours (one round trip, not three)."""
         sents, scores = self.search(weighted_terms, k)
         local = self._local_sents(sents[:prefetch])
         before, after = self.index.neighbour_arrays(local)
         around = np.unique(np.concatenate([local, before[before >= 0], after[after >= 0]]))
+        members, _ = paragraph_members(local, *self.index.paragraph_bounds(local))
+        weighed = np.unique(np.concatenate([around, members]))
         terms = tuple(dict.fromkeys(term for term, _ in weighted_terms))
-        present, weights = self._term_weights(terms, around)
-        return sents, scores, Prefetched(terms, present, weights, self._batch(around))
+        present, weights = self._term_weights(terms, weighed)
+        return sents, scores, Prefetched(terms, self._global_sents(weighed), present, weights, self._batch(around))
 
     def details(self, terms: Sequence[int], sents: np.ndarray) -> tuple[np.ndarray, np.ndarray, SentenceBatch]:
         """term_weights over this shard's sentences, and the sentences themselves (read next)."""
@@ -174,17 +184,15 @@ class ShardServer:
             ends=index.sent_end[local],
             lines=index.sent_line[local],
             end_lines=index.sent_end_line[local],
+            para_before=index.sent_para_before[local],
+            para_after=index.sent_para_after[local],
+            cues=index.sent_cues[local],
             term_ptr=term_ptr,
             terms=self.term_map[index.tok_ids[tokens]],
         )
 
     def doc_text(self, local_doc: int) -> str:
         return self.index.doc_text(local_doc)
-
-    def paragraph_bounds(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        local = self._local_sents(sents)
-        first, stop = self.index.paragraph_bounds(local)
-        return first - local + sents, stop - local + sents  # a paragraph never leaves its document
 
 
 class LocalShards:

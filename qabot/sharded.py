@@ -53,6 +53,9 @@ class _Sentence:
     end: int
     line: int
     end_line: int
+    para_before: int  # sentences of its paragraph before and after it
+    para_after: int
+    cues: int  # answer_type.sentence_cues
 
 
 class _PrefetchLookup:
@@ -60,17 +63,9 @@ class _PrefetchLookup:
 
     def __init__(self, prefetched: Prefetched) -> None:
         self.prefetched = prefetched
-        sents = prefetched.batch.sents
-        self.order = np.argsort(sents, kind="stable")
-        self.sorted = sents[self.order]
+        self.weighed = _SortedIds(prefetched.weighed)
+        self.shipped = _SortedIds(prefetched.batch.sents)
         self.rows = {term: row for row, term in enumerate(prefetched.terms)}
-
-    def find(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Whether each sentence was prefetched, and its column in the batch where it was."""
-        if not len(self.sorted):
-            return np.zeros(len(sents), dtype=bool), np.zeros(len(sents), dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.sorted, sents), len(self.sorted) - 1)
-        return self.sorted[at] == sents, self.order[at]
 
     def fill(self, terms: Sequence[int], sents: np.ndarray, present: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Copy the prefetched columns of term_weights(terms, sents) into present and weights;
@@ -78,18 +73,35 @@ class _PrefetchLookup:
         rows = [self.rows.get(term) for term in terms]
         if None in rows:
             return np.zeros(len(sents), dtype=bool)
-        found, columns = self.find(sents)
+        found, columns = self.weighed.find(sents)
         present[:, found] = self.prefetched.present[rows][:, columns[found]]
         weights[:, found] = self.prefetched.weights[rows][:, columns[found]]
         return found
 
     def sentence(self, sent: int) -> _Sentence | None:
-        found, columns = self.find(np.array([sent], dtype=np.int64))
-        if not found[0]:
-            return None
-        batch, i = self.prefetched.batch, int(columns[0])
-        return _Sentence(batch.texts[i], batch.terms[batch.term_ptr[i] : batch.term_ptr[i + 1]], int(batch.starts[i]),
-                         int(batch.ends[i]), int(batch.lines[i]), int(batch.end_lines[i]))  # fmt: skip
+        found, columns = self.shipped.find(np.array([sent], dtype=np.int64))
+        return _sentence_of(self.prefetched.batch, int(columns[0])) if found[0] else None
+
+
+class _SortedIds:
+    """Sentence ids, found by binary search."""
+
+    def __init__(self, sents: np.ndarray) -> None:
+        self.order = np.argsort(sents, kind="stable")
+        self.sorted = sents[self.order]
+
+    def find(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each sentence is here, and its position in the ids given where it is."""
+        if not len(self.sorted):
+            return np.zeros(len(sents), dtype=bool), np.zeros(len(sents), dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.sorted, sents), len(self.sorted) - 1)
+        return self.sorted[at] == sents, self.order[at]
+
+
+def _sentence_of(batch: SentenceBatch, i: int) -> _Sentence:
+    return _Sentence(batch.texts[i], batch.terms[batch.term_ptr[i] : batch.term_ptr[i + 1]], int(batch.starts[i]),
+                     int(batch.ends[i]), int(batch.lines[i]), int(batch.end_lines[i]), int(batch.para_before[i]),
+                     int(batch.para_after[i]), int(batch.cues[i]))  # fmt: skip
 
 
 class _SentenceField:
@@ -223,10 +235,7 @@ class ShardedIndex:
     def _remember(self, batch: SentenceBatch) -> None:
         with self._cache_lock:
             for i, sent in enumerate(batch.sents.tolist()):
-                self._cache[sent] = _Sentence(
-                    batch.texts[i], batch.terms[batch.term_ptr[i] : batch.term_ptr[i + 1]], int(batch.starts[i]),
-                    int(batch.ends[i]), int(batch.lines[i]), int(batch.end_lines[i]),
-                )  # fmt: skip
+                self._cache[sent] = _sentence_of(batch, i)
                 self._cache.move_to_end(sent)
             while len(self._cache) > CACHED_SENTENCES:
                 self._cache.popitem(last=False)
@@ -263,14 +272,35 @@ class ShardedIndex:
         return bigram_table(self.vocab)
 
     def paragraph_bounds(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Index.paragraph_bounds, one request to each shard holding some of the sentences."""
+        """Index.paragraph_bounds, from the sentences' records (prefetched by the search, cached, or
+        fetched in one request to each shard holding some that are not)."""
         sents = np.asarray(sents, dtype=np.int64)
-        first, stop = np.empty(len(sents), dtype=np.int64), np.empty(len(sents), dtype=np.int64)
-        owners = self._shards_of(sents)
-        requests = {int(s): (sents[owners == s],) for s in np.unique(owners)}
-        for s, (shard_first, shard_stop) in self._call_all("paragraph_bounds", requests).items():
-            first[owners == s], stop[owners == s] = shard_first, shard_stop
-        return first, stop
+        records = self._records(sents)
+        before = np.array([record.para_before for record in records], dtype=np.int64)
+        after = np.array([record.para_after for record in records], dtype=np.int64)
+        return sents - before, sents + 1 + after
+
+    def cues(self, sents: np.ndarray) -> np.ndarray:
+        """Index.cues, read like paragraph_bounds."""
+        return np.array([record.cues for record in self._records(np.asarray(sents, dtype=np.int64))], dtype=np.uint8)
+
+    def _records(self, sents: np.ndarray) -> list[_Sentence]:
+        self._fetch_missing(sents)
+        return [self._sentence(sent) for sent in sents.tolist()]
+
+    def _fetch_missing(self, sents: np.ndarray) -> None:
+        """Fetch, one request to each shard, the sentences neither prefetched nor cached."""
+        prefetched = getattr(self._question, "prefetched", None)
+        shipped = prefetched.shipped.find(sents)[0] if prefetched is not None else np.zeros(len(sents), dtype=bool)
+        with self._cache_lock:
+            missing = [sent for sent in sents[~shipped].tolist() if sent not in self._cache]
+        if not missing:
+            return
+        wanted = np.unique(np.array(missing, dtype=np.int64))
+        owners = self._shards_of(wanted)
+        requests = {int(s): (wanted[owners == s],) for s in np.unique(owners)}
+        for batch in self._call_all("sentences", requests).values():
+            self._remember(batch)
 
     def neighbour_arrays(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Previous and next sentence ids in the same document, -1 where there is none."""

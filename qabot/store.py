@@ -37,17 +37,22 @@ from qabot.index import Chunk, DocInfo, Index, TextPack, analyze_documents, buil
 from qabot.segment import compile_boilerplate
 
 FORMAT = "qabot-index"
-VERSION = 7
+VERSION = 8
 TEXTS = "texts"  # folder of text packs, beside the generations
 # Code and data that decide what a sentence and a term are: any change to them rebuilds the index.
 # (A change to what index.py stores or how it weighs terms bumps VERSION instead.)
 _ANALYSIS_SOURCES = (
-    "analyze.py", "segment.py", "data/stopwords_en.txt", "data/irregular_verbs.txt", "data/combining_marks.txt",
+    "analyze.py", "segment.py", "answer_type.py", "data/stopwords_en.txt", "data/irregular_verbs.txt",
+    "data/combining_marks.txt",
 )  # fmt: skip
 ARRAYS = (
     "doc_pack", "doc_text_start", "doc_text_end", "doc_sent_ptr", "sent_doc", "sent_start", "sent_end", "sent_line",
-    "sent_end_line", "tok_ptr", "tok_ids", "df", "post_ptr", "post_sent", "post_tf", "post_len",
-    "term_max_tf", "term_min_len", "gram_codes", "gram_ptr", "gram_terms", "term_grams", "term_length", "term_first",
+    "sent_end_line", "sent_para_before", "sent_para_after", "sent_cues", "tok_ptr", "tok_ids", "df", "post_ptr",
+    "post_sent", "post_tf", "post_len", "term_max_tf", "term_min_len", "gram_codes", "gram_ptr", "gram_terms",
+    "term_grams", "term_length", "term_first",
+)  # fmt: skip
+SENTENCE_ARRAYS = (
+    "sent_start", "sent_end", "sent_line", "sent_end_line", "sent_para_before", "sent_para_after", "sent_cues",
 )  # fmt: skip
 POSTING_ARRAYS = ("post_sent", "post_tf", "post_len")
 PER_TERM_ARRAYS = ("term_max_tf", "term_min_len", "term_grams", "term_length", "term_first")
@@ -456,7 +461,7 @@ def _check_shapes(index: Index) -> None:
         len(index.tok_ptr) == n_sent + 1,
         len(index.post_ptr) == n_terms + 1,
         len(index.df) == n_terms,
-        all(len(getattr(index, a)) == n_sent for a in ("sent_start", "sent_end", "sent_line", "sent_end_line")),
+        all(len(getattr(index, a)) == n_sent for a in SENTENCE_ARRAYS),
         all(len(getattr(index, a)) == (int(index.post_ptr[-1]) if n_terms else 0) for a in POSTING_ARRAYS),
         all(len(getattr(index, a)) == n_terms for a in PER_TERM_ARRAYS),
         len(index.gram_ptr) == len(index.gram_codes) + 1,

@@ -102,3 +102,20 @@ def test_paragraph_bounds_are_the_sentences_between_blank_lines(tmp_path):
     assert paragraphs["Two here."] == ["One here.", "Two here.", "Three here."]
     assert paragraphs["Four here."] == ["Four here."]
     assert paragraphs["Five here."] == ["Five here."], "a paragraph never crosses into the next file"
+
+
+def test_paragraph_bounds_stay_right_after_a_refresh(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Title\n\nOne here. Two here.\n\nThree here.\n", encoding="utf-8")
+    (corpus / "c.txt").write_text("Last\n\nSix here.\nSeven here.\n", encoding="utf-8")
+    Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
+    (corpus / "b.txt").write_text("Other\n\nFour here. Five here.\n", encoding="utf-8")
+    (corpus / "a.txt").write_text("Title\n\nOne here.\n\nTwo here. Three here.\n", encoding="utf-8")
+    index = Answerer.from_settings(settings_for(corpus, tmp_path / "cache")).index
+    texts = [index.sentence_text(s) for s in range(index.n_sentences)]
+    first, stop = index.paragraph_bounds(np.arange(index.n_sentences))
+    paragraphs = {texts[s]: texts[first[s] : stop[s]] for s in range(index.n_sentences)}
+    assert paragraphs["Two here."] == ["Two here.", "Three here."] and paragraphs["One here."] == ["One here."]
+    assert paragraphs["Five here."] == ["Four here.", "Five here."], "a new file's paragraphs"
+    assert paragraphs["Seven here."] == ["Six here.", "Seven here."], "a kept file's paragraphs, moved along"
