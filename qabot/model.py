@@ -58,3 +58,4 @@ class Answer:
     expansions: tuple[tuple[str, str], ...] = ()  # (typed term, variant also searched)
     sentences_searched: int = 0
     confidence: float = 0.0  # calibrated probability that the first passage answers the question
+    missing_shards: tuple[str, ...] = ()  # shards of a sharded index not searched: the answer is partial

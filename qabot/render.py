@@ -100,6 +100,7 @@ def answer_json(answer: Answer, cwd: Path | None = None) -> dict[str, Any]:
         "abstained": answer.abstained,
         "reason": answer.reason,
         "confidence": round(answer.confidence, 4),
+        "missing_shards": list(answer.missing_shards),
         "passages": [
             {
                 "text": p.text,

@@ -195,7 +195,7 @@ class ShardedIndex:
         if failed:
             missing = getattr(self._question, "missing", None)
             if missing is None:
-                raise ShardsUnavailable(_unavailable(failed, self.n_shards))
+                raise ShardsUnavailable(_unavailable(failed, self.n_shards), failed)
             missing.update(failed)
         sents = np.concatenate([np.empty(0, dtype=np.int64), *(results[s][0] for s in sorted(results))])
         scores = np.concatenate([np.empty(0), *(results[s][1] for s in sorted(results))])
@@ -229,7 +229,7 @@ class ShardedIndex:
             return {}
         results, failed = self.pool.call(method, requests)
         if failed:
-            raise ShardsUnavailable(_unavailable(failed, self.n_shards))
+            raise ShardsUnavailable(_unavailable(failed, self.n_shards), failed)
         return results
 
     def _remember(self, batch: SentenceBatch) -> None:
@@ -328,12 +328,14 @@ class ShardedAnswerer(Answerer):
         try:
             answer = super().ask(question, top_k)
         except ShardsUnavailable as exc:
-            return Answer(question, (), True, f"Cannot answer now: {exc}.", (), self.index.n_sentences)
+            return Answer(question, (), True, f"Cannot answer now: {exc}.", (), self.index.n_sentences,
+                          missing_shards=tuple(map(shard_name, exc.shards)))  # fmt: skip
         missing = self.index.missing_shards()
         if not missing:
             return answer
         note = f"incomplete answer: {_unavailable(missing, self.index.n_shards)}; their articles were not searched"
-        return replace(answer, reason=f"{note}; {answer.reason}" if answer.reason else note)
+        return replace(answer, reason=f"{note}; {answer.reason}" if answer.reason else note,
+                       missing_shards=tuple(map(shard_name, missing)))  # fmt: skip
 
     def corpus_changed(self) -> bool:
         """Whether a file was added, changed or removed since the manifest was written (lists the folder)."""

@@ -197,6 +197,10 @@ class ShardsDamaged(ClusterError):
 class ShardsUnavailable(ClusterError):
     """Some shards holding sentences an answer needs could not be served."""
 
+    def __init__(self, message: str, shards: Sequence[int]) -> None:
+        super().__init__(message)
+        self.shards = tuple(sorted(shards))
+
 
 def shard_name(number: int) -> str:
     return f"shard-{number:04d}"

@@ -90,7 +90,8 @@ def test_a_shard_that_cannot_be_served_is_named_and_the_answer_is_marked_incompl
         answer = sharded.ask("Where did the US host the peace talks?")
         assert time.monotonic() - started < 60
         assert answer.reason.startswith("incomplete answer: shard-0001 (of 3 shards) could not be served")
-        assert "incomplete answer: shard-0001" in json.loads(render_json(answer))["reason"]
+        record = json.loads(render_json(answer))
+        assert "incomplete answer: shard-0001" in record["reason"] and record["missing_shards"] == ["shard-0001"]
         assert "incomplete answer: shard-0001" in render_text(answer)
         assert answer.passages and all(shard_of(p.location.source, 3) != lost for p in answer.passages)
     finally:

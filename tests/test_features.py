@@ -7,7 +7,7 @@ import pytest
 
 from qabot.analyze import derivations, frame_terms, term_of
 from qabot.answer import Answerer, clean_question
-from qabot.answer_type import expected_type, has_answer_type
+from qabot.answer_type import ANAPHORA, cue_bits, expected_type, has_answer_type, sentence_cues
 from qabot.features import CANDIDATE_FEATURES, QUESTION_FEATURES, question_features
 from qabot.segment import paragraph_breaks
 from tests.conftest import settings_for
@@ -46,6 +46,32 @@ def test_frame_words_and_derivations_ship_with_the_package():
 def test_answer_types_read_the_sentence(question, kind, sentence, holds):
     assert expected_type(question) == kind
     assert has_answer_type(sentence, kind) is holds
+
+
+def test_the_index_stores_each_sentences_cues(answerer):
+    index = answerer.index
+    every = np.arange(index.n_sentences)
+    stored = index.cues(every).tolist()
+    assert stored == [sentence_cues(index.sentence_text(sent)) for sent in every.tolist()]
+    assert any(bits & ANAPHORA for bits in stored) and any(bits & cue_bits("time") for bits in stored)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kinds"),
+    [
+        ("They met on Monday in Washington.", {"time", "place", "anaphora"}),
+        ("_he said it took three years.", {"duration", "length", "number", "anaphora"}),
+        ("Hello_there, the river is 1,230 km long.", {"measure", "number", "length"}),
+        ("THE PRESIDENT spoke at The Hague.", {"person", "place"}),
+        ("The Prime Minister spoke.", {"person"}),
+        ("Nothing here.", set()),
+    ],
+)
+def test_sentence_cues_are_the_answer_types_a_sentence_holds(sentence, kinds):
+    bits = sentence_cues(sentence)
+    kinds_held = {kind for kind in ("time", "place", "person", "number", "duration", "measure", "length")
+                  if bits & cue_bits(kind)} | ({"anaphora"} if bits & ANAPHORA else set())  # fmt: skip
+    assert kinds_held == kinds
 
 
 def test_features_are_one_row_per_candidate_and_finite(answerer):

@@ -175,6 +175,7 @@ def test_the_single_and_the_sharded_index_both_offer_the_whole_protocol(answerer
     every = np.arange(single.n_sentences)
     for mine, theirs in zip(sharded.index.paragraph_bounds(every), single.paragraph_bounds(every), strict=True):
         assert mine.tolist() == theirs.tolist()
+    assert sharded.index.cues(every).tolist() == single.cues(every).tolist()
 
 
 @pytest.mark.skipif(not DEV_SET.exists(), reason="../shared/eval/dev.jsonl is absent")

@@ -7,8 +7,9 @@ Data: every question of each eval set (DESIGN.md's schema), asked of its corpus.
 a linear model over CANDIDATE_FEATURES, fitted listwise (a softmax over each question's
 candidates, maximising the probability of the hitting ones, L2-regularised). The confidence
 model is logistic regression over QUESTION_FEATURES, labelled by whether the first passage hits
-(never, for an unanswerable question). The abstention threshold is the confidence under which
-TARGET_FALSE_ABSTENTION of the training set's answerable questions fall.
+(never, for an unanswerable question), each question's signals taken under a ranker fitted without
+it (inner folds). The abstention threshold is the confidence under which TARGET_FALSE_ABSTENTION of
+the training set's answerable questions fall, on those same cross-fitted signals.
 
 Every setting (the two L2 strengths) is chosen by k-fold cross-validation; folds keep a
 paragraph's questions together and are stratified by kind. The figures reported beside the
@@ -173,9 +174,19 @@ def fit_confidence(rows: np.ndarray, labels: np.ndarray, l2: float) -> LinearMod
 
 
 def fit(examples: Sequence[Example], ranker_l2: float, confidence_l2: float) -> Models:
-    """Both models and the threshold, fitted on examples."""
+    """Both models and the threshold, fitted on examples. The confidence model learns from question
+    signals under rankers that did not see the question (FOLDS inner folds), as a new question's will
+    be under the shipped ranker: signals of the ranker's own training questions are overconfident."""
     ranker = fit_ranker(examples, ranker_l2)
-    rows, labels, kept = question_rows(examples, ranker)
+    parts = []
+    for held_out in folds(examples, FOLDS):
+        out = set(held_out.tolist())
+        inner = fit_ranker([e for i, e in enumerate(examples) if i not in out], ranker_l2)
+        rows, labels, kept = question_rows([examples[i] for i in held_out], inner)
+        parts.append((rows, labels, held_out[kept] if len(kept) else kept))
+    rows = np.concatenate([part[0] for part in parts if len(part[0])])
+    labels = np.concatenate([part[1] for part in parts if len(part[0])])
+    kept = np.concatenate([part[2] for part in parts if len(part[0])])
     confidence = fit_confidence(rows, labels, confidence_l2)
     answerable = np.array([examples[i].item.answerable for i in kept])
     scores = np.array([logistic(z) for z in confidence.score(rows)])
