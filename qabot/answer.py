@@ -285,7 +285,7 @@ class Answerer:
             line=int(index.sent_line[sent]),
             end_line=int(index.sent_end_line[sent]),
             sha256=doc.sha256,
-            column=start - index.doc_text(doc_id).rfind("\n", 0, start),
+            column=int(index.sent_column[sent]),
         )
 
 

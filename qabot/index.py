@@ -104,6 +104,7 @@ class Chunk:
     ends: np.ndarray
     lines: np.ndarray  # int32 per sentence, 1-based
     end_lines: np.ndarray
+    columns: np.ndarray  # int32 per sentence, 1-based: characters from its line's start to its own
     para_before: np.ndarray  # int32 per sentence: sentences of its paragraph before it
     para_after: np.ndarray  # int32 per sentence: sentences of its paragraph after it
     cues: np.ndarray  # uint8 per sentence: answer_type.sentence_cues
@@ -127,7 +128,7 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
     """Segment and analyze documents into one Chunk; boilerplate sentences are left out."""
     local: dict[str, int] = {}
     texts, starts, ends, lines, end_lines, lengths, tok_ids, counts = [], [], [], [], [], [], [], []
-    before, after, cues = [], [], []
+    before, after, cues, columns = [], [], [], []
     for doc in docs:
         spans = [(start, end) for start, end, flagged in sentence_spans(doc.text, boilerplate) if not flagged]
         first = np.fromiter((start for start, _ in spans), dtype=np.int64, count=len(spans))
@@ -136,6 +137,7 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
         for start, end in spans:
             terms = analyze(doc.text[start:end])
             cues.append(sentence_cues(doc.text[start:end]))
+            columns.append(start - doc.text.rfind("\n", 0, start))
             lengths.append(len(terms))
             tok_ids.extend(local.setdefault(term, len(local)) for term in terms)
         texts.append(doc.text.encode("utf-8"))
@@ -158,6 +160,7 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
         ends=_joined(ends, np.int64),
         lines=_joined(lines, np.int32),
         end_lines=_joined(end_lines, np.int32),
+        columns=np.array(columns, dtype=np.int32),
         para_before=_joined(before, np.int32),
         para_after=_joined(after, np.int32),
         cues=np.array(cues, dtype=np.uint8),
@@ -213,6 +216,7 @@ class Index:
     sent_end: np.ndarray
     sent_line: np.ndarray  # int32[N], 1-based
     sent_end_line: np.ndarray
+    sent_column: np.ndarray  # int32[N], 1-based, in characters from the start of sent_line
     # Sentences of its paragraph before and after each sentence (blank lines end paragraphs).
     sent_para_before: np.ndarray  # int32[N]
     sent_para_after: np.ndarray  # int32[N]
@@ -548,6 +552,7 @@ def refresh_index(
         ends=old.sent_end,
         lines=old.sent_line,
         end_lines=old.sent_end_line,
+        columns=old.sent_column,
         para_before=old.sent_para_before,
         para_after=old.sent_para_after,
         cues=old.sent_cues,
@@ -662,6 +667,7 @@ def _assemble(chunks: Sequence[Chunk], wanted: Callable[[DocInfo], bool] | None 
         "sent_end": take("ends", "sentence", np.int64),
         "sent_line": take("lines", "sentence", np.int32),
         "sent_end_line": take("end_lines", "sentence", np.int32),
+        "sent_column": take("columns", "sentence", np.int32),
         "sent_para_before": take("para_before", "sentence", np.int32),
         "sent_para_after": take("para_after", "sentence", np.int32),
         "sent_cues": take("cues", "sentence", np.uint8),

@@ -94,13 +94,13 @@ def location_json(location: Location, cwd: Path | None = None) -> dict[str, Any]
 
 
 def answer_json(answer: Answer, cwd: Path | None = None) -> dict[str, Any]:
-    """The answer as DESIGN.md's JSON object (plus each passage's sha256 to detect stale citations)."""
-    return {
+    """The answer as DESIGN.md's JSON object (plus each passage's sha256 to detect stale citations, and
+    "missing_shards" on a sharded answer some shards could not give)."""
+    record: dict[str, Any] = {
         "question": answer.question,
         "abstained": answer.abstained,
         "reason": answer.reason,
         "confidence": round(answer.confidence, 4),
-        "missing_shards": list(answer.missing_shards),
         "passages": [
             {
                 "text": p.text,
@@ -120,6 +120,9 @@ def answer_json(answer: Answer, cwd: Path | None = None) -> dict[str, Any]:
             for p in answer.passages
         ],
     }
+    if answer.missing_shards:
+        record["missing_shards"] = list(answer.missing_shards)
+    return record
 
 
 def render_json(answer: Answer, cwd: Path | None = None) -> str:

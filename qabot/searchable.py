@@ -83,6 +83,9 @@ class SearchableIndex(Protocol):
     @property
     def sent_end_line(self) -> SentenceField: ...
 
+    @property
+    def sent_column(self) -> SentenceField: ...
+
     def search(self, weighted_terms: Sequence[tuple[int, float]], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k sentence ids and scores, best first, ties by id."""
 

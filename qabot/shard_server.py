@@ -49,6 +49,7 @@ class SentenceBatch:
     ends: np.ndarray
     lines: np.ndarray
     end_lines: np.ndarray
+    columns: np.ndarray
     para_before: np.ndarray  # sentences of its paragraph before and after each
     para_after: np.ndarray
     cues: np.ndarray  # uint8, answer_type.sentence_cues
@@ -69,6 +70,10 @@ class Prefetched:
     batch: SentenceBatch
 
 
+# The SentenceBatch arrays that merge by concatenation.
+_CONCATENATED = ("starts", "ends", "lines", "end_lines", "columns", "para_before", "para_after", "cues", "terms")
+
+
 def merge_prefetched(parts: Sequence[Prefetched]) -> Prefetched:
     """Several shards' Prefetched (same terms, disjoint sentences) as one."""
     if len(parts) == 1:
@@ -79,8 +84,7 @@ def merge_prefetched(parts: Sequence[Prefetched]) -> Prefetched:
     batch = SentenceBatch(
         sents=np.concatenate([b.sents for b in batches]),
         texts=tuple(text for b in batches for text in b.texts),
-        **{name: np.concatenate([getattr(b, name) for b in batches])
-           for name in ("starts", "ends", "lines", "end_lines", "para_before", "para_after", "cues", "terms")},
+        **{name: np.concatenate([getattr(b, name) for b in batches]) for name in _CONCATENATED},
         term_ptr=term_ptr,
     )  # fmt: skip
     return Prefetched(parts[0].terms, np.concatenate([part.weighed for part in parts]),
@@ -184,6 +188,7 @@ class ShardServer:
             ends=index.sent_end[local],
             lines=index.sent_line[local],
             end_lines=index.sent_end_line[local],
+            columns=index.sent_column[local],
             para_before=index.sent_para_before[local],
             para_after=index.sent_para_after[local],
             cues=index.sent_cues[local],

@@ -53,6 +53,7 @@ class _Sentence:
     end: int
     line: int
     end_line: int
+    column: int
     para_before: int  # sentences of its paragraph before and after it
     para_after: int
     cues: int  # answer_type.sentence_cues
@@ -100,8 +101,8 @@ class _SortedIds:
 
 def _sentence_of(batch: SentenceBatch, i: int) -> _Sentence:
     return _Sentence(batch.texts[i], batch.terms[batch.term_ptr[i] : batch.term_ptr[i + 1]], int(batch.starts[i]),
-                     int(batch.ends[i]), int(batch.lines[i]), int(batch.end_lines[i]), int(batch.para_before[i]),
-                     int(batch.para_after[i]), int(batch.cues[i]))  # fmt: skip
+                     int(batch.ends[i]), int(batch.lines[i]), int(batch.end_lines[i]), int(batch.columns[i]),
+                     int(batch.para_before[i]), int(batch.para_after[i]), int(batch.cues[i]))  # fmt: skip
 
 
 class _SentenceField:
@@ -159,6 +160,7 @@ class ShardedIndex:
         self.sent_doc = _DocOfSentence(self.doc_sent_ptr)
         self.sent_start, self.sent_end = _SentenceField(self, "start"), _SentenceField(self, "end")
         self.sent_line, self.sent_end_line = _SentenceField(self, "line"), _SentenceField(self, "end_line")
+        self.sent_column = _SentenceField(self, "column")
         self._cache: OrderedDict[int, _Sentence] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._question = threading.local()

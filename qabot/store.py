@@ -47,12 +47,13 @@ _ANALYSIS_SOURCES = (
 )  # fmt: skip
 ARRAYS = (
     "doc_pack", "doc_text_start", "doc_text_end", "doc_sent_ptr", "sent_doc", "sent_start", "sent_end", "sent_line",
-    "sent_end_line", "sent_para_before", "sent_para_after", "sent_cues", "tok_ptr", "tok_ids", "df", "post_ptr",
-    "post_sent", "post_tf", "post_len", "term_max_tf", "term_min_len", "gram_codes", "gram_ptr", "gram_terms",
-    "term_grams", "term_length", "term_first",
+    "sent_end_line", "sent_column", "sent_para_before", "sent_para_after", "sent_cues", "tok_ptr", "tok_ids", "df",
+    "post_ptr", "post_sent", "post_tf", "post_len", "term_max_tf", "term_min_len", "gram_codes", "gram_ptr",
+    "gram_terms", "term_grams", "term_length", "term_first",
 )  # fmt: skip
 SENTENCE_ARRAYS = (
-    "sent_start", "sent_end", "sent_line", "sent_end_line", "sent_para_before", "sent_para_after", "sent_cues",
+    "sent_start", "sent_end", "sent_line", "sent_end_line", "sent_column", "sent_para_before", "sent_para_after",
+    "sent_cues",
 )  # fmt: skip
 POSTING_ARRAYS = ("post_sent", "post_tf", "post_len")
 PER_TERM_ARRAYS = ("term_max_tf", "term_min_len", "term_grams", "term_length", "term_first")
