@@ -37,6 +37,7 @@ CANDIDATE_FEATURES = (
     "in_order",  # share of the question's adjacent term pairs that stand adjacent in the sentence
     "proximity",  # question terms found, over the span of sentence terms that holds them all
     "log_length",  # log(1 + terms in the sentence)
+    "match_position",  # where the question's words begin in the sentence, 0 at its start, 1 at its end
 )
 # Names of the question-level signals the confidence model reads.
 QUESTION_FEATURES = (
@@ -116,8 +117,9 @@ def candidate_features(
     cues = index.cues(sents)
     question_ids = {term.own_id for term in terms if term.own_id is not None}
     own_ids = [term.own_id for term in terms if term.own_id is not None]
-    word_signals = np.array([_word_signals(index.sentence_terms(sent).tolist(), question_ids, set(pairwise(own_ids)))
-                             for sent in sents.tolist()]).reshape(n, 4)  # fmt: skip
+    sequences = [index.sentence_terms(sent) for sent in sents.tolist()]
+    word_signals = np.array([_word_signals(sequence.tolist(), question_ids, set(pairwise(own_ids)))
+                             for sequence in sequences]).reshape(n, 4)  # fmt: skip
     if answer_type == "definition":  # depends on where the question's words stand: read the texts
         focus_terms = {index.vocab[term_id] for term_id in question_ids}  # strings: no term lookups
         typed = np.array([_defines(index.sentence_text(sent), focus_terms) for sent in sents.tolist()], dtype=float)
@@ -141,6 +143,8 @@ def candidate_features(
         "in_order": word_signals[:, 1],
         "proximity": word_signals[:, 2],
         "log_length": np.log1p(word_signals[:, 3]),
+        # a definition's answer, a role, stands before the name ("Prime Minister X") as often as after it
+        "match_position": _match_position(sequences, own_ids if answer_type != "definition" else ()),
     }
     return Candidates(sents, np.column_stack([columns[name] for name in CANDIDATE_FEATURES]))
 
@@ -190,3 +194,21 @@ def _word_signals(
     in_order = len(question_pairs & set(pairwise(sequence))) / len(question_pairs) if question_pairs else 0.0
     proximity = len({sequence[i] for i in at}) / (at[-1] - at[0] + 1) if len(at) > 1 else 0.0
     return novelty, in_order, proximity, len(sequence)
+
+
+def _match_position(sequences: Sequence[np.ndarray], question_ids: Sequence[int]) -> np.ndarray:
+    """Per sentence (its terms in order), the place of its first question term, 0 at its first term and
+    1 at its last; 1 where it has none. A sentence that opens with the question's words tends to go on
+    to the answer; one that reaches them late, to lead up to them."""
+    lengths = np.array([len(sequence) for sequence in sequences], dtype=np.int64)
+    tokens = np.concatenate([np.zeros(0, dtype=np.int64), *sequences])
+    wanted = np.sort(np.array(question_ids, dtype=np.int64))
+    place = np.ones(len(sequences))
+    if not len(wanted) or not len(tokens):
+        return place
+    at = np.flatnonzero(wanted[np.minimum(np.searchsorted(wanted, tokens), len(wanted) - 1)] == tokens)
+    ends = np.cumsum(lengths)
+    owner, first = np.unique(np.searchsorted(ends, at, side="right"), return_index=True)
+    place[owner] = (at[first] - (ends - lengths)[owner]) / np.maximum(lengths - 1, 1)[owner]
+    return place
+

@@ -145,3 +145,23 @@ def test_paragraph_bounds_stay_right_after_a_refresh(tmp_path):
     assert paragraphs["Two here."] == ["Two here.", "Three here."] and paragraphs["One here."] == ["One here."]
     assert paragraphs["Five here."] == ["Four here.", "Five here."], "a new file's paragraphs"
     assert paragraphs["Seven here."] == ["Six here.", "Seven here."], "a kept file's paragraphs, moved along"
+
+
+def test_match_position_is_where_the_question_words_stand(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(
+        "Title\n\nThe Obersee ferry carries cars, bikes and walkers across.\n\n"
+        "Cars, bikes and walkers board the Obersee ferry.\n\nNothing else sails here.\n",
+        encoding="utf-8",
+    )
+    answerer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
+    position = column(answerer, "What does the Obersee ferry carry?", "match_position")
+    opens = position["The Obersee ferry carries cars, bikes and walkers across."]
+    closes = position["Cars, bikes and walkers board the Obersee ferry."]
+    assert opens < 0.5 < closes, "the first names the ferry before what it carries, the second after"
+
+
+def test_match_position_says_nothing_for_a_definition(answerer):
+    position = column(answerer, "Who is Louis Bono?", "match_position")
+    assert len(set(position.values())) == 1, "the role stands before the name as often as after it"
