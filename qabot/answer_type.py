@@ -75,6 +75,8 @@ _ROLE_WORDS = frozenset("president minister secretary adviser advisor spokesman 
 
 @dataclass(frozen=True, slots=True)
 class _Cue:
+    """A sentence pattern of one answer type, with what a sentence needs for it to be worth running."""
+
     pattern: re.Pattern[str]
     words: frozenset[str]  # one of these, or
     digits_suffice: bool  # a digit, must be in the sentence for the pattern to match

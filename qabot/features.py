@@ -211,4 +211,3 @@ def _match_position(sequences: Sequence[np.ndarray], question_ids: Sequence[int]
     owner, first = np.unique(np.searchsorted(ends, at, side="right"), return_index=True)
     place[owner] = (at[first] - (ends - lengths)[owner]) / np.maximum(lengths - 1, 1)[owner]
     return place
-

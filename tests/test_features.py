@@ -116,15 +116,20 @@ def test_paragraph_signals_see_the_whole_paragraph(tmp_path):
     assert paragraph[boats] == pytest.approx(1.0) and own[boats] < 1.0
 
 
+def paragraphs_by_sentence(index) -> dict[str, list[str]]:
+    """Each sentence's text -> the texts of its paragraph, as paragraph_bounds gives it."""
+    texts = [index.sentence_text(s) for s in range(index.n_sentences)]
+    first, stop = index.paragraph_bounds(np.arange(index.n_sentences))
+    return {texts[s]: texts[first[s] : stop[s]] for s in range(index.n_sentences)}
+
+
 def test_paragraph_bounds_are_the_sentences_between_blank_lines(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "a.txt").write_text("Title\n\nOne here. Two here.\nThree here.\n\nFour here.\n", encoding="utf-8")
     (corpus / "b.txt").write_text("Other\n\nFive here.\n", encoding="utf-8")
     index = Answerer.from_settings(settings_for(corpus, tmp_path / "cache")).index
-    texts = [index.sentence_text(s) for s in range(index.n_sentences)]
-    first, stop = index.paragraph_bounds(np.arange(index.n_sentences))
-    paragraphs = {texts[s]: texts[first[s] : stop[s]] for s in range(index.n_sentences)}
+    paragraphs = paragraphs_by_sentence(index)
     assert paragraphs["Two here."] == ["One here.", "Two here.", "Three here."]
     assert paragraphs["Four here."] == ["Four here."]
     assert paragraphs["Five here."] == ["Five here."], "a paragraph never crosses into the next file"
@@ -139,9 +144,7 @@ def test_paragraph_bounds_stay_right_after_a_refresh(tmp_path):
     (corpus / "b.txt").write_text("Other\n\nFour here. Five here.\n", encoding="utf-8")
     (corpus / "a.txt").write_text("Title\n\nOne here.\n\nTwo here. Three here.\n", encoding="utf-8")
     index = Answerer.from_settings(settings_for(corpus, tmp_path / "cache")).index
-    texts = [index.sentence_text(s) for s in range(index.n_sentences)]
-    first, stop = index.paragraph_bounds(np.arange(index.n_sentences))
-    paragraphs = {texts[s]: texts[first[s] : stop[s]] for s in range(index.n_sentences)}
+    paragraphs = paragraphs_by_sentence(index)
     assert paragraphs["Two here."] == ["Two here.", "Three here."] and paragraphs["One here."] == ["One here."]
     assert paragraphs["Five here."] == ["Four here.", "Five here."], "a new file's paragraphs"
     assert paragraphs["Seven here."] == ["Six here.", "Seven here."], "a kept file's paragraphs, moved along"
