@@ -114,8 +114,8 @@ class _SentenceField:
     def __getitem__(self, sents: Any) -> Any:
         if np.ndim(sents) == 0:
             return getattr(self.index._sentence(int(sents)), self.name)
-        return np.array([getattr(self.index._sentence(int(s)), self.name) for s in np.asarray(sents).ravel()],
-                        dtype=np.int64).reshape(np.shape(sents))  # fmt: skip
+        records = self.index._records(np.asarray(sents, dtype=np.int64).ravel())
+        return np.array([getattr(record, self.name) for record in records], dtype=np.int64).reshape(np.shape(sents))
 
     def __len__(self) -> int:
         return self.index.n_sentences
@@ -160,7 +160,9 @@ class ShardedIndex:
         self.sent_doc = _DocOfSentence(self.doc_sent_ptr)
         self.sent_start, self.sent_end = _SentenceField(self, "start"), _SentenceField(self, "end")
         self.sent_line, self.sent_end_line = _SentenceField(self, "line"), _SentenceField(self, "end_line")
-        self.sent_column = _SentenceField(self, "column")
+        self.sent_column, self.sent_cues = _SentenceField(self, "column"), _SentenceField(self, "cues")
+        self.sent_para_before = _SentenceField(self, "para_before")
+        self.sent_para_after = _SentenceField(self, "para_after")
         self._cache: OrderedDict[int, _Sentence] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._question = threading.local()
@@ -274,19 +276,17 @@ class ShardedIndex:
         return bigram_table(self.vocab)
 
     def paragraph_bounds(self, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Index.paragraph_bounds, from the sentences' records (prefetched by the search, cached, or
-        fetched in one request to each shard holding some that are not)."""
+        """Index.paragraph_bounds, from the sentences' records."""
         sents = np.asarray(sents, dtype=np.int64)
-        records = self._records(sents)
-        before = np.array([record.para_before for record in records], dtype=np.int64)
-        after = np.array([record.para_after for record in records], dtype=np.int64)
-        return sents - before, sents + 1 + after
+        return sents - self.sent_para_before[sents], sents + 1 + self.sent_para_after[sents]
 
     def cues(self, sents: np.ndarray) -> np.ndarray:
-        """Index.cues, read like paragraph_bounds."""
-        return np.array([record.cues for record in self._records(np.asarray(sents, dtype=np.int64))], dtype=np.uint8)
+        """Index.cues, from the sentences' records."""
+        return self.sent_cues[np.asarray(sents, dtype=np.int64)].astype(np.uint8)
 
     def _records(self, sents: np.ndarray) -> list[_Sentence]:
+        """The sentences' records: prefetched by the search, cached, or fetched in one request to
+        each shard holding some that are not."""
         self._fetch_missing(sents)
         return [self._sentence(sent) for sent in sents.tolist()]
 
