@@ -14,7 +14,8 @@ the training set's answerable questions fall, on those same cross-fitted signals
 Every setting (the two L2 strengths) is chosen by k-fold cross-validation; folds keep a
 paragraph's questions together and are stratified by kind. The figures reported beside the
 fitted ones come from asking each held-out fold with models fitted on the other folds, through
-the real Answerer.
+the real Answerer; the same fold models are also asked at fixed min_confidence settings
+(TRADEOFF_THRESHOLDS), the trade-off a user moves along by setting min_confidence.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ CONFIDENCE_L2 = (0.1, 1.0)
 RISING = ("top_score", "margin", "top_coverage", "top_paragraph_coverage")
 FALLING = ("missing_share", "missing_names")
 DEPTH = 10
+# Fixed thresholds the cross-validated trade-off is also reported at (a user's min_confidence).
+TRADEOFF_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +228,13 @@ def as_dict(report: EvalReport) -> dict[str, object]:
     }  # fmt: skip
 
 
+def tradeoff_row(report: EvalReport, unanswerable_kinds: set[str]) -> str:
+    """R@1, false abstention and the abstention of each unanswerable kind."""
+    kinds = " ".join(f"{k.kind} {k.abstained / k.questions:.2f}" for k in report.abstention_by_kind
+                     if k.kind in unanswerable_kinds)  # fmt: skip
+    return f"R@1 {report.recall_at_1:.3f} false abst. {report.false_abstention_rate:.3f} abstention: {kinds}"
+
+
 def folds(examples: Sequence[Example], k: int, seed: int = 0) -> list[np.ndarray]:
     """k folds of example indices: a group's questions stay together, kinds spread evenly."""
     rng = np.random.default_rng(seed)
@@ -242,16 +252,34 @@ def folds(examples: Sequence[Example], k: int, seed: int = 0) -> list[np.ndarray
     return [np.flatnonzero(assignment == f) for f in range(k)]
 
 
+def fold_models(
+    examples: Sequence[Example], k: int, fitter: Callable[[Sequence[Example]], Models]
+) -> list[tuple[np.ndarray, Models]]:
+    """Each fold's example indices, with the models fitted on the other folds."""
+    per_fold = []
+    for held_out in folds(examples, k):
+        out = set(held_out.tolist())
+        per_fold.append((held_out, fitter([e for i, e in enumerate(examples) if i not in out])))
+    return per_fold
+
+
+def ask_folds(
+    examples: Sequence[Example], per_fold: Sequence[tuple[np.ndarray, Models]], min_confidence: float | None = None
+) -> list[tuple[Example, ItemResult]]:
+    """Every example asked with its fold's models, at min_confidence when given (else their own threshold)."""
+    results = []
+    for held_out, models in per_fold:
+        if min_confidence is not None:
+            models = replace(models, min_confidence=min_confidence)
+        results.extend(ask_all([examples[i] for i in held_out], models))
+    return results
+
+
 def cross_validate(
     examples: Sequence[Example], k: int, fitter: Callable[[Sequence[Example]], Models]
 ) -> list[tuple[Example, ItemResult]]:
     """Every example asked with models fitted on the other folds."""
-    results = []
-    for held_out in folds(examples, k):
-        out = set(held_out.tolist())
-        train = [e for i, e in enumerate(examples) if i not in out]
-        results.extend(ask_all([examples[i] for i in held_out], fitter(train)))
-    return results
+    return ask_folds(examples, fold_models(examples, k, fitter))
 
 
 def choose_l2(examples: Sequence[Example], k: int) -> tuple[float, float]:
@@ -294,7 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(examples)} questions; choosing L2 strengths by {args.folds}-fold CV", file=sys.stderr)
         ranker_l2, confidence_l2 = choose_l2(examples, args.folds)
         models = fit(examples, ranker_l2, confidence_l2)
-        cv = cross_validate(examples, args.folds, lambda train: fit(train, ranker_l2, confidence_l2))
+        per_fold = fold_models(examples, args.folds, lambda train: fit(train, ranker_l2, confidence_l2))
+        cv = ask_folds(examples, per_fold)
         fitted = ask_all(examples, models)
         report: dict[str, object] = {
             "l2": {"ranker": ranker_l2, "confidence": confidence_l2}, "folds": args.folds,
@@ -305,6 +334,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             cv_report = report_of([r for r in cv if r[0].set_name == name])
             print(f"{name:12s} fitted: {row(fit_report)}\n{'':12s} CV:     {row(cv_report)}")
             report["sets"][name] = {"fitted": as_dict(fit_report), "cross_validated": as_dict(cv_report)}
+        print("cross-validated, at other min_confidence settings:")
+        report["min_confidence_tradeoff"] = {}
+        unanswerable_kinds = {e.item.kind for e in examples if not e.item.answerable}
+        for threshold in TRADEOFF_THRESHOLDS:
+            results = ask_folds(examples, per_fold, threshold)
+            by_set = {name: report_of([r for r in results if r[0].set_name == name])
+                      for name in sorted({e.set_name for e in examples})}  # fmt: skip
+            print(f"  {threshold:<5} " + "  ".join(f"{name}: {tradeoff_row(set_report, unanswerable_kinds)}"
+                                                  for name, set_report in by_set.items()))  # fmt: skip
+            report["min_confidence_tradeoff"][str(threshold)] = {name: as_dict(r) for name, r in by_set.items()}
         # An article no model saw, with the fitted article's questions as out-of-corpus.
         held_out_set = ("held-out", articles[HELD_OUT_ARTICLE], articles[FITTED_ARTICLE])
         held_out = report_of(ask_all(collect([held_out_set], stack), models))
