@@ -243,6 +243,10 @@ class Answerer:
             for lead, duplicates in groups
         ]  # fmt: skip
 
+    def passage_of(self, sent: int) -> Passage:
+        """Sentence `sent` as a passage shows it, on its own: no score, matched words or copies."""
+        return self._passage(sent, 0.0, set(), [], [])
+
     def _passage(
         self, sent: int, score: float, tokens: set[int], duplicates: list[int], terms: list[QueryTerm]
     ) -> Passage:

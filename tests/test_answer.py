@@ -183,3 +183,12 @@ def test_a_derivation_found_in_a_passage_is_reported_as_spelled_there(answerer):
     assert "movement" in shown
     assert ("move", "movement") in answer.expansions and "movement (for move)" in answer.reason
     assert all(form in shown for word, form in answer.expansions if word == "move"), "only what a passage holds"
+
+
+def test_every_seed_sentence_as_a_passage_of_its_own_cites_exact_text(answerer):
+    sentences = len(answerer.index.sent_doc)
+    for sent in range(sentences):
+        passage = answerer.passage_of(sent)
+        assert_exact(passage)
+        assert passage.matched_terms == () and passage.also_in == ()
+    assert sentences > 50

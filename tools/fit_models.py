@@ -39,7 +39,6 @@ from qabot.config import replace as replace_settings
 from qabot.evaluate import EvalItem, EvalReport, ItemResult, ask_item, is_hit, open_eval_set, score_results
 from qabot.features import CANDIDATE_FEATURES, QUESTION_FEATURES, question_features
 from qabot.learned import LinearModel, Models, logistic, models_to_json
-from qabot.model import Passage
 from qabot.squad import display_title
 from qabot.store import IndexParams, open_index
 
@@ -76,11 +75,6 @@ class Example:
     group: str  # questions of one group (a gold paragraph) share a fold
 
 
-def candidate_passage(answerer: Answerer, sent: int) -> Passage:
-    """The passage the answerer would show for sentence `sent` (for the hit rule)."""
-    return answerer._passage(sent, 0.0, set(), [], [])
-
-
 def bm25_models() -> Models:
     """Models that rank by BM25 alone and never abstain: what candidates are collected with."""
     ranker_weights = np.array([name == "bm25" for name in CANDIDATE_FEATURES], dtype=np.float64)
@@ -106,7 +100,7 @@ def collect(sets: Sequence[tuple[str, Path, Path | None]], stack: ExitStack) -> 
         for item in eval_set.items:
             ranking = answerer.rank(clean_question(item.question))
             hits = np.array(
-                [item.answerable and is_hit(candidate_passage(answerer, int(sent)), item.answers)
+                [item.answerable and is_hit(answerer.passage_of(int(sent)), item.answers)
                  for sent in ranking.candidates.sents], dtype=bool)  # fmt: skip
             paragraphs = sorted({gold.paragraph for gold in item.answers if gold.paragraph})
             group = f"{name}:{paragraphs[0][:200] if paragraphs else item.id}"
