@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qabot.analyze import analyze, derivations, fold, frame_terms, term_spans
+from qabot.analyze import analyze, derivations, fold, frame_terms, term_of, term_spans
 from qabot.answer_type import expected_type
 from qabot.features import Candidates, QueryTerm, candidate_features, question_features
 from qabot.index import idf_of_unknown
@@ -182,10 +183,13 @@ class Answerer:
         self, question: str
     ) -> tuple[list[QueryTerm], tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
         """The question's distinct terms with the vocabulary ids that stand for each: the term itself,
-        its derivationally related terms, and spelling variants of a rare or unknown term."""
+        its derivationally related terms, and for a rare or unknown term its spelling variants and
+        the word it forms with its neighbour ("Sky Drive" finds SkyDrive)."""
         index = self.index
+        spans = list(term_spans(question))
+        compounds = joined_words(question, spans, index.term_ids)
         counts: dict[str, list] = {}
-        for start, end, term in term_spans(question):
+        for start, end, term in spans:
             if term in counts:
                 counts[term][1] += 1
             elif len(counts) < MAX_QUERY_TERMS:
@@ -205,7 +209,8 @@ class Answerer:
                     ids.append((other_id, DERIVATION_WEIGHT))
                     derived.append((word, other))
             if term_id is None or index.df[term_id] <= RARE_DF:
-                for variant_id, _ in self._variant_finder().find(term):
+                variant_ids = compounds.get(term, []) + [found for found, _ in self._variant_finder().find(term)]
+                for variant_id in variant_ids:
                     if all(variant_id != known for known, _ in ids):
                         ids.append((variant_id, self.params.variant_weight))
                         expansions.append((word, index.vocab[variant_id]))
@@ -291,6 +296,25 @@ class Answerer:
             sha256=doc.sha256,
             column=int(index.sent_column[sent]),
         )
+
+
+def joined_words(
+    question: str, spans: Sequence[tuple[int, int, str]], term_ids: Mapping[str, int]
+) -> dict[str, list[int]]:
+    """Term -> ids of the corpus terms its word forms with the next or previous word of the question,
+    written as one ("Sky Drive" or "cease-fire" -> skydrive, ceasefire); pairs split by a space or hyphen."""
+    joined: dict[str, list[int]] = {}
+    for (start, middle, first), (after, end, second) in pairwise(spans):
+        if question[middle:after] not in (" ", "-"):
+            continue
+        whole = term_of(question[start:middle] + question[after:end])
+        whole_id = term_ids.get(whole) if whole else None
+        if whole_id is None:
+            continue
+        for term in (first, second):
+            if whole_id not in joined.setdefault(term, []):
+                joined[term].append(whole_id)
+    return joined
 
 
 def _jaccard(sentence_terms: Sequence[np.ndarray]) -> np.ndarray:

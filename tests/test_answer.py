@@ -51,6 +51,37 @@ def test_spelling_variants_are_searched_and_reported(answerer, question, variant
     assert any(expected in passage.text for passage in answer.passages)
 
 
+def test_words_written_apart_find_the_word_they_form_written_as_one(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "cloud.txt").write_text(
+        "Cloud storage\n\nMicrosoft renamed SkyDrive to OneDrive in 2014.\n\n"
+        "The company also sells a games console.\n",
+        encoding="utf-8",
+    )
+    answerer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
+    answer = answerer.ask("What did Microsoft rename Sky Drive to?", 3)
+    assert ("drive", "skydrive") in answer.expansions
+    assert "skydrive (for drive)" in answer.reason
+    assert answer.passages[0].text == "Microsoft renamed SkyDrive to OneDrive in 2014."
+    assert_exact(answer.passages[0])
+
+
+def test_joined_words_pair_only_neighbours_split_by_a_space_or_hyphen() -> None:
+    from qabot.analyze import term_spans
+    from qabot.answer import joined_words
+
+    term_ids = {"skydriv": 0, "ceasefir": 1, "newsroom": 2}
+    for question, expected in [
+        ("Sky Drive?", {"sky": [0], "drive": [0]}),
+        ("the cease-fire deal", {"ceas": [1], "fire": [1]}),
+        ("news, room", {}),  # a comma parts them
+        ("news of the room", {}),  # not neighbours in the text
+        ("Sky  Drive", {}),  # two spaces: not a word written apart
+    ]:
+        assert joined_words(question, list(term_spans(question)), term_ids) == expected, question
+
+
 def test_context_is_the_neighbouring_sentences(answerer):
     answer = answerer.ask("Yerevan denied the charges", 1)
     [passage] = answer.passages

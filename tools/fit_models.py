@@ -27,6 +27,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,8 @@ CONFIDENCE_L2 = (0.1, 1.0)
 RISING = ("top_score", "margin", "top_coverage", "top_paragraph_coverage")
 FALLING = ("missing_share", "missing_names")
 DEPTH = 10
+# The cross-validated figures are also reported over these other draws of the folds (the first is 0).
+OTHER_FOLD_SEEDS = (1, 2)
 # Fixed thresholds the cross-validated trade-off is also reported at (a user's min_confidence).
 TRADEOFF_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 
@@ -222,6 +225,19 @@ def as_dict(report: EvalReport) -> dict[str, object]:
     }  # fmt: skip
 
 
+def spread_row(reports: Sequence[EvalReport]) -> str:
+    """The lowest and highest of each headline figure over several reports of the same questions."""
+
+    def spread(values: Sequence[float]) -> str:
+        return f"{min(values):.3f}-{max(values):.3f}"
+
+    eces = [r.ece for r in reports if r.ece is not None]
+    return (f"R@1 {spread([r.recall_at_1 for r in reports])}  R@3 {spread([r.recall_at_3 for r in reports])}  "
+            f"MRR@10 {spread([r.mrr_at_10 for r in reports])}  "
+            f"false abst. {spread([r.false_abstention_rate for r in reports])}  "
+            f"ECE {spread(eces) if eces else '-'}")  # fmt: skip
+
+
 def tradeoff_row(report: EvalReport, unanswerable_kinds: set[str]) -> str:
     """R@1, false abstention and the abstention of each unanswerable kind."""
     kinds = " ".join(f"{k.kind} {k.abstained / k.questions:.2f}" for k in report.abstention_by_kind
@@ -247,11 +263,11 @@ def folds(examples: Sequence[Example], k: int, seed: int = 0) -> list[np.ndarray
 
 
 def fold_models(
-    examples: Sequence[Example], k: int, fitter: Callable[[Sequence[Example]], Models]
+    examples: Sequence[Example], k: int, fitter: Callable[[Sequence[Example]], Models], seed: int = 0
 ) -> list[tuple[np.ndarray, Models]]:
     """Each fold's example indices, with the models fitted on the other folds."""
     per_fold = []
-    for held_out in folds(examples, k):
+    for held_out in folds(examples, k, seed):
         out = set(held_out.tolist())
         per_fold.append((held_out, fitter([e for i, e in enumerate(examples) if i not in out])))
     return per_fold
@@ -270,10 +286,10 @@ def ask_folds(
 
 
 def cross_validate(
-    examples: Sequence[Example], k: int, fitter: Callable[[Sequence[Example]], Models]
+    examples: Sequence[Example], k: int, fitter: Callable[[Sequence[Example]], Models], seed: int = 0
 ) -> list[tuple[Example, ItemResult]]:
-    """Every example asked with models fitted on the other folds."""
-    return ask_folds(examples, fold_models(examples, k, fitter))
+    """Every example asked with models fitted on the other folds (folds drawn with seed)."""
+    return ask_folds(examples, fold_models(examples, k, fitter, seed))
 
 
 def choose_l2(examples: Sequence[Example], k: int) -> tuple[float, float]:
@@ -281,7 +297,7 @@ def choose_l2(examples: Sequence[Example], k: int) -> tuple[float, float]:
     best, chosen = -np.inf, (RANKER_L2[0], CONFIDENCE_L2[0])
     for ranker_l2 in RANKER_L2:
         for confidence_l2 in CONFIDENCE_L2:
-            cv = report_of(cross_validate(examples, k, lambda train, r=ranker_l2, c=confidence_l2: fit(train, r, c)))
+            cv = report_of(cross_validate(examples, k, partial(fit, ranker_l2=ranker_l2, confidence_l2=confidence_l2)))
             score = cv.recall_at_1 - cv.false_abstention_rate - (cv.ece or 0.0)
             print(f"  l2 ranker {ranker_l2:<5} confidence {confidence_l2:<5}  CV {row(cv)}", file=sys.stderr)
             if score > best:
@@ -316,8 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(examples)} questions; choosing L2 strengths by {args.folds}-fold CV", file=sys.stderr)
         ranker_l2, confidence_l2 = choose_l2(examples, args.folds)
         models = fit(examples, ranker_l2, confidence_l2)
-        per_fold = fold_models(examples, args.folds, lambda train: fit(train, ranker_l2, confidence_l2))
+        fitter = partial(fit, ranker_l2=ranker_l2, confidence_l2=confidence_l2)
+        per_fold = fold_models(examples, args.folds, fitter)
         cv = ask_folds(examples, per_fold)
+        other_splits = [cross_validate(examples, args.folds, fitter, seed) for seed in OTHER_FOLD_SEEDS]
         fitted = ask_all(examples, models)
         report: dict[str, object] = {
             "l2": {"ranker": ranker_l2, "confidence": confidence_l2}, "folds": args.folds,
@@ -326,8 +344,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in sorted({e.set_name for e in examples}):
             fit_report = report_of([r for r in fitted if r[0].set_name == name])
             cv_report = report_of([r for r in cv if r[0].set_name == name])
-            print(f"{name:12s} fitted: {row(fit_report)}\n{'':12s} CV:     {row(cv_report)}")
-            report["sets"][name] = {"fitted": as_dict(fit_report), "cross_validated": as_dict(cv_report)}
+            split_reports = [report_of([r for r in results if r[0].set_name == name]) for results in other_splits]
+            print(
+                f"{name:12s} fitted: {row(fit_report)}\n{'':12s} CV:     {row(cv_report)}\n"
+                f"{'':12s} CV over {1 + len(split_reports)} fold splits: {spread_row([cv_report, *split_reports])}"
+            )
+            report["sets"][name] = {
+                "fitted": as_dict(fit_report), "cross_validated": as_dict(cv_report),
+                "cross_validated_other_splits": {str(seed): as_dict(r)
+                                                 for seed, r in zip(OTHER_FOLD_SEEDS, split_reports, strict=True)},
+            }  # fmt: skip
         print("cross-validated, at other min_confidence settings:")
         report["min_confidence_tradeoff"] = {}
         unanswerable_kinds = {e.item.kind for e in examples if not e.item.answerable}
