@@ -19,6 +19,15 @@ DEV_SET = SHARED / "eval" / "dev.jsonl"
 MAKE_CORPUS = SHARED / "bench" / "make_corpus.py"
 
 
+def answerer_over(folder: Path, files: dict[str, str]) -> Answerer:
+    """An answerer over folder/corpus after writing files (name -> text) into it; its cache in folder/cache."""
+    corpus = folder / "corpus"
+    corpus.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    return Answerer.from_settings(settings_for(corpus, folder / "cache"))
+
+
 def needs_shared(path: Path) -> pytest.MarkDecorator:
     """Skip a test, with the reason, when the shared file it reads is not beside this clone."""
     return pytest.mark.skipif(not path.is_file(), reason=f"{path} is absent (the team's ../shared material)")

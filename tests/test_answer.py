@@ -9,7 +9,7 @@ import pytest
 
 from qabot.answer import Answerer
 from qabot.evaluate import load_eval
-from tests.conftest import DEV_SET, needs_shared, settings_for
+from tests.conftest import DEV_SET, answerer_over, needs_shared, settings_for
 
 DEV = load_eval(DEV_SET) if DEV_SET.is_file() else []
 
@@ -52,15 +52,8 @@ def test_spelling_variants_are_searched_and_reported(answerer, question, variant
 
 
 def test_words_written_apart_find_the_word_they_form_written_as_one(tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "cloud.txt").write_text(
-        "Cloud storage\n\nMicrosoft renamed SkyDrive to OneDrive in 2014.\n\n"
-        "The company also sells a games console.\n",
-        encoding="utf-8",
-    )
-    answerer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
-    answer = answerer.ask("What did Microsoft rename Sky Drive to?", 3)
+    cloud = "Cloud storage\n\nMicrosoft renamed SkyDrive to OneDrive in 2014.\n\nThe company sells a console.\n"
+    answer = answerer_over(tmp_path, {"cloud.txt": cloud}).ask("What did Microsoft rename Sky Drive to?", 3)
     assert ("drive", "skydrive") in answer.expansions
     assert "skydrive (for drive)" in answer.reason
     assert answer.passages[0].text == "Microsoft renamed SkyDrive to OneDrive in 2014."

@@ -10,7 +10,7 @@ from qabot.answer import Answerer, clean_question
 from qabot.answer_type import ANAPHORA, cue_bits, expected_type, has_answer_type, sentence_cues
 from qabot.features import CANDIDATE_FEATURES, QUESTION_FEATURES, question_features
 from qabot.segment import paragraph_breaks
-from tests.conftest import settings_for
+from tests.conftest import answerer_over
 
 
 def column(answerer: Answerer, question: str, name: str) -> dict[str, float]:
@@ -92,11 +92,10 @@ def test_a_frame_word_missing_from_the_sentence_costs_little_coverage(answerer):
 
 
 def test_a_derivation_finds_the_noun_for_the_verb(tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "a.txt").write_text("Title\n\nThe two sides signed an agreement on water rights.\n", encoding="utf-8")
-    (corpus / "b.txt").write_text("Other\n\nThe sides met in Vienna to talk about rights.\n", encoding="utf-8")
-    answerer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
+    answerer = answerer_over(tmp_path, {
+        "a.txt": "Title\n\nThe two sides signed an agreement on water rights.\n",
+        "b.txt": "Other\n\nThe sides met in Vienna to talk about rights.\n",
+    })  # fmt: skip
     coverage = column(answerer, "What did the sides agree on?", "coverage")
     [signed] = [text for text in coverage if "agreement" in text]
     [met] = [text for text in coverage if "Vienna" in text]
@@ -104,12 +103,8 @@ def test_a_derivation_finds_the_noun_for_the_verb(tmp_path):
 
 
 def test_paragraph_signals_see_the_whole_paragraph(tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "a.txt").write_text(
-        "Title\n\nThe Obersee is the upper lake. Boats cross it daily.\n\nThe Untersee is smaller.\n", encoding="utf-8"
-    )
-    answerer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
+    text = "Title\n\nThe Obersee is the upper lake. Boats cross it daily.\n\nThe Untersee is smaller.\n"
+    answerer = answerer_over(tmp_path, {"a.txt": text})
     paragraph = column(answerer, "Do boats cross the Obersee lake?", "paragraph_coverage")
     own = column(answerer, "Do boats cross the Obersee lake?", "coverage")
     boats = "Boats cross it daily."
@@ -124,11 +119,8 @@ def paragraphs_by_sentence(index) -> dict[str, list[str]]:
 
 
 def test_paragraph_bounds_are_the_sentences_between_blank_lines(tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "a.txt").write_text("Title\n\nOne here. Two here.\nThree here.\n\nFour here.\n", encoding="utf-8")
-    (corpus / "b.txt").write_text("Other\n\nFive here.\n", encoding="utf-8")
-    index = Answerer.from_settings(settings_for(corpus, tmp_path / "cache")).index
+    files = {"a.txt": "Title\n\nOne here. Two here.\nThree here.\n\nFour here.\n", "b.txt": "Other\n\nFive here.\n"}
+    index = answerer_over(tmp_path, files).index
     paragraphs = paragraphs_by_sentence(index)
     assert paragraphs["Two here."] == ["One here.", "Two here.", "Three here."]
     assert paragraphs["Four here."] == ["Four here."]
@@ -136,14 +128,12 @@ def test_paragraph_bounds_are_the_sentences_between_blank_lines(tmp_path):
 
 
 def test_paragraph_bounds_stay_right_after_a_refresh(tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "a.txt").write_text("Title\n\nOne here. Two here.\n\nThree here.\n", encoding="utf-8")
-    (corpus / "c.txt").write_text("Last\n\nSix here.\nSeven here.\n", encoding="utf-8")
-    Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
-    (corpus / "b.txt").write_text("Other\n\nFour here. Five here.\n", encoding="utf-8")
-    (corpus / "a.txt").write_text("Title\n\nOne here.\n\nTwo here. Three here.\n", encoding="utf-8")
-    index = Answerer.from_settings(settings_for(corpus, tmp_path / "cache")).index
+    answerer_over(tmp_path, {
+        "a.txt": "Title\n\nOne here. Two here.\n\nThree here.\n", "c.txt": "Last\n\nSix here.\nSeven here.\n",
+    })  # fmt: skip
+    index = answerer_over(tmp_path, {
+        "b.txt": "Other\n\nFour here. Five here.\n", "a.txt": "Title\n\nOne here.\n\nTwo here. Three here.\n",
+    }).index  # fmt: skip
     paragraphs = paragraphs_by_sentence(index)
     assert paragraphs["Two here."] == ["Two here.", "Three here."] and paragraphs["One here."] == ["One here."]
     assert paragraphs["Five here."] == ["Four here.", "Five here."], "a new file's paragraphs"
@@ -151,14 +141,10 @@ def test_paragraph_bounds_stay_right_after_a_refresh(tmp_path):
 
 
 def test_match_position_is_where_the_question_words_stand(tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "a.txt").write_text(
-        "Title\n\nThe Obersee ferry carries cars, bikes and walkers across.\n\n"
-        "Cars, bikes and walkers board the Obersee ferry.\n\nNothing else sails here.\n",
-        encoding="utf-8",
-    )
-    answerer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
+    answerer = answerer_over(tmp_path, {
+        "a.txt": "Title\n\nThe Obersee ferry carries cars, bikes and walkers across.\n\n"
+                 "Cars, bikes and walkers board the Obersee ferry.\n\nNothing else sails here.\n",
+    })  # fmt: skip
     position = column(answerer, "What does the Obersee ferry carry?", "match_position")
     opens = position["The Obersee ferry carries cars, bikes and walkers across."]
     closes = position["Cars, bikes and walkers board the Obersee ferry."]
