@@ -140,7 +140,10 @@ class Answerer:
         variants_of: dict[str, list[str]] = {}
         for word, variant in expansions:
             variants_of.setdefault(word, []).append(variant)
-        reason = "; ".join(f"{', '.join(variants)} (for {word})" for word, variants in variants_of.items())
+        words_of: dict[tuple[str, ...], list[str]] = {}  # words searched with the same variants say so once
+        for word, variants in variants_of.items():
+            words_of.setdefault(tuple(variants), []).append(word)
+        reason = "; ".join(f"{', '.join(variants)} (for {', '.join(words)})" for variants, words in words_of.items())
         reason = f"also searched: {reason}" if reason else ""
         return Answer(question, tuple(passages), False, reason, expansions, searched, ranking.confidence)
 
