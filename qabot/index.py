@@ -135,8 +135,9 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
         last = np.fromiter((end for _, end in spans), dtype=np.int64, count=len(spans))
         newlines = np.array(line_starts(doc.text), dtype=np.int64)
         for start, end in spans:
-            terms = analyze(doc.text[start:end])
-            cues.append(sentence_cues(doc.text[start:end]))
+            sentence = doc.text[start:end]
+            terms = analyze(sentence)
+            cues.append(sentence_cues(sentence))
             columns.append(start - doc.text.rfind("\n", 0, start))
             lengths.append(len(terms))
             tok_ids.extend(local.setdefault(term, len(local)) for term in terms)

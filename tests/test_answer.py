@@ -210,7 +210,7 @@ def test_a_derivation_found_in_a_passage_is_reported_as_spelled_there(answerer):
 
 
 def test_every_seed_sentence_as_a_passage_of_its_own_cites_exact_text(answerer):
-    sentences = len(answerer.index.sent_doc)
+    sentences = answerer.index.n_sentences
     for sent in range(sentences):
         passage = answerer.passage_of(sent)
         assert_exact(passage)

@@ -24,7 +24,7 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import partial
@@ -179,10 +179,8 @@ def fit(examples: Sequence[Example], ranker_l2: float, confidence_l2: float) -> 
     be under the shipped ranker: signals of the ranker's own training questions are overconfident."""
     ranker = fit_ranker(examples, ranker_l2)
     parts = []
-    for held_out in folds(examples, FOLDS):
-        out = set(held_out.tolist())
-        inner = fit_ranker([e for i, e in enumerate(examples) if i not in out], ranker_l2)
-        rows, labels, kept = question_rows([examples[i] for i in held_out], inner)
+    for held_out, train in splits(examples, FOLDS):
+        rows, labels, kept = question_rows([examples[i] for i in held_out], fit_ranker(train, ranker_l2))
         parts.append((rows, labels, held_out[kept] if len(kept) else kept))
     rows = np.concatenate([part[0] for part in parts if len(part[0])])
     labels = np.concatenate([part[1] for part in parts if len(part[0])])
@@ -205,6 +203,11 @@ def ask_all(examples: Sequence[Example], models: Models) -> list[tuple[Example, 
 
 def report_of(results: Sequence[tuple[Example, ItemResult]]) -> EvalReport:
     return score_results([result for _, result in results])
+
+
+def set_report(results: Sequence[tuple[Example, ItemResult]], set_name: str) -> EvalReport:
+    """The report of one eval set's results."""
+    return report_of([r for r in results if r[0].set_name == set_name])
 
 
 def row(report: EvalReport) -> str:
@@ -262,15 +265,18 @@ def folds(examples: Sequence[Example], k: int, seed: int = 0) -> list[np.ndarray
     return [np.flatnonzero(assignment == f) for f in range(k)]
 
 
+def splits(examples: Sequence[Example], k: int, seed: int = 0) -> Iterator[tuple[np.ndarray, list[Example]]]:
+    """Each fold's example indices, with the examples of the other folds."""
+    for held_out in folds(examples, k, seed):
+        out = set(held_out.tolist())
+        yield held_out, [e for i, e in enumerate(examples) if i not in out]
+
+
 def fold_models(
     examples: Sequence[Example], k: int, fitter: Callable[[Sequence[Example]], Models], seed: int = 0
 ) -> list[tuple[np.ndarray, Models]]:
     """Each fold's example indices, with the models fitted on the other folds."""
-    per_fold = []
-    for held_out in folds(examples, k, seed):
-        out = set(held_out.tolist())
-        per_fold.append((held_out, fitter([e for i, e in enumerate(examples) if i not in out])))
-    return per_fold
+    return [(held_out, fitter(train)) for held_out, train in splits(examples, k, seed)]
 
 
 def ask_folds(
@@ -341,10 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "l2": {"ranker": ranker_l2, "confidence": confidence_l2}, "folds": args.folds,
             "target_false_abstention": TARGET_FALSE_ABSTENTION, "sets": {},
         }  # fmt: skip
-        for name in sorted({e.set_name for e in examples}):
-            fit_report = report_of([r for r in fitted if r[0].set_name == name])
-            cv_report = report_of([r for r in cv if r[0].set_name == name])
-            split_reports = [report_of([r for r in results if r[0].set_name == name]) for results in other_splits]
+        set_names = sorted({e.set_name for e in examples})
+        for name in set_names:
+            fit_report, cv_report = set_report(fitted, name), set_report(cv, name)
+            split_reports = [set_report(results, name) for results in other_splits]
             print(
                 f"{name:12s} fitted: {row(fit_report)}\n{'':12s} CV:     {row(cv_report)}\n"
                 f"{'':12s} CV over {1 + len(split_reports)} fold splits: {spread_row([cv_report, *split_reports])}"
@@ -359,8 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         unanswerable_kinds = {e.item.kind for e in examples if not e.item.answerable}
         for threshold in TRADEOFF_THRESHOLDS:
             results = ask_folds(examples, per_fold, threshold)
-            by_set = {name: report_of([r for r in results if r[0].set_name == name])
-                      for name in sorted({e.set_name for e in examples})}  # fmt: skip
+            by_set = {name: set_report(results, name) for name in set_names}
             print(f"  {threshold:<5} " + "  ".join(f"{name}: {tradeoff_row(set_report, unanswerable_kinds)}"
                                                   for name, set_report in by_set.items()))  # fmt: skip
             report["min_confidence_tradeoff"][str(threshold)] = {name: as_dict(r) for name, r in by_set.items()}
