@@ -32,6 +32,8 @@ CANDIDATES = 50  # sentences ranked and grouped per question
 DUPLICATE_JACCARD = 0.8  # token-set overlap that makes two sentences the same wire copy
 MIN_MASS = 0.01
 DERIVATION_WEIGHT = 0.8  # weight of a derivationally related term (agreement for agree)
+APART_SPLITS = 2  # ways to split an unknown word into two corpus terms that are tried (most even first)
+APART_CHECKED = 10  # sentences best matching both terms in which they must once stand as neighbours
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
@@ -123,11 +125,11 @@ class Answerer:
         if not terms:
             reason = "The question has only common words; ask about a name, place or topic."
             return Answer(question, (), True, reason, (), searched)
-        if not any(term.ids for term in terms):
+        if not any(term.found for term in terms):
             words = ", ".join(term.word for term in terms[:8])
             return Answer(question, (), True, f"No article mentions any of: {words}.", expansions, searched)
         if ranking.confidence < self.min_confidence:
-            missing = ", ".join(term.word for term in terms if not term.ids)
+            missing = ", ".join(term.word for term in terms if not term.found)
             reason = (
                 "The articles do not seem to answer this: the best match is a weak one"
                 f" (confidence {ranking.confidence:.0%}{f'; not found anywhere: {missing}' if missing else ''})."
@@ -151,11 +153,13 @@ class Answerer:
         """The question's candidate sentences ranked by the fitted ranker, and its confidence."""
         terms, expansions, derived = self._query_terms(cleaned_question)
         sents = np.zeros(0, dtype=np.int64)
-        if any(term.ids for term in terms):
+        if any(term.found for term in terms):
             weighted: dict[int, float] = {}
             for term in terms:
                 for term_id, weight in term.ids:
                     weighted[term_id] = weighted.get(term_id, 0.0) + weight * term.count
+                for term_id, weight in term.apart:  # the parts share the word's weight
+                    weighted[term_id] = weighted.get(term_id, 0.0) + weight * term.count / len(term.apart)
             sents, _ = self.index.search(list(weighted.items()), CANDIDATES)
         candidates = candidate_features(self.index, terms, sents, expected_type(cleaned_question))
         scores = self.models.ranker.score(candidates.features)
@@ -169,8 +173,9 @@ class Answerer:
         expansions: tuple[tuple[str, str], ...], derived: tuple[tuple[str, str], ...], passages: list[Passage]
     ) -> tuple[tuple[str, str], ...]:
         """Variants as the passages spell them ("luis", not the stem "lui"), each spelling once
-        ("sees" and "saw" for the term "see"), the term itself where no passage has it; then the
-        derivations a passage holds, as spelled there ("movement" for "move")."""
+        ("sees" and "saw" for the term "see"), the term itself where no passage has it (a word written
+        apart part by part: "cease fire"); then the derivations a passage holds, as spelled there
+        ("movement" for "move")."""
         spellings: dict[str, list[str]] = {}
         for passage in passages:
             for shown in passage.matched_terms:
@@ -178,7 +183,7 @@ class Answerer:
                     forms = spellings.setdefault(term, [])
                     if shown not in forms:
                         forms.append(shown)
-        searched = [(word, form) for word, variant in expansions for form in spellings.get(variant, [variant])]
+        searched = [(word, form) for word, variant in expansions for form in _spelled(variant, spellings)]
         found = [(word, form) for word, term in derived for form in spellings.get(term, [])]
         return tuple(searched + found)
 
@@ -186,8 +191,9 @@ class Answerer:
         self, question: str
     ) -> tuple[list[QueryTerm], tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
         """The question's distinct terms with the vocabulary ids that stand for each: the term itself,
-        its derivationally related terms, and for a rare or unknown term its spelling variants and
-        the word it forms with its neighbour ("Sky Drive" finds SkyDrive)."""
+        its derivationally related terms, and for a rare or unknown term its spelling variants, the
+        word it forms with its neighbour ("Sky Drive" finds SkyDrive) and, for an unknown term, the
+        word written apart ("ceasefire" finds cease-fire)."""
         index = self.index
         spans = list(term_spans(question))
         compounds = joined_words(question, spans, index.term_ids)
@@ -217,10 +223,23 @@ class Answerer:
                     if all(variant_id != known for known, _ in ids):
                         ids.append((variant_id, self.params.variant_weight))
                         expansions.append((word, index.vocab[variant_id]))
+            apart = self._written_apart(word) if term_id is None else ()
+            if apart:
+                expansions.append((word, " ".join(index.vocab[part] for part, _ in apart)))
             # rank-bm25's IDF can be zero or negative in a tiny corpus; a word still carries some mass.
             mass = max(float(index.idf[term_id]), MIN_MASS) if term_id is not None else unknown_idf
-            terms.append(QueryTerm(word, count, tuple(ids), mass, term_id, term in frame, capitalised))
+            terms.append(QueryTerm(word, count, tuple(ids), mass, term_id, term in frame, capitalised, apart))
         return terms, tuple(expansions), tuple(derived)
+
+    def _written_apart(self, word: str) -> tuple[tuple[int, float], ...]:
+        """The two corpus terms of an unknown word that the corpus writes apart ("cease-fire" for
+        ceasefire), each at the variant weight; none unless they stand as neighbours in one of the
+        sentences that best match both, so "firework" is not fire and work met by chance."""
+        for pair in split_words(word, self.index.term_ids)[:APART_SPLITS]:
+            sents, _ = self.index.search([(part, 1.0) for part in pair], APART_CHECKED)
+            if any(pair in set(pairwise(self.index.sentence_terms(sent).tolist())) for sent in sents.tolist()):
+                return tuple((part, self.params.variant_weight) for part in pair)
+        return ()
 
     def _variant_finder(self) -> VariantFinder:
         with self._variants_lock:
@@ -267,11 +286,13 @@ class Answerer:
             spelled.setdefault(term, fold(text[start:end]).replace(".", ""))
         matched: list[str] = []
         for term in terms:
-            for term_id, _ in term.ids:
-                if term_id in tokens:
-                    word = term.word if term_id == term.own_id else spelled.get(index.vocab[term_id], term.word)
-                    if word not in matched:
-                        matched.append(word)
+            held = [term_id for term_id, _ in term.ids if term_id in tokens]
+            if term.apart and all(part in tokens for part, _ in term.apart):
+                held += [part for part, _ in term.apart]
+            for term_id in held:
+                word = term.word if term_id == term.own_id else spelled.get(index.vocab[term_id], term.word)
+                if word not in matched:
+                    matched.append(word)
         return Passage(
             text=text,
             location=self._location(sent),
@@ -318,6 +339,26 @@ def joined_words(
             if whole_id not in joined.setdefault(term, []):
                 joined[term].append(whole_id)
     return joined
+
+
+def _spelled(variant: str, spellings: Mapping[str, list[str]]) -> list[str]:
+    """The spellings of a searched variant; of a word written apart ("ceas fire"), its parts' first ones."""
+    if " " in variant:
+        return [" ".join(spellings.get(part, [part])[0] for part in variant.split(" "))]
+    return spellings.get(variant, [variant])
+
+
+def split_words(word: str, term_ids: Mapping[str, int]) -> list[tuple[int, int]]:
+    """Ids of the pairs of corpus terms a word splits into, most even split first
+    ("ceasefire" -> cease + fire)."""
+    pairs = []
+    for cut in sorted(range(1, len(word)), key=lambda cut: (abs(len(word) - 2 * cut), cut)):
+        left, right = term_of(word[:cut]), term_of(word[cut:])
+        left_id = term_ids.get(left) if left else None
+        right_id = term_ids.get(right) if right else None
+        if left_id is not None and right_id is not None:
+            pairs.append((left_id, right_id))
+    return pairs
 
 
 def _jaccard(sentence_terms: Sequence[np.ndarray]) -> np.ndarray:

@@ -63,6 +63,12 @@ class QueryTerm:
     own_id: int | None = None  # the term itself, when the corpus has it
     frame: bool = False  # a question-frame word ("many", "called")
     capitalised: bool = False  # typed with a capital, not as the question's first word
+    apart: tuple[tuple[int, float], ...] = ()  # the word as the corpus writes it apart (cease-fire): all or none
+
+    @property
+    def found(self) -> bool:
+        """Whether some corpus term, or the word written apart, stands for it."""
+        return bool(self.ids or self.apart)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +98,10 @@ def candidate_features(
     members, owner = paragraph_members(sents, *index.paragraph_bounds(sents))
     positions = np.concatenate([sents, before, after, members])  # -1 (no neighbour) holds no term
     rows = [(i, term_id, weight) for i, term in enumerate(terms) for term_id, weight in term.ids]
-    present, contribution = index.term_weights([term_id for _, term_id, _ in rows], positions)
-    row_weight = np.array([weight * terms[i].count for i, _, weight in rows])
+    parts = [(i, term_id, weight) for i, term in enumerate(terms) for term_id, weight in term.apart]
+    present, contribution = index.term_weights([term_id for _, term_id, _ in rows + parts], positions)
+    row_weight = np.array([weight * terms[i].count for i, _, weight in rows]
+                          + [weight * terms[i].count / len(terms[i].apart) for i, _, weight in parts])  # fmt: skip
     ideal = sum(term.count * term.mass for term in terms) or 1.0
     bm25 = (row_weight @ contribution) / ideal
     own, before_score, after_score = bm25[:n], bm25[n : 2 * n], bm25[2 * n : 3 * n]
@@ -101,6 +109,10 @@ def candidate_features(
     match = np.zeros((len(terms), len(positions)))
     for r, (i, _, weight) in enumerate(rows):
         np.maximum(match[i], present[r] * weight, out=match[i])
+    for i, term in enumerate(terms):  # a word written apart is there where all its parts are
+        if term.apart:
+            held = present[[len(rows) + r for r, (j, _, _) in enumerate(parts) if j == i]].all(axis=0)
+            np.maximum(match[i], held * term.apart[0][1], out=match[i])
     mass = coverage_mass(terms)
     total_mass = mass.sum() or 1.0
     coverage = mass @ match[:, :n] / total_mass
@@ -154,9 +166,9 @@ def question_features(
 ) -> np.ndarray:
     """The QUESTION_FEATURES of a question whose candidates the ranker scored (order: best first)."""
     mass = coverage_mass(terms)
-    found = np.array([max((weight for _, weight in term.ids), default=0.0) for term in terms])
+    found = np.array([max((weight for _, weight in term.ids + term.apart), default=0.0) for term in terms])
     missing_share = float(mass @ (1.0 - found) / (mass.sum() or 1.0))
-    missing_names = sum(1 for term in terms if term.capitalised and not term.ids)
+    missing_names = sum(1 for term in terms if term.capitalised and not term.found)
     if not len(order):
         return np.array([0.0, 0.0, 0.0, 0.0, missing_share, missing_names])
     top = order[0]

@@ -75,6 +75,34 @@ def test_joined_words_pair_only_neighbours_split_by_a_space_or_hyphen() -> None:
         assert joined_words(question, list(term_spans(question)), term_ids) == expected, question
 
 
+def test_a_word_the_corpus_writes_apart_finds_it(tmp_path):
+    truce = (
+        "Truce news\n\nThe cease-fire held for three days before shelling resumed.\n\n"
+        "Crews worked through the night after a fire broke out in the port.\n"
+    )
+    answerer = answerer_over(tmp_path, {"truce.txt": truce})
+    answer = answerer.ask("How long did the ceasefire hold?", 3)
+    assert not answer.abstained
+    assert answer.passages[0].text == "The cease-fire held for three days before shelling resumed."
+    assert {"cease", "fire"} <= set(answer.passages[0].matched_terms)
+    assert "also searched: cease fire (for ceasefire)" in answer.reason
+    assert_exact(answer.passages[0])
+    # fire and work are both in the corpus, but never as neighbours: no "firework" there
+    refused = answerer.ask("When did the firework start?", 3)
+    assert all(word != "firework" for word, _ in refused.expansions)
+    assert refused.abstained and "firework" in refused.reason
+
+
+def test_split_words_tries_the_most_even_split_first() -> None:
+    from qabot.answer import split_words
+
+    term_ids = {"ceas": 0, "fire": 1, "work": 2, "e": 3, "mail": 4, "f": 5}
+    assert split_words("ceasefire", term_ids) == [(0, 1)]
+    assert split_words("firework", term_ids) == [(1, 2)]
+    assert split_words("email", term_ids) == [(3, 4)]
+    assert split_words("fires", term_ids) == [], "no part may be missing from the corpus"
+
+
 def test_context_is_the_neighbouring_sentences(answerer):
     answer = answerer.ask("Yerevan denied the charges", 1)
     [passage] = answer.passages
