@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qabot.analyze import analyze, derivations, fold, frame_terms, term_of, term_spans
+from qabot.analyze import analyze, derivations, fold, frame_terms, term_spans
 from qabot.answer_type import expected_type
+from qabot.compounds import initials, joined_words, split_words
 from qabot.features import Candidates, QueryTerm, candidate_features, question_features
 from qabot.index import idf_of_unknown
 from qabot.learned import Models, logistic, shipped_models
@@ -33,7 +34,7 @@ DUPLICATE_JACCARD = 0.8  # token-set overlap that makes two sentences the same w
 MIN_MASS = 0.01
 DERIVATION_WEIGHT = 0.8  # weight of a derivationally related term (agreement for agree)
 APART_SPLITS = 2  # ways to split an unknown word into two corpus terms that are tried (most even first)
-APART_CHECKED = 10  # sentences best matching both terms in which they must once stand as neighbours
+CHECKED_SENTENCES = 10  # sentences read to see how the corpus writes a word: its parts as neighbours, in capitals
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
@@ -192,11 +193,14 @@ class Answerer:
     ) -> tuple[list[QueryTerm], tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
         """The question's distinct terms with the vocabulary ids that stand for each: the term itself,
         its derivationally related terms, and for a rare or unknown term its spelling variants, the
-        word it forms with its neighbour ("Sky Drive" finds SkyDrive) and, for an unknown term, the
-        word written apart ("ceasefire" finds cease-fire)."""
+        word it forms with its neighbours ("Sky Drive" finds SkyDrive, "European Union" finds EU) and,
+        for an unknown term, the word written apart ("ceasefire" finds cease-fire)."""
         index = self.index
         spans = list(term_spans(question))
         compounds = joined_words(question, spans, index.term_ids)
+        for term, ids in initials(question, spans, index.term_ids).items():
+            held = compounds.setdefault(term, [])
+            held += [term_id for term_id in ids if term_id not in held and self._in_capitals(term_id)]
         counts: dict[str, list] = {}
         for start, end, term in spans:
             if term in counts:
@@ -236,10 +240,21 @@ class Answerer:
         ceasefire), each at the variant weight; none unless they stand as neighbours in one of the
         sentences that best match both, so "firework" is not fire and work met by chance."""
         for pair in split_words(word, self.index.term_ids)[:APART_SPLITS]:
-            sents, _ = self.index.search([(part, 1.0) for part in pair], APART_CHECKED)
+            sents, _ = self.index.search([(part, 1.0) for part in pair], CHECKED_SENTENCES)
             if any(pair in set(pairwise(self.index.sentence_terms(sent).tolist())) for sent in sents.tolist()):
                 return tuple((part, self.params.variant_weight) for part in pair)
         return ()
+
+    def _in_capitals(self, term_id: int) -> bool:
+        """Whether the corpus writes the term in capitals (EU, WWII) in one of the sentences that hold
+        it most, as initials are written ("ca." and "St." are no initials)."""
+        term = self.index.vocab[term_id]
+        sents, _ = self.index.search([(term_id, 1.0)], CHECKED_SENTENCES)
+        for sent in sents.tolist():
+            text = self.index.sentence_text(sent)
+            if any(found == term and text[start:end].isupper() for start, end, found in term_spans(text)):
+                return True
+        return False
 
     def _variant_finder(self) -> VariantFinder:
         with self._variants_lock:
@@ -322,43 +337,11 @@ class Answerer:
         )
 
 
-def joined_words(
-    question: str, spans: Sequence[tuple[int, int, str]], term_ids: Mapping[str, int]
-) -> dict[str, list[int]]:
-    """Term -> ids of the corpus terms its word forms with the next or previous word of the question,
-    written as one ("Sky Drive" or "cease-fire" -> skydrive, ceasefire); pairs split by a space or hyphen."""
-    joined: dict[str, list[int]] = {}
-    for (start, middle, first), (after, end, second) in pairwise(spans):
-        if question[middle:after] not in (" ", "-"):
-            continue
-        whole = term_of(question[start:middle] + question[after:end])
-        whole_id = term_ids.get(whole) if whole else None
-        if whole_id is None:
-            continue
-        for term in (first, second):
-            if whole_id not in joined.setdefault(term, []):
-                joined[term].append(whole_id)
-    return joined
-
-
 def _spelled(variant: str, spellings: Mapping[str, list[str]]) -> list[str]:
     """The spellings of a searched variant; of a word written apart ("ceas fire"), its parts' first ones."""
     if " " in variant:
         return [" ".join(spellings.get(part, [part])[0] for part in variant.split(" "))]
     return spellings.get(variant, [variant])
-
-
-def split_words(word: str, term_ids: Mapping[str, int]) -> list[tuple[int, int]]:
-    """Ids of the pairs of corpus terms a word splits into, most even split first
-    ("ceasefire" -> cease + fire)."""
-    pairs = []
-    for cut in sorted(range(1, len(word)), key=lambda cut: (abs(len(word) - 2 * cut), cut)):
-        left, right = term_of(word[:cut]), term_of(word[cut:])
-        left_id = term_ids.get(left) if left else None
-        right_id = term_ids.get(right) if right else None
-        if left_id is not None and right_id is not None:
-            pairs.append((left_id, right_id))
-    return pairs
 
 
 def _jaccard(sentence_terms: Sequence[np.ndarray]) -> np.ndarray:

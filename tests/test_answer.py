@@ -60,21 +60,6 @@ def test_words_written_apart_find_the_word_they_form_written_as_one(tmp_path):
     assert_exact(answer.passages[0])
 
 
-def test_joined_words_pair_only_neighbours_split_by_a_space_or_hyphen() -> None:
-    from qabot.analyze import term_spans
-    from qabot.answer import joined_words
-
-    term_ids = {"skydriv": 0, "ceasefir": 1, "newsroom": 2}
-    for question, expected in [
-        ("Sky Drive?", {"sky": [0], "drive": [0]}),
-        ("the cease-fire deal", {"ceas": [1], "fire": [1]}),
-        ("news, room", {}),  # a comma parts them
-        ("news of the room", {}),  # not neighbours in the text
-        ("Sky  Drive", {}),  # two spaces: not a word written apart
-    ]:
-        assert joined_words(question, list(term_spans(question)), term_ids) == expected, question
-
-
 def test_a_word_the_corpus_writes_apart_finds_it(tmp_path):
     truce = (
         "Truce news\n\nThe cease-fire held for three days before shelling resumed.\n\n"
@@ -93,14 +78,19 @@ def test_a_word_the_corpus_writes_apart_finds_it(tmp_path):
     assert refused.abstained and "firework" in refused.reason
 
 
-def test_split_words_tries_the_most_even_split_first() -> None:
-    from qabot.answer import split_words
-
-    term_ids = {"ceas": 0, "fire": 1, "work": 2, "e": 3, "mail": 4, "f": 5}
-    assert split_words("ceasefire", term_ids) == [(0, 1)]
-    assert split_words("firework", term_ids) == [(1, 2)]
-    assert split_words("email", term_ids) == [(3, 4)]
-    assert split_words("fires", term_ids) == [], "no part may be missing from the corpus"
+def test_capitalised_words_find_their_initials_where_the_corpus_writes_them_in_capitals(tmp_path):
+    sanctions = (
+        "Sanctions\n\nThe EU imposed sanctions on the regime in March.\n\nThe bridge at St. Gallen opened in 1890.\n"
+    )
+    answerer = answerer_over(tmp_path, {"eu.txt": sanctions})
+    answer = answerer.ask("When did the European Union impose sanctions?", 3)
+    assert not answer.abstained
+    assert answer.passages[0].text == "The EU imposed sanctions on the regime in March."
+    assert "also searched: eu (for european, union)" in answer.reason
+    assert_exact(answer.passages[0])
+    # "St." spells the initials of Sky Travel, but is not written in capitals: no initials
+    refused = answerer.ask("When did Sky Travel open?", 3)
+    assert refused.abstained and refused.expansions == ()
 
 
 def test_context_is_the_neighbouring_sentences(answerer):
