@@ -7,6 +7,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -198,9 +199,8 @@ class Answerer:
         index = self.index
         spans = list(term_spans(question))
         compounds = joined_words(question, spans, index.term_ids)
-        for term, ids in initials(question, spans, index.term_ids).items():
-            held = compounds.setdefault(term, [])
-            held += [term_id for term_id in ids if term_id not in held and self._in_capitals(term_id)]
+        abbreviated = initials(question, spans, index.term_ids)
+        in_capitals = cache(self._in_capitals)  # each word of "European Union" asks about eu
         counts: dict[str, list] = {}
         for start, end, term in spans:
             if term in counts:
@@ -222,7 +222,11 @@ class Answerer:
                     ids.append((other_id, DERIVATION_WEIGHT))
                     derived.append((word, other))
             if term_id is None or index.df[term_id] <= RARE_DF:
-                variant_ids = compounds.get(term, []) + [found for found, _ in self._variant_finder().find(term)]
+                variant_ids = [
+                    *compounds.get(term, []),
+                    *(found for found in abbreviated.get(term, []) if in_capitals(found)),
+                    *(found for found, _ in self._variant_finder().find(term)),
+                ]
                 for variant_id in variant_ids:
                     if all(variant_id != known for known, _ in ids):
                         ids.append((variant_id, self.params.variant_weight))
