@@ -49,3 +49,6 @@ def test_split_words_tries_the_most_even_split_first() -> None:
     assert split_words("firework", term_ids) == [(1, 2)]
     assert split_words("email", term_ids) == [(3, 4)]
     assert split_words("fires", term_ids) == [], "no part may be missing from the corpus"
+    # the most even split first (seah + orse before sea + horse); equally even, the shorter first part
+    assert split_words("seahorse", {"sea": 0, "hors": 1, "seah": 2, "ors": 3}) == [(2, 3), (0, 1)]
+    assert split_words("newspaper", {"news": 0, "paper": 1, "newsp": 2, "aper": 3}) == [(0, 1), (2, 3)]
