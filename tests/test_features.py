@@ -102,6 +102,19 @@ def test_a_derivation_finds_the_noun_for_the_verb(tmp_path):
     assert coverage[signed] > coverage[met], "agree counts as found in 'agreement'"
 
 
+def test_a_word_written_apart_counts_only_where_all_its_parts_are(tmp_path):
+    answerer = answerer_over(tmp_path, {
+        "a.txt": "Truce\n\nThe cease-fire held for three days.\n",
+        "b.txt": "Port\n\nA fire held the port for three days.\n",
+    })  # fmt: skip
+    coverage = column(answerer, "How long did the ceasefire hold?", "coverage")
+    truce, port = coverage["The cease-fire held for three days."], coverage["A fire held the port for three days."]
+    # armistice: an unknown word of the same weight that nothing in the corpus stands for
+    unknown = column(answerer, "How long did the armistice hold?", "coverage")["A fire held the port for three days."]
+    assert truce > port, "both parts: the word is there"
+    assert port == pytest.approx(unknown), "fire alone is no part of ceasefire: only hold counts"
+
+
 def test_paragraph_signals_see_the_whole_paragraph(tmp_path):
     text = "Title\n\nThe Obersee is the upper lake. Boats cross it daily.\n\nThe Untersee is smaller.\n"
     answerer = answerer_over(tmp_path, {"a.txt": text})
