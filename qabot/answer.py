@@ -158,10 +158,8 @@ class Answerer:
         if any(term.found for term in terms):
             weighted: dict[int, float] = {}
             for term in terms:
-                for term_id, weight in term.ids:
-                    weighted[term_id] = weighted.get(term_id, 0.0) + weight * term.count
-                for term_id, weight in term.apart:  # the parts share the word's weight
-                    weighted[term_id] = weighted.get(term_id, 0.0) + weight * term.count / len(term.apart)
+                for term_id, weight in term.searched():
+                    weighted[term_id] = weighted.get(term_id, 0.0) + weight
             sents, _ = self.index.search(list(weighted.items()), CANDIDATES)
         candidates = candidate_features(self.index, terms, sents, expected_type(cleaned_question))
         scores = self.models.ranker.score(candidates.features)
@@ -244,8 +242,7 @@ class Answerer:
         ceasefire), each at the variant weight; none unless they stand as neighbours in one of the
         sentences that best match both, so "firework" is not fire and work met by chance."""
         for pair in split_words(word, self.index.term_ids)[:APART_SPLITS]:
-            sents, _ = self.index.search([(part, 1.0) for part in pair], CHECKED_SENTENCES)
-            if any(pair in set(pairwise(self.index.sentence_terms(sent).tolist())) for sent in sents.tolist()):
+            if any(pair in set(pairwise(self.index.sentence_terms(sent).tolist())) for sent in self._best(pair)):
                 return tuple((part, self.params.variant_weight) for part in pair)
         return ()
 
@@ -253,12 +250,16 @@ class Answerer:
         """Whether the corpus writes the term in capitals (EU, WWII) in one of the sentences that hold
         it most, as initials are written ("ca." and "St." are no initials)."""
         term = self.index.vocab[term_id]
-        sents, _ = self.index.search([(term_id, 1.0)], CHECKED_SENTENCES)
-        for sent in sents.tolist():
+        for sent in self._best((term_id,)):
             text = self.index.sentence_text(sent)
             if any(found == term and text[start:end].isupper() for start, end, found in term_spans(text)):
                 return True
         return False
+
+    def _best(self, term_ids: Sequence[int]) -> list[int]:
+        """The CHECKED_SENTENCES sentences that best match term_ids (BM25, each at weight 1)."""
+        sents, _ = self.index.search([(term_id, 1.0) for term_id in term_ids], CHECKED_SENTENCES)
+        return sents.tolist()
 
     def _variant_finder(self) -> VariantFinder:
         with self._variants_lock:

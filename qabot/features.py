@@ -70,6 +70,13 @@ class QueryTerm:
         """Whether some corpus term, or the word written apart, stands for it."""
         return bool(self.ids or self.apart)
 
+    def searched(self) -> list[tuple[int, float]]:
+        """Each corpus term searched for the word with its BM25 weight, times the word's count: its
+        ids, then the parts of the word written apart, which share its weight."""
+        return [(term_id, weight * self.count) for term_id, weight in self.ids] + [
+            (part, weight * self.count / len(self.apart)) for part, weight in self.apart
+        ]
+
 
 @dataclass(frozen=True, slots=True)
 class Candidates:
@@ -97,22 +104,23 @@ def candidate_features(
     before, after = index.neighbour_arrays(sents)
     members, owner = paragraph_members(sents, *index.paragraph_bounds(sents))
     positions = np.concatenate([sents, before, after, members])  # -1 (no neighbour) holds no term
-    rows = [(i, term_id, weight) for i, term in enumerate(terms) for term_id, weight in term.ids]
-    parts = [(i, term_id, weight) for i, term in enumerate(terms) for term_id, weight in term.apart]
-    present, contribution = index.term_weights([term_id for _, term_id, _ in rows + parts], positions)
-    row_weight = np.array([weight * terms[i].count for i, _, weight in rows]
-                          + [weight * terms[i].count / len(terms[i].apart) for i, _, weight in parts])  # fmt: skip
+    searched = [term.searched() for term in terms]  # rows: each term's ids, then its parts
+    present, contribution = index.term_weights([term_id for row in searched for term_id, _ in row], positions)
+    row_weight = np.array([weight for row in searched for _, weight in row])
     ideal = sum(term.count * term.mass for term in terms) or 1.0
     bm25 = (row_weight @ contribution) / ideal
     own, before_score, after_score = bm25[:n], bm25[n : 2 * n], bm25[2 * n : 3 * n]
-    # per question term and position: 1 where the term is there, a variant's weight where only it is
+    # per question term and position: 1 where the term is there, a variant's weight where only it
+    # is, a word written apart where all its parts are
     match = np.zeros((len(terms), len(positions)))
-    for r, (i, _, weight) in enumerate(rows):
-        np.maximum(match[i], present[r] * weight, out=match[i])
-    for i, term in enumerate(terms):  # a word written apart is there where all its parts are
+    first = 0
+    for i, term in enumerate(terms):
+        for r, (_, weight) in enumerate(term.ids, start=first):
+            np.maximum(match[i], present[r] * weight, out=match[i])
+        parts = slice(first + len(term.ids), first + len(searched[i]))
         if term.apart:
-            held = present[[len(rows) + r for r, (j, _, _) in enumerate(parts) if j == i]].all(axis=0)
-            np.maximum(match[i], held * term.apart[0][1], out=match[i])
+            np.maximum(match[i], present[parts].all(axis=0) * term.apart[0][1], out=match[i])
+        first = parts.stop
     mass = coverage_mass(terms)
     total_mass = mass.sum() or 1.0
     coverage = mass @ match[:, :n] / total_mass
