@@ -366,8 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for threshold in TRADEOFF_THRESHOLDS:
             results = ask_folds(examples, per_fold, threshold)
             by_set = {name: set_report(results, name) for name in set_names}
-            print(f"  {threshold:<5} " + "  ".join(f"{name}: {tradeoff_row(set_report, unanswerable_kinds)}"
-                                                  for name, set_report in by_set.items()))  # fmt: skip
+            print(f"  {threshold:<5} " + "  ".join(f"{name}: {tradeoff_row(report_at, unanswerable_kinds)}"
+                                                  for name, report_at in by_set.items()))  # fmt: skip
             report["min_confidence_tradeoff"][str(threshold)] = {name: as_dict(r) for name, r in by_set.items()}
         # An article no model saw, with the fitted article's questions as out-of-corpus.
         held_out_set = ("held-out", articles[HELD_OUT_ARTICLE], articles[FITTED_ARTICLE])
