@@ -60,6 +60,20 @@ def frame_terms() -> frozenset[str]:
 
 
 @cache
+def everyday_terms() -> dict[str, float]:
+    """Index term -> Zipf frequency of the everyday words it stands for, in English and five other languages
+    (from wordfreq, shipped in qabot/data)."""
+    text = files("qabot").joinpath("data/common_words.txt").read_text(encoding="utf-8")
+    zipf: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            word, frequency = line.split()
+            if term := term_of(word):
+                zipf[term] = max(zipf.get(term, 0.0), float(frequency))
+    return zipf
+
+
+@cache
 def derivations() -> dict[str, tuple[str, ...]]:
     """Index term -> terms of its derivationally related words (agree -> agreement), from WordNet."""
     text = files("qabot").joinpath("data/derivations.txt").read_text(encoding="utf-8")

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qabot.analyze import analyze, derivations, fold, frame_terms, term_spans
+from qabot.analyze import analyze, derivations, everyday_terms, fold, frame_terms, term_spans
 from qabot.answer_type import expected_type
 from qabot.compounds import initials, joined_words, split_words
-from qabot.features import Candidates, QueryTerm, candidate_features, question_features
+from qabot.features import Candidates, QueryTerm, SpelledAs, candidate_features, question_features
 from qabot.index import idf_of_unknown
 from qabot.learned import Models, logistic, shipped_models
 from qabot.model import Answer, Location, Passage
@@ -36,6 +36,21 @@ MIN_MASS = 0.01
 DERIVATION_WEIGHT = 0.8  # weight of a derivationally related term (agreement for agree)
 APART_SPLITS = 2  # ways to split an unknown word into two corpus terms that are tried (most even first)
 CHECKED_SENTENCES = 10  # sentences read to see how the corpus writes a word: its parts as neighbours, in capitals
+# A lower-case question word the corpus lacks counts as a question-frame word (a quarter) when it is this
+# common in English or another large language (Zipf frequency: "keep" 5.7, Spanish "quién" 5.4, "twin" 4.3):
+# it frames the question rather than names its topic. Chosen by tools/fit_models.py's article-grouped CV.
+EVERYDAY_ZIPF = 5.0
+# Ways a question word also searches corpus terms written otherwise; tools/fit_models.py measures each one's
+# effect on held-out articles.
+VARIANT_KINDS = frozenset(
+    {
+        "spelling",  # within a small edit distance, for a rare or unknown word (Pashinyan finds Pashinian)
+        "derivation",  # derivationally related words from WordNet (agree finds agreement)
+        "joined",  # with its neighbour, written as one (Sky Drive finds SkyDrive)
+        "initials",  # a run of capitalised words as its initials, where the corpus writes them so (EU)
+        "apart",  # an unknown word as two corpus terms standing side by side (ceasefire finds cease-fire)
+    }
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
@@ -46,6 +61,10 @@ class AnswerParams:
     top_k: int = 3
     min_confidence: float | None = None
     variant_weight: float = 0.7
+    variant_kinds: frozenset[str] = VARIANT_KINDS  # the kinds of VARIANT_KINDS a question word also searches
+    everyday_zipf: float = EVERYDAY_ZIPF
+    names_spelled_as_names: bool = True  # a capitalised word's spelling variants are those the corpus writes as names
+    spell_everyday_words: bool = False  # whether a lower-case everyday word ("floor") also searches spelling variants
 
     @staticmethod
     def from_settings(settings: Settings) -> AnswerParams:
@@ -62,7 +81,8 @@ class Ranking:
     candidates: Candidates
     scores: np.ndarray  # the ranker's score per candidate row
     order: np.ndarray  # candidate rows, best first
-    confidence: float
+    confidence: float  # the chance that the first candidate answers
+    answerable: float  # the chance that the corpus answers the question at all
 
 
 def clean_question(question: str) -> str:
@@ -101,11 +121,12 @@ class Answerer:
     def root(self) -> Path:
         return self.index.root
 
-    @property
-    def min_confidence(self) -> float:
-        """The confidence below which the answerer abstains."""
-        chosen = self.params.min_confidence
-        return self.models.min_confidence if chosen is None else chosen
+    def refuses(self, ranking: Ranking) -> bool:
+        """Whether the answerer abstains on a ranking: its confidence under the min_confidence setting when
+        one is set, else the fitted abstention model's probability under its threshold."""
+        if self.params.min_confidence is not None:
+            return ranking.confidence < self.params.min_confidence
+        return ranking.answerable < self.models.min_answerable
 
     def corpus_changed(self) -> bool:
         """Whether a file was added, changed or removed since the index was made (lists the folder)."""
@@ -130,7 +151,7 @@ class Answerer:
         if not any(term.found for term in terms):
             words = ", ".join(term.word for term in terms[:8])
             return Answer(question, (), True, f"No article mentions any of: {words}.", expansions, searched)
-        if ranking.confidence < self.min_confidence:
+        if self.refuses(ranking):
             missing = ", ".join(term.word for term in terms if not term.found)
             reason = (
                 "The articles do not seem to answer this: the best match is a weak one"
@@ -149,7 +170,8 @@ class Answerer:
             words_of.setdefault(tuple(variants), []).append(word)
         reason = "; ".join(f"{', '.join(variants)} (for {', '.join(words)})" for variants, words in words_of.items())
         reason = f"also searched: {reason}" if reason else ""
-        return Answer(question, tuple(passages), False, reason, expansions, searched, ranking.confidence)
+        label = self.models.labels.of(ranking.confidence)
+        return Answer(question, tuple(passages), False, reason, expansions, searched, ranking.confidence, (), label)
 
     def rank(self, cleaned_question: str) -> Ranking:
         """The question's candidate sentences ranked by the fitted ranker, and its confidence."""
@@ -166,11 +188,11 @@ class Answerer:
         order = np.lexsort((sents, -scores))
         question = question_features(terms, candidates, scores, order)
         confidence = logistic(float(self.models.confidence.score(question[None, :])[0])) if len(sents) else 0.0
-        return Ranking(tuple(terms), expansions, derived, candidates, scores, order, confidence)
+        answerable = logistic(float(self.models.abstention.score(question[None, :])[0])) if len(sents) else 0.0
+        return Ranking(tuple(terms), expansions, derived, candidates, scores, order, confidence, answerable)
 
-    @staticmethod
     def _as_spelled(
-        expansions: tuple[tuple[str, str], ...], derived: tuple[tuple[str, str], ...], passages: list[Passage]
+        self, expansions: tuple[tuple[str, str], ...], derived: tuple[tuple[str, str], ...], passages: list[Passage]
     ) -> tuple[tuple[str, str], ...]:
         """Variants as the passages spell them ("luis", not the stem "lui"), each spelling once
         ("sees" and "saw" for the term "see"), the term itself where no passage has it (a word written
@@ -183,6 +205,10 @@ class Answerer:
                     forms = spellings.setdefault(term, [])
                     if shown not in forms:
                         forms.append(shown)
+        for _, variant in expansions:
+            for part in variant.split(" "):
+                if part not in spellings and (spelled := self._corpus_spelling(part)):
+                    spellings[part] = [spelled]
         searched = [(word, form) for word, variant in expansions for form in _spelled(variant, spellings)]
         found = [(word, form) for word, term in derived for form in spellings.get(term, [])]
         return tuple(searched + found)
@@ -195,19 +221,23 @@ class Answerer:
         word it forms with its neighbours ("Sky Drive" finds SkyDrive, "European Union" finds EU) and,
         for an unknown term, the word written apart ("ceasefire" finds cease-fire)."""
         index = self.index
+        kinds = self.params.variant_kinds
         spans = list(term_spans(question))
-        compounds = joined_words(question, spans, index.term_ids)
-        abbreviated = initials(question, spans, index.term_ids)
+        compounds = joined_words(question, spans, index.term_ids) if "joined" in kinds else {}
+        abbreviated = initials(question, spans, index.term_ids) if "initials" in kinds else {}
         in_capitals = cache(self._in_capitals)  # each word of "European Union" asks about eu
+        as_name = cache(self._as_name)
         counts: dict[str, list] = {}
         for start, end, term in spans:
             if term in counts:
                 counts[term][1] += 1
             elif len(counts) < MAX_QUERY_TERMS:
-                # a capital past the question's first word marks a name ("Where is Obersee?")
-                counts[term] = [fold(question[start:end]).replace(".", ""), 1, start > 0 and question[start].isupper()]
+                # a capital after the question's first word marks a name ("Where is Obersee?"); "¿Quién" is no name
+                named = question[start].isupper() and any(char.isalnum() for char in question[:start])
+                counts[term] = [fold(question[start:end]).replace(".", ""), 1, named]
         unknown_idf = idf_of_unknown(index.n_sentences)
-        frame, related = frame_terms(), derivations()
+        frame, everyday = frame_terms(), everyday_terms()
+        related = derivations() if "derivation" in kinds else {}
         terms, expansions, derived = [], [], []
         for term, (word, count, capitalised) in counts.items():
             term_id = index.term_ids.get(term)
@@ -219,23 +249,58 @@ class Answerer:
                 if other_id is not None and other not in counts:
                     ids.append((other_id, DERIVATION_WEIGHT))
                     derived.append((word, other))
+            spelling: list[tuple[int, int]] = []
             if term_id is None or index.df[term_id] <= RARE_DF:
+                # a lower-case everyday word is spelled right: "floor" is no misspelling of "flood"
+                misspelt = capitalised or self.params.spell_everyday_words or term not in everyday
+                spelling = self._variant_finder().find(term) if "spelling" in kinds and misspelt else []
+                if capitalised and self.params.names_spelled_as_names:  # Paris is not "party", Victoria not victory
+                    spelling = [(found, edits) for found, edits in spelling if as_name(found)]
                 variant_ids = [
                     *compounds.get(term, []),
                     *(found for found in abbreviated.get(term, []) if in_capitals(found)),
-                    *(found for found, _ in self._variant_finder().find(term)),
+                    *(found for found, _ in spelling),
                 ]
                 for variant_id in variant_ids:
                     if all(variant_id != known for known, _ in ids):
                         ids.append((variant_id, self.params.variant_weight))
                         expansions.append((word, index.vocab[variant_id]))
-            apart = self._written_apart(word) if term_id is None else ()
+            apart = self._written_apart(word) if term_id is None and "apart" in kinds else ()
             if apart:
                 expansions.append((word, " ".join(index.vocab[part] for part, _ in apart)))
             # rank-bm25's IDF can be zero or negative in a tiny corpus; a word still carries some mass.
             mass = max(float(index.idf[term_id]), MIN_MASS) if term_id is not None else unknown_idf
-            terms.append(QueryTerm(word, count, tuple(ids), mass, term_id, term in frame, capitalised, apart))
+            spelled = (
+                self._spelled_as(term, spelling, as_name)
+                if term_id is None and capitalised and (ids or apart)
+                else SpelledAs()
+            )
+            framing = term in frame or (
+                term_id is None and not capitalised and everyday.get(term, 0.0) >= self.params.everyday_zipf
+            )
+            terms.append(QueryTerm(word, count, tuple(ids), mass, term_id, framing, capitalised, apart, spelled))
         return terms, tuple(expansions), tuple(derived)
+
+    def _spelled_as(self, term: str, spelling: Sequence[tuple[int, int]], as_name: Callable[[int], bool]) -> SpelledAs:
+        """How far the corpus's closest spelling of an unknown name is from it, and whether the corpus writes
+        that spelling as a name: "party" for Paris is no name, "Pashinian" for Pashinyan is."""
+        if not spelling:
+            return SpelledAs(variant_only=True)
+        variant_id, edits = spelling[0]
+        variant = self.index.vocab[variant_id]
+        ratio = min(len(term), len(variant)) / max(len(term), len(variant), 1)
+        return SpelledAs(True, edits, ratio, as_name(variant_id))
+
+    def _as_name(self, term_id: int) -> bool:
+        """Whether the corpus writes the term with a capital past a sentence's first word, in one of the
+        sentences that hold it most."""
+        term = self.index.vocab[term_id]
+        for sent in self._best((term_id,)):
+            text = self.index.sentence_text(sent)
+            for start, _, found in term_spans(text):
+                if found == term and text[start].isupper() and any(char.isalnum() for char in text[:start]):
+                    return True
+        return False
 
     def _written_apart(self, word: str) -> tuple[tuple[int, float], ...]:
         """The two corpus terms of an unknown word that the corpus writes apart ("cease-fire" for
@@ -245,6 +310,16 @@ class Answerer:
             if any(pair in set(pairwise(self.index.sentence_terms(sent).tolist())) for sent in self._best(pair)):
                 return tuple((part, self.params.variant_weight) for part in pair)
         return ()
+
+    def _corpus_spelling(self, term: str) -> str | None:
+        """The term as a sentence that holds it most spells it ("luis", never the stem "lui")."""
+        term_id = self.index.term_ids.get(term)
+        for sent in self._best((term_id,)) if term_id is not None else ():
+            text = self.index.sentence_text(sent)
+            for start, end, found in term_spans(text):
+                if found == term:
+                    return fold(text[start:end]).replace(".", "")
+        return None
 
     def _in_capitals(self, term_id: int) -> bool:
         """Whether the corpus writes the term in capitals (EU, WWII) in one of the sentences that hold

@@ -254,7 +254,7 @@ def _listing(head: str, separator: str, names: list[str], shown: int, limit: int
 
 
 def _footer_text(answer: Answer) -> str:
-    footer = f"{confidence_label(answer.confidence)} · Searched {answer.sentences_searched:,} sentences"
+    footer = f"{confidence_label(answer)} · Searched {answer.sentences_searched:,} sentences"
     reason = one_line(answer.reason)
     return f"{footer} · {reason}" if reason else footer
 

@@ -15,6 +15,7 @@ from qabot.model import Answer, Passage
 from qabot.squad import SquadArticle, SquadFormatError, display_title, is_squad, parse_squad, write_corpus
 
 MAX_HIT_CHARS = 600
+UNCALIBRATED_KINDS = frozenset({"adversarial"})  # left out of ECE and label precision: users rarely ask them
 CALIBRATION_BINS = 10
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "‚": "'"})
 
@@ -35,6 +36,7 @@ class EvalItem:
     answerable: bool
     kind: str
     answers: tuple[Gold, ...]
+    article: str | None = None  # the article the question was written on, for grouping; qabot never reads it
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,16 @@ class ReliabilityBin:
 
 
 @dataclass(frozen=True, slots=True)
+class LabelFigures:
+    """How often shown answers got one label, and how often those were right (first passage hits)."""
+
+    label: str
+    count: int
+    share: float  # of the shown answers calibration is measured on
+    precision: float
+
+
+@dataclass(frozen=True, slots=True)
 class EvalReport:
     results: tuple[ItemResult, ...]
     recall_at_1: float
@@ -93,6 +105,7 @@ class EvalReport:
     shown: int  # answers not abstained: the ones calibration is measured on
     ece: float | None  # None when every answer abstained
     reliability: tuple[ReliabilityBin, ...]  # the non-empty bins, lowest first
+    labels: tuple[LabelFigures, ...] = ()  # per label, most confident first
 
 
 class EvalFileError(QabotError):
@@ -138,6 +151,7 @@ def parse_jsonl(text: str, path: Path) -> list[EvalItem]:
                     bool(raw["answerable"]),
                     str(raw.get("kind", "")),
                     tuple(_gold(answer) for answer in raw.get("answers", [])),
+                    None if raw.get("article") is None else str(raw["article"]),
                 )
             )
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
@@ -278,9 +292,28 @@ def expected_calibration_error(bins: Sequence[ReliabilityBin]) -> float | None:
     return sum(b.count * abs(b.mean_confidence - b.accuracy) for b in bins) / total
 
 
+def calibrated(results: Iterable[ItemResult]) -> list[ItemResult]:
+    """The shown answers calibration is measured on: every kind but UNCALIBRATED_KINDS (questions written to
+    look answerable from a paragraph that does not answer them, which users rarely ask)."""
+    return [r for r in results if not r.answer.abstained and r.item.kind not in UNCALIBRATED_KINDS]
+
+
 def calibration_pairs(results: Iterable[ItemResult]) -> list[tuple[float, bool]]:
-    """(confidence, first passage hits) for every shown answer; a shown unanswerable question is a miss."""
-    return [(r.answer.confidence, r.item.answerable and r.rank == 1) for r in results if not r.answer.abstained]
+    """(confidence, first passage hits) for every calibrated answer; a shown unanswerable question is a miss."""
+    return [(r.answer.confidence, r.item.answerable and r.rank == 1) for r in calibrated(results)]
+
+
+def label_figures(results: Iterable[ItemResult]) -> tuple[LabelFigures, ...]:
+    """Each label's share of the calibrated answers and its precision, in the order labels first appear
+    from the most confident answer down."""
+    shown = sorted(calibrated(results), key=lambda r: -r.answer.confidence)
+    by_label: dict[str, list[bool]] = {}
+    for r in shown:
+        by_label.setdefault(r.answer.label, []).append(r.item.answerable and r.rank == 1)
+    return tuple(
+        LabelFigures(label, len(right), len(right) / len(shown), sum(right) / len(right))
+        for label, right in by_label.items()
+    )
 
 
 def abstention_by_kind(results: Iterable[ItemResult]) -> tuple[KindAbstention, ...]:
@@ -330,6 +363,7 @@ def score_results(results: Sequence[ItemResult]) -> EvalReport:
         shown=len(pairs),
         ece=expected_calibration_error(bins),
         reliability=bins,
+        labels=label_figures(results),
     )
 
 
@@ -372,7 +406,8 @@ def render_report(report: EvalReport, misses: bool = False) -> str:
         lines.append("ECE: n/a (every answer abstained)")
     else:
         lines += [
-            f"ECE: {report.ece:.3f} over {report.shown} shown answers ({CALIBRATION_BINS} confidence bins)",
+            f"ECE: {report.ece:.3f} over {report.shown} shown answers ({CALIBRATION_BINS} confidence bins;"
+            f" {', '.join(sorted(UNCALIBRATED_KINDS))} questions left out)",
             "  confidence      count  mean conf.  accuracy",
             *(
                 f"  [{b.low:.1f}, {b.high:.1f}{']' if b.high == 1 else ')'}  {b.count:>7}  {b.mean_confidence:>10.3f}  "
@@ -380,6 +415,11 @@ def render_report(report: EvalReport, misses: bool = False) -> str:
                 for b in report.reliability
             ),
         ]
+    if report.labels:
+        width = max(len(f.label) for f in report.labels)
+        lines += ["labels (shown answers; right: the first passage answers):"]
+        lines += [f"  {f.label:<{width}}  {f.share:>6.1%} of answers ({f.count}), right {f.precision:.1%}"
+                  for f in report.labels]  # fmt: skip
     if misses:
         lines += [line for line in map(_miss_line, report.results) if line]
     return "\n".join(lines)

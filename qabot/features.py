@@ -47,9 +47,26 @@ QUESTION_FEATURES = (
     "top_paragraph_coverage",  # its paragraph's coverage
     "missing_share",  # share of the question's IDF mass that no indexed term stands for
     "missing_names",  # capitalised question words the corpus does not have, spelled any way we know
+    "variant_names",  # capitalised question words the corpus has only written otherwise (Victoria as victory)
+    "variant_name_edits",  # those words' closest corpus spellings: edits per letter, summed
+    "variant_names_unnamed",  # those of them the corpus never writes as a name (Paris as "party")
+    "pairs_together",  # the best candidate's share of the question's adjacent term pairs that stand adjacent
+    "article_coverage",  # the best article's share of the question's IDF mass, over its candidate sentences
+    "top_window_coverage",  # the first passage's coverage with its neighbours
+    "best_coverage",  # the highest coverage of any candidate
 )
 FRAME_SHARE = 0.25  # a question-frame word ("many", "called") counts a quarter in coverage
 MAX_PARAGRAPH = 24  # sentences on each side of a candidate that its paragraph may span
+
+
+@dataclass(frozen=True, slots=True)
+class SpelledAs:
+    """How the corpus spells a capitalised question word it lacks but has in another form."""
+
+    variant_only: bool = False  # the word is found only through another form (spelling, derivation, compound)
+    edits: int = 0  # edits to its closest spelling variant (0: none is a spelling variant)
+    length_ratio: float = 1.0  # the shorter of the word and that variant over the longer
+    as_name: bool = False  # the corpus writes that variant with a capital past a sentence's first word
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +81,7 @@ class QueryTerm:
     frame: bool = False  # a question-frame word ("many", "called")
     capitalised: bool = False  # typed with a capital, not as the question's first word
     apart: tuple[tuple[int, float], ...] = ()  # the word as the corpus writes it apart (cease-fire): all or none
+    spelled: SpelledAs = SpelledAs()  # for a capitalised word the corpus lacks: its other forms there
 
     @property
     def found(self) -> bool:
@@ -84,6 +102,8 @@ class Candidates:
 
     sents: np.ndarray  # int64 sentence ids
     features: np.ndarray  # float64 [len(sents), len(CANDIDATE_FEATURES)]
+    matched: np.ndarray  # float64 [question terms, len(sents)]: 1 where a term is there, a variant's weight ...
+    docs: np.ndarray  # int64 article of each sentence
 
 
 def coverage_mass(terms: Sequence[QueryTerm]) -> np.ndarray:
@@ -100,7 +120,7 @@ def candidate_features(
     """The CANDIDATE_FEATURES of each candidate sentence for the question's terms."""
     n = len(sents)
     if not n:
-        return Candidates(sents, np.zeros((0, len(CANDIDATE_FEATURES))))
+        return Candidates(sents, np.zeros((0, len(CANDIDATE_FEATURES))), np.zeros((len(terms), 0)), sents)
     before, after = index.neighbour_arrays(sents)
     members, owner = paragraph_members(sents, *index.paragraph_bounds(sents))
     positions = np.concatenate([sents, before, after, members])  # -1 (no neighbour) holds no term
@@ -166,7 +186,8 @@ def candidate_features(
         # a definition's answer, a role, stands before the name ("Prime Minister X") as often as after it
         "match_position": _match_position(sequences, own_ids if answer_type != "definition" else ()),
     }
-    return Candidates(sents, np.column_stack([columns[name] for name in CANDIDATE_FEATURES]))
+    features = np.column_stack([columns[name] for name in CANDIDATE_FEATURES])
+    return Candidates(sents, features, match[:, :n], index.sent_doc[sents].astype(np.int64))
 
 
 def question_features(
@@ -177,13 +198,27 @@ def question_features(
     found = np.array([max((weight for _, weight in term.ids + term.apart), default=0.0) for term in terms])
     missing_share = float(mass @ (1.0 - found) / (mass.sum() or 1.0))
     missing_names = sum(1 for term in terms if term.capitalised and not term.found)
+    renamed = [term for term in terms if term.capitalised and term.found and term.spelled.variant_only]
+    edits = sum(term.spelled.edits / max(len(term.word), 1) + 1.0 - term.spelled.length_ratio for term in renamed)
+    unnamed = sum(1 for term in renamed if not term.spelled.as_name)
+    spelling = [len(renamed), edits, unnamed]
     if not len(order):
-        return np.array([0.0, 0.0, 0.0, 0.0, missing_share, missing_names])
+        return np.array([0.0, 0.0, 0.0, 0.0, missing_share, missing_names, *spelling, 0.0, 0.0, 0.0, 0.0])
     top = order[0]
     margin = scores[top] - scores[order[1]] if len(order) > 1 else 1.0
     coverage = candidates.features[:, CANDIDATE_FEATURES.index("coverage")]
     paragraph = candidates.features[:, CANDIDATE_FEATURES.index("paragraph_coverage")]
-    return np.array([scores[top], margin, coverage[top], paragraph[top], missing_share, missing_names])
+    window = candidates.features[:, CANDIDATE_FEATURES.index("window_coverage")]
+    paired = sum(1 for term in terms if term.own_id is not None) > 1
+    together = float(candidates.features[:, CANDIDATE_FEATURES.index("in_order")].max()) if paired else 1.0
+    articles, article_of = np.unique(candidates.docs, return_inverse=True)
+    held = np.zeros((len(terms), len(articles)))
+    np.maximum.at(held.T, article_of, candidates.matched.T)
+    article_coverage = float((mass @ held).max() / (mass.sum() or 1.0))
+    return np.array(
+        [scores[top], margin, coverage[top], paragraph[top], missing_share, missing_names, *spelling, together,
+         article_coverage, window[top], coverage.max()]
+    )  # fmt: skip
 
 
 def paragraph_members(sents: np.ndarray, first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ import numpy as np
 from qabot.errors import ConfigError
 from qabot.features import CANDIDATE_FEATURES, QUESTION_FEATURES
 
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +38,33 @@ class LinearModel:
 
 
 @dataclass(frozen=True, slots=True)
+class Labels:
+    """The confidences from which an answer is labelled "Likely answer" and "Possible match"."""
+
+    likely: float
+    possible: float
+
+    def of(self, confidence: float) -> str:
+        """The label a reader sees for a confidence."""
+        if confidence >= self.likely:
+            return LIKELY
+        return POSSIBLE if confidence >= self.possible else WEAK
+
+
+LIKELY, POSSIBLE, WEAK = "Likely answer", "Possible match", "Weak match"
+
+
+@dataclass(frozen=True, slots=True)
 class Models:
-    """The ranker, the confidence model and the confidence below which the answerer abstains."""
+    """The ranker; the confidence model (the chance the first passage answers, shown with it); the
+    abstention model (the chance the corpus answers the question at all) and the probability under which
+    the answerer abstains; the labels' cut-offs."""
 
     ranker: LinearModel
     confidence: LinearModel
-    min_confidence: float
+    abstention: LinearModel
+    min_answerable: float
+    labels: Labels
 
 
 def logistic(x: float) -> float:
@@ -67,9 +88,11 @@ def models_to_json(models: Models, report: dict[str, Any]) -> str:
 
     data = {
         "format": FORMAT,
-        "min_confidence": models.min_confidence,
+        "min_answerable": models.min_answerable,
+        "labels": {"likely": models.labels.likely, "possible": models.labels.possible},
         "ranker": linear(models.ranker),
         "confidence": linear(models.confidence),
+        "abstention": linear(models.abstention),
         "report": report,
     }
     return json.dumps(data, indent=1) + "\n"
@@ -93,10 +116,15 @@ def parse_models(text: str, where: str) -> Models:
                 raise ValueError(f"{key} has a non-finite weight or a scale that is not positive")
             return LinearModel(names, mean, scale, weights, float(data[key]["bias"]))
 
-        threshold = float(data["min_confidence"])
+        threshold = float(data["min_answerable"])
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"min_confidence {threshold} is outside 0..1")
-        return Models(linear("ranker", CANDIDATE_FEATURES), linear("confidence", QUESTION_FEATURES), threshold)
+            raise ValueError(f"min_answerable {threshold} is outside 0..1")
+        likely, possible = float(data["labels"]["likely"]), float(data["labels"]["possible"])
+        if not 0.0 <= possible <= likely <= 1.0:
+            raise ValueError(f"label cut-offs possible {possible}, likely {likely} are not in order within 0..1")
+        labels = Labels(likely, possible)
+        question = (linear("confidence", QUESTION_FEATURES), linear("abstention", QUESTION_FEATURES))
+        return Models(linear("ranker", CANDIDATE_FEATURES), *question, threshold, labels)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"model file {where} is not usable ({exc}); {mend}") from None
 

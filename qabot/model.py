@@ -59,3 +59,4 @@ class Answer:
     sentences_searched: int = 0
     confidence: float = 0.0  # calibrated probability that the first passage answers the question
     missing_shards: tuple[str, ...] = ()  # shards of a sharded index not searched: the answer is partial
+    label: str = ""  # the confidence in words ("Likely answer", ...), with a measured precision; "" when abstained

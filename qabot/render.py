@@ -9,12 +9,10 @@ from typing import Any
 
 from qabot.analyze import analyze, term_spans
 from qabot.cite import display_path, printable
+from qabot.learned import WEAK
 from qabot.model import Answer, Location, Passage
 
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
-# How a confidence reads, highest first: (at least this confidence, words). The confidence is
-# calibrated, so "possible match" at 0.5 means about half of such first passages answer.
-CONFIDENCE_WORDS = ((0.7, "Likely answer"), (0.4, "Possible match"), (0.0, "Weak match: check the source"))
 
 
 def citation(location: Location, cwd: Path | None = None) -> str:
@@ -43,17 +41,18 @@ def emphasise(text: str, matched_terms: tuple[str, ...], before: str, after: str
     return "".join(pieces)
 
 
-def confidence_label(confidence: float) -> str:
-    """The confidence in words a reader understands, with its percentage: "Possible match (confidence 45%)"."""
-    words = next(words for floor, words in CONFIDENCE_WORDS if confidence >= floor)
-    return f"{words} (confidence {confidence:.0%})"
+def confidence_label(answer: Answer) -> str:
+    """The answer's label with its confidence, as a reader sees it: "Possible match (confidence 45%)". The
+    confidence is calibrated and each label's precision is measured (`qabot eval`)."""
+    hint = ": check the source" if answer.label == WEAK else ""
+    return f"{answer.label}{hint} (confidence {answer.confidence:.0%})"
 
 
 def render_text(answer: Answer, color: bool = False, cwd: Path | None = None) -> str:
     """Human-readable answer: how confident, numbered passages with citations; or a plain abstention sentence."""
     if answer.abstained:
         return f"No answer in the corpus. {printable(answer.reason)}"
-    lines = [f"{confidence_label(answer.confidence)}:"]
+    lines = [f"{confidence_label(answer)}:"]
     lines += [line for number, p in enumerate(answer.passages, 1) for line in passage_lines(number, p, color, cwd)]
     if answer.reason:
         lines.append(f"({printable(answer.reason)})")
@@ -101,6 +100,7 @@ def answer_json(answer: Answer, cwd: Path | None = None) -> dict[str, Any]:
         "abstained": answer.abstained,
         "reason": answer.reason,
         "confidence": round(answer.confidence, 4),
+        "label": answer.label or None,
         "passages": [
             {
                 "text": p.text,

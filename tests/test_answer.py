@@ -184,11 +184,18 @@ def test_a_variant_spelled_two_ways_in_the_passages_is_reported_both_ways(answer
     "question",
     ["Who is Louis Bono?", "What is the capital of France?", "zzzz xxxx yyyy", "", "peace talks", "Who wrote Hamlet?"],
 )
-def test_every_answer_carries_a_confidence_and_abstains_below_the_threshold(answerer, question):
+def test_every_answer_carries_a_confidence_and_abstains_when_the_abstention_model_says(answerer, question):
+    from qabot.answer import clean_question
+
     answer = answerer.ask(question)
     assert 0.0 <= answer.confidence <= 1.0
-    assert answer.abstained == (answer.confidence < answerer.min_confidence)
     assert answer.abstained == (not answer.passages)
+    if answer.abstained:
+        assert answer.label == ""
+    else:
+        ranking = answerer.rank(clean_question(question))
+        assert ranking.answerable >= answerer.models.min_answerable
+        assert answer.label == answerer.models.labels.of(answer.confidence)
 
 
 def test_min_confidence_setting_moves_the_threshold(seeds_settings):
@@ -234,3 +241,33 @@ def test_every_seed_sentence_as_a_passage_of_its_own_cites_exact_text(answerer):
         assert_exact(passage)
         assert passage.matched_terms == () and passage.also_in == ()
     assert sentences > 50
+
+
+@pytest.mark.parametrize(
+    ("confidence", "label"), [(0.99, "Likely answer"), (0.5, "Possible match"), (0.01, "Weak match")]
+)
+def test_labels_follow_the_fitted_cut_offs(confidence, label):
+    from qabot.learned import Labels
+
+    assert Labels(0.8, 0.3).of(confidence) == label
+
+
+def test_a_capitalised_word_after_opening_punctuation_is_no_name(answerer):
+    from qabot.answer import clean_question
+
+    spanish = {term.word: term for term in answerer.rank(clean_question("¿Quién es Louis Bono?")).terms}
+    english = {term.word: term for term in answerer.rank(clean_question("Who is Louis Bono?")).terms}
+    assert not spanish["quien"].capitalised and spanish["bono"].capitalised
+    assert english["louis"].capitalised
+
+
+def test_a_name_the_corpus_has_only_as_a_common_word_is_marked_so(tmp_path):
+    text = (
+        "The party met in the old hall on Monday.\n\nThe party said the talks would go on.\n\n"
+        "On Monday, Pashinian met the delegation in Yerevan.\n"
+    )
+    answerer = answerer_over(tmp_path, {"a.txt": text})
+    terms = {term.word: term for term in answerer.rank("Who is the mayor of Paris and Pashinyan?").terms}
+    paris, pashinyan = terms["paris"], terms["pashinyan"]
+    assert paris.spelled.variant_only and not paris.spelled.as_name, "party is never written as a name"
+    assert pashinyan.spelled.variant_only and pashinyan.spelled.as_name and pashinyan.spelled.edits == 1

@@ -22,6 +22,7 @@ from qabot.evaluate import (
     load_eval,
     open_eval_set,
     reliability_bins,
+    render_report,
 )
 from qabot.model import Answer, Location, Passage
 from tests.conftest import DEV_SET, SAMPLE_SET, SEEDS, needs_shared
@@ -150,6 +151,27 @@ def test_calibration_is_over_shown_answers_and_a_shown_unanswerable_is_a_miss():
     assert [(k.kind, k.questions, k.abstained) for k in report.abstention_by_kind] == [
         ("factoid", 1, 0), ("out-of-corpus", 1, 1), ("unanswerable", 1, 0),
     ]  # fmt: skip
+
+
+def test_adversarial_questions_are_left_out_of_calibration_and_labels_are_scored():
+    items = [
+        EvalItem("a", "Who?", True, "answerable", (Gold("a.txt", "gold"),)),
+        EvalItem("b", "What?", True, "answerable", (Gold("a.txt", "gold"),)),
+        EvalItem("v", "Why?", False, "adversarial", ()),
+        EvalItem("o", "Where?", False, "out-of-corpus", ()),
+    ]
+    answers = {
+        "Who?": Answer("Who?", (passage("the gold line"),), False, "", confidence=0.9, label="Likely answer"),
+        "What?": Answer("What?", (passage("a wrong line"),), False, "", confidence=0.5, label="Possible match"),
+        "Why?": Answer("Why?", (passage("the gold line"),), False, "", confidence=0.95, label="Likely answer"),
+        "Where?": Answer("Where?", (passage("x"),), False, "", confidence=0.45, label="Possible match"),
+    }
+    report = evaluate(items, lambda question, k: answers[question])
+    assert calibration_pairs(report.results) == [(0.9, True), (0.5, False), (0.45, False)], "adversarial left out"
+    assert [(f.label, f.count, f.share, f.precision) for f in report.labels] == [
+        ("Likely answer", 1, pytest.approx(1 / 3), 1.0), ("Possible match", 2, pytest.approx(2 / 3), 0.0),
+    ]  # fmt: skip
+    assert "Likely answer" in render_report(report) and "right 100.0%" in render_report(report)
 
 
 def test_ece_of_the_real_answerer_matches_its_definition(answerer):

@@ -20,11 +20,16 @@ SHIPPED = files("qabot").joinpath("data/models.json").read_text(encoding="utf-8"
 def test_shipped_models_name_every_feature_and_carry_their_fitting_report():
     models = shipped_models()
     assert models.ranker.names == CANDIDATE_FEATURES and models.confidence.names == QUESTION_FEATURES
-    assert 0.0 < models.min_confidence < 1.0
+    assert models.abstention.names == QUESTION_FEATURES
+    assert 0.0 < models.min_answerable < 1.0
+    assert 0.0 < models.labels.possible <= models.labels.likely < 1.0
     report = json.loads(SHIPPED)["report"]
-    for name in ("dev", "squad-rhine"):
-        assert {"fitted", "cross_validated"} <= set(report["sets"][name]), "CV figures are kept beside the fit"
-    assert report["held_out_article"]["questions"] > 0
+    for name in ("news", "squad-dev", "squad-multi"):
+        assert report["fitted"][name]["questions"] > 0, "fitted figures per set"
+        assert report["cross_validated"][name]["questions"] > 0, "article-grouped CV figures beside the fit"
+        assert len({draw[name]["R@1"] for draw in report["cross_validated_fold_draws"].values()}) >= 1
+    kinds = {"spelling", "derivation", "joined", "initials", "apart"}
+    assert {f"without {kind}" for kind in kinds} <= set(report["alternatives"]), "each variant kind is measured"
 
 
 def test_linear_model_standardises_then_weighs():
@@ -41,8 +46,9 @@ def test_logistic_is_stable_at_the_extremes():
 def test_models_survive_a_round_trip_through_json():
     models = shipped_models()
     again = parse_models(models_to_json(models, {"note": "x"}), "round trip")
-    assert again.min_confidence == models.min_confidence
-    for mine, theirs in ((again.ranker, models.ranker), (again.confidence, models.confidence)):
+    assert again.min_answerable == models.min_answerable and again.labels == models.labels
+    for name in ("ranker", "confidence", "abstention"):
+        mine, theirs = getattr(again, name), getattr(models, name)
         assert np.array_equal(mine.weights, theirs.weights) and mine.bias == theirs.bias
 
 
@@ -52,7 +58,8 @@ def test_models_survive_a_round_trip_through_json():
         (lambda d: d.update(format=99), "format 99"),
         (lambda d: d["ranker"]["features"].pop("bm25"), "ranker features"),
         (lambda d: d["confidence"]["features"]["margin"].update(scale=0.0), "scale that is not positive"),
-        (lambda d: d.update(min_confidence=1.5), "outside 0..1"),
+        (lambda d: d.update(min_answerable=1.5), "outside 0..1"),
+        (lambda d: d["labels"].update(possible=0.9, likely=0.5), "not in order"),
         (lambda d: d.pop("confidence"), "confidence"),
     ],
 )
@@ -73,4 +80,4 @@ def test_models_value_is_frozen():
     models = shipped_models()
     assert isinstance(models, Models)
     with pytest.raises(AttributeError):
-        models.min_confidence = 0.0  # type: ignore[misc]
+        models.min_answerable = 0.0  # type: ignore[misc]

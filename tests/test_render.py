@@ -15,7 +15,7 @@ def test_text_rendering_numbers_passages_with_citations(answerer, monkeypatch):
     answer = answerer.ask("Who is Louis Bono?")
     text = render_text(answer)
     first = answer.passages[0]
-    head = f"{confidence_label(answer.confidence)}:\n[1] {first.text}\n    — {citation(first.location)}  ("
+    head = f"{confidence_label(answer)}:\n[1] {first.text}\n    — {citation(first.location)}  ("
     assert text.startswith(head)
     assert "[3]" in text
     assert "\x1b[" not in text

@@ -24,6 +24,16 @@ def _term(lemma_name: str) -> str | None:
     return term_of(lemma_name)
 
 
+ROOT_LETTERS = 3  # related terms share at least this many letters in a row (agree, agreement; not bad, severe)
+
+
+def share_a_root(a: str, b: str) -> bool:
+    """Whether two terms share ROOT_LETTERS letters in a row, as a word and its derivation keep their root.
+    WordNet also links words through a sense ("bad" to "severity"), whose stem is that of unrelated words
+    ("several"): no root in common."""
+    return any(a[i : i + ROOT_LETTERS] in b for i in range(len(a) - ROOT_LETTERS + 1))
+
+
 def derivations() -> dict[str, set[str]]:
     """Index term -> the index terms WordNet relates to it by derivation (symmetric, no self-links)."""
     related: dict[str, set[str]] = {}
@@ -34,7 +44,7 @@ def derivations() -> dict[str, set[str]]:
                 continue
             for form in wn_lemma.derivationally_related_forms():
                 target = _term(form.name())
-                if target is not None and target != source:
+                if target is not None and target != source and share_a_root(source, target):
                     related.setdefault(source, set()).add(target)
                     related.setdefault(target, set()).add(source)
     return related
