@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise
@@ -26,7 +26,6 @@ from qabot.variants import VariantFinder
 
 if TYPE_CHECKING:
     from qabot.config import Settings
-    from qabot.store import Progress
 
 RARE_DF = 2  # a term in at most this many sentences also searches its spelling variants
 MAX_QUERY_TERMS = 64
@@ -82,21 +81,6 @@ class Answerer:
         self._variants: VariantFinder | None = None
         self._variants_lock = threading.Lock()
 
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, warn: Callable[[str], None] = lambda message: None, progress: Progress | None = None
-    ) -> Answerer:
-        """Open (load, refresh or build) the index the settings describe and wrap it."""
-        if settings.cluster or settings.shards:  # a sharded index, served here or on a Dask cluster
-            from qabot.sharded import open_sharded_answerer
-
-            return open_sharded_answerer(settings, warn)
-        from qabot.store import IndexParams, open_index
-
-        params = IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
-        index, _ = open_index(settings.corpus, settings.index_dir, params, warn, progress)
-        return cls(index, AnswerParams.from_settings(settings))
-
     @property
     def root(self) -> Path:
         return self.index.root
@@ -106,12 +90,6 @@ class Answerer:
         """The confidence below which the answerer abstains."""
         chosen = self.params.min_confidence
         return self.models.min_confidence if chosen is None else chosen
-
-    def corpus_changed(self) -> bool:
-        """Whether a file was added, changed or removed since the index was made (lists the folder)."""
-        from qabot.store import corpus_changed
-
-        return corpus_changed(self.index, self.root)
 
     def ask(self, question: str, top_k: int | None = None) -> Answer:
         """The best passages for question (at most top_k), or an abstention saying why."""

@@ -432,6 +432,17 @@ def load_manifest(layout: Path, root: Path, params: IndexParams, ref: ManifestRe
     return manifest
 
 
+def shards_changed(manifest: Manifest, corpus_root: Path) -> bool:
+    """Whether a file was added, changed or removed since the manifest was written (lists the folder)."""
+    entries, listing_skips = list_articles(check_root(corpus_root))
+    groups: list[list[FileEntry]] = [[] for _ in manifest.shards]
+    for entry in entries:
+        groups[shard_of(entry.path, len(groups))].append(entry)
+    listings = [listing_digest(group) for group in groups]
+    same_skips = {(s.path, s.reason) for s in listing_skips} == {(s.path, s.reason) for s in manifest.listing_skips}
+    return not same_skips or listings != [record.listing for record in manifest.shards]
+
+
 def global_idf(manifest: Manifest) -> np.ndarray:
     """BM25Okapi IDF of every term over all shards: what the single index computes."""
     return idf_okapi(manifest.df.astype(np.float64), manifest.n_sentences)

@@ -28,6 +28,7 @@ from functools import cache
 from importlib.resources import files
 from itertools import repeat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from qabot.corpus import FileEntry, Skipped, check_root, list_articles, read_doc
 from qabot.errors import ConfigError
 from qabot.index import Chunk, DocInfo, Index, TextPack, analyze_documents, build_index, refresh_index
 from qabot.segment import compile_boilerplate
+
+if TYPE_CHECKING:
+    from qabot.config import Settings
 
 FORMAT = "qabot-index"
 VERSION = 8
@@ -76,6 +80,10 @@ class IndexParams:
     b: float
     boilerplate_patterns: tuple[str, ...]
     max_file_bytes: int
+
+    @staticmethod
+    def from_settings(settings: Settings) -> IndexParams:
+        return IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
 
     def fingerprint(self) -> dict:
         return {

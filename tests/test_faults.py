@@ -18,6 +18,7 @@ import pytest
 
 from qabot.answer import Answerer, AnswerParams
 from qabot.config import Settings
+from qabot.frontend import answerer_for
 from qabot.store import ARRAYS, CacheInvalid, IndexParams, corpus_cache_dir, load_index, open_index
 from tests.conftest import MAKE_CORPUS, PROJECT, settings_for
 
@@ -50,7 +51,7 @@ def generation(folder: Path) -> Path:
 def built(corpus_copy: Path, tmp_path: Path):
     """A seeds copy with a stored index: (settings, cache folder of the corpus, reference answers)."""
     settings = settings_for(corpus_copy, tmp_path / "cache")
-    reference = answers(Answerer.from_settings(settings))
+    reference = answers(answerer_for(settings))
     return settings, corpus_cache_dir(settings.index_dir, corpus_copy), reference
 
 
@@ -150,7 +151,7 @@ def test_damaged_cache_is_rebuilt_with_one_warning_and_same_answers(built, fault
         load_index(folder, settings.corpus.resolve(), index_params(settings))
     assert not Payload.marker.exists(), "loading the cache unpickled an object"
     warnings: list[str] = []
-    assert answers(Answerer.from_settings(settings, warn=warnings.append)) == reference
+    assert answers(answerer_for(settings, warn=warnings.append)) == reference
     assert len(warnings) == 1, warnings
     assert "\n" not in warnings[0] and "rebuilding" in warnings[0] and str(folder) in warnings[0]
     again: list[str] = []
@@ -162,7 +163,7 @@ def test_missing_current_pointer_rebuilds_silently(built) -> None:
     settings, folder, reference = built
     (folder / "CURRENT").unlink()
     warnings: list[str] = []
-    assert answers(Answerer.from_settings(settings, warn=warnings.append)) == reference
+    assert answers(answerer_for(settings, warn=warnings.append)) == reference
     assert warnings == []  # nothing was damaged: an index that was never completed is just built
     assert load_index(folder, settings.corpus.resolve(), index_params(settings))
 
@@ -218,7 +219,7 @@ def test_a_corrupted_vocabulary_term_does_not_change_answers_silently(built) -> 
     assert text.count('"bono"') == 1
     path.write_text(text.replace('"bono"', '"bonp"'), encoding="utf-8")  # one bit of one byte
     warnings: list[str] = []
-    assert answers(Answerer.from_settings(settings, warn=warnings.append)) == reference, warnings
+    assert answers(answerer_for(settings, warn=warnings.append)) == reference, warnings
 
 
 # --- killing `qabot index` mid-write -------------------------------------------------------------
@@ -274,7 +275,7 @@ def qabot_env(corpus: Path, cache: Path) -> dict[str, str]:
 @pytest.mark.parametrize(("step", "count", "switched"), KILL_POINTS)
 def test_refresh_killed_at_each_write_step_leaves_old_or_new_index(corpus_copy, tmp_path, step, count, switched):
     settings = settings_for(corpus_copy, tmp_path / "cache")
-    old = Answerer.from_settings(settings)
+    old = answerer_for(settings)
     old_answers = answers(old)
     folder = corpus_cache_dir(settings.index_dir, corpus_copy)
     first = sorted(corpus_copy.glob("*.txt"))[0]
@@ -286,14 +287,14 @@ def test_refresh_killed_at_each_write_step_leaves_old_or_new_index(corpus_copy, 
 
     index, _ = load_index(folder, corpus_copy.resolve(), index_params(settings))  # never CacheInvalid
     if switched:
-        fresh = Answerer.from_settings(settings_for(corpus_copy, tmp_path / "fresh-cache"))
+        fresh = answerer_for(settings_for(corpus_copy, tmp_path / "fresh-cache"))
         assert index.docs == fresh.index.docs
         assert answers_of_index(index, settings) == answers(fresh)
     else:
         assert index.docs == old.index.docs  # the old generation, complete and untouched
         assert answers_of_index(index, settings) == old_answers
     warnings: list[str] = []
-    after = Answerer.from_settings(settings, warn=warnings.append)
+    after = answerer_for(settings, warn=warnings.append)
     assert warnings == []
     assert any("Bonaventura" in p.text for p in after.ask("Who is Louis Bonaventura?").passages)
 
@@ -310,7 +311,7 @@ def big_corpus(tmp_path_factory: pytest.TempPathFactory):
     articles = sorted(corpus.rglob("*.txt"))
     questions = tuple(f"{article.read_text('utf-8').splitlines()[0]}?" for article in articles[::100][:6])
     settings = settings_for(corpus, base / "reference-cache")
-    reference = answers(Answerer.from_settings(settings), questions)
+    reference = answers(answerer_for(settings), questions)
     assert any(not answer.abstained for answer in reference)
     return corpus, questions, reference
 
@@ -369,7 +370,7 @@ def test_two_processes_indexing_at_once_leave_a_complete_index(corpus_copy, tmp_
         warnings: list[str] = []
         index, report = open_index(corpus_copy, cache, index_params(settings), warnings.append)
         assert (report.action, warnings) == ("loaded", []), round_
-        fresh = Answerer.from_settings(settings_for(corpus_copy, tmp_path / f"fresh-{round_}"))
+        fresh = answerer_for(settings_for(corpus_copy, tmp_path / f"fresh-{round_}"))
         assert index.docs == fresh.index.docs
         assert answers_of_index(index, settings) == answers(fresh)
         if round_ >= 1:
