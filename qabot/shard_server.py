@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from qabot.features import paragraph_members
+from qabot.generations import CacheInvalid, read_pointer
 from qabot.index import Index, length_norm, tf_okapi
 from qabot.shards import (
     Manifest,
@@ -22,7 +23,7 @@ from qabot.shards import (
     shard_folder,
     update_shard,
 )
-from qabot.store import CacheInvalid, IndexParams, _read_pointer, load_index
+from qabot.store import IndexParams, load_index
 
 
 def with_global_statistics(index: Index, idf: np.ndarray, avgdl: float) -> Index:
@@ -107,7 +108,7 @@ class ShardServer:
         record = manifest.shards[number]
         folder = shard_folder(manifest.ref.layout, number)
         try:
-            if _read_pointer(folder) != (record.generation, record.meta_sha256):
+            if read_pointer(folder) != (record.generation, record.meta_sha256):
                 raise CacheInvalid("it changed since the manifest was written")
             index, _ = load_index(folder, manifest.root, params)
             if index.n_sentences != record.sentences or int(index.tok_ptr[-1]) != record.tokens:

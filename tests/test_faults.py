@@ -19,7 +19,8 @@ import pytest
 from qabot.answer import Answerer, AnswerParams
 from qabot.config import Settings
 from qabot.frontend import answerer_for
-from qabot.store import ARRAYS, CacheInvalid, IndexParams, corpus_cache_dir, load_index, open_index
+from qabot.generations import CacheInvalid
+from qabot.store import ARRAYS, IndexParams, corpus_cache_dir, load_index, open_index
 from tests.conftest import MAKE_CORPUS, PROJECT, settings_for
 
 QUESTIONS = (
@@ -224,11 +225,11 @@ def test_a_corrupted_vocabulary_term_does_not_change_answers_silently(built) -> 
 
 # --- killing `qabot index` mid-write -------------------------------------------------------------
 
-# Runs `qabot index` and SIGKILLs itself right after the N-th call of one store step, so every
+# Runs `qabot index` and SIGKILLs itself right after the N-th call of one generations.py step, so every
 # point of save_index is hit deterministically (a random timer rarely lands in a 20 ms write).
 KILL_AT = """
 import os, signal, sys
-import qabot.store as store
+import qabot.generations as generations
 step, count = sys.argv[1], int(sys.argv[2])
 seen = 0
 def deadly(real):
@@ -241,28 +242,28 @@ def deadly(real):
         return result
     return call
 if step == "os.rename":
-    store.os.rename = deadly(os.rename)
+    generations.os.rename = deadly(os.rename)
 elif step == "os.replace":
-    store.os.replace = deadly(os.replace)
+    generations.os.replace = deadly(os.replace)
 else:
-    setattr(store, step, deadly(getattr(store, step)))
+    setattr(generations, step, deadly(getattr(generations, step)))
 from qabot.cli import main
 sys.exit(main(["index"]))
 """
 # (step, call count, does CURRENT name the new generation when the process dies?)
 KILL_POINTS = [
-    ("_write_array", 1, False),  # the changed text's new pack written, not yet renamed
+    ("write_array", 1, False),  # the changed text's new pack written, not yet renamed
     ("os.rename", 1, False),  # the pack in place, no generation uses it yet
-    ("_fsync_dir", 1, False),  # the texts folder synced
-    ("_write_array", 2, False),
-    ("_write_array", 9, False),
-    ("_write_array", len(ARRAYS) + 1, False),
-    ("_write_synced", 1, False),  # meta.json written, folder not yet synced
-    ("_fsync_dir", 2, False),  # new folder synced, not yet renamed
+    ("fsync_dir", 1, False),  # the texts folder synced
+    ("write_array", 2, False),
+    ("write_array", 9, False),
+    ("write_array", len(ARRAYS) + 1, False),
+    ("write_synced", 1, False),  # meta.json written, folder not yet synced
+    ("fsync_dir", 2, False),  # new folder synced, not yet renamed
     ("os.rename", 2, False),  # generation in place, pointer not yet written
-    ("_write_synced", 2, False),  # pointer written to its temp file, not yet swapped in
+    ("write_synced", 2, False),  # pointer written to its temp file, not yet swapped in
     ("os.replace", 1, True),  # CURRENT swapped, directory not yet synced
-    ("_fsync_dir", 3, True),  # everything done but old generations and packs not yet removed
+    ("fsync_dir", 3, True),  # everything done but old generations and packs not yet removed
 ]
 
 
