@@ -18,9 +18,9 @@ from qabot.analyze import analyze, derivations, fold, frame_terms, term_spans
 from qabot.answer_type import expected_type
 from qabot.compounds import initials, joined_words, split_words
 from qabot.features import Candidates, QueryTerm, candidate_features, question_features
-from qabot.index import idf_of_unknown
 from qabot.learned import Models, logistic, shipped_models
 from qabot.model import Answer, Location, Passage
+from qabot.scoring import idf_of_unknown
 from qabot.searchable import SearchableIndex
 from qabot.variants import VariantFinder
 

@@ -33,7 +33,8 @@ from qabot.generations import (
     remove_old_generations,
     save_generation,
 )
-from qabot.index import DocInfo, idf_okapi
+from qabot.index import DocInfo
+from qabot.scoring import idf_okapi
 from qabot.store import META, IndexParams, SkippedEntry, Warn, corpus_cache_dir, update_index
 
 MANIFEST = "manifest.json"

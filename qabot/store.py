@@ -38,8 +38,10 @@ from qabot.generations import (
     save_generation,
     save_shared,
 )
-from qabot.index import Chunk, DocInfo, Index, TextPack, analyze_documents, build_index, refresh_index
+from qabot.index import DocInfo, Index
+from qabot.postings import Chunk, analyze_documents, build_index, refresh_index
 from qabot.segment import compile_boilerplate
+from qabot.text_packs import TextPack
 
 if TYPE_CHECKING:
     from qabot.config import Settings

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from qabot import store
-from qabot.index import Index, analyze_documents
+from qabot.index import Index
+from qabot.postings import analyze_documents
 from qabot.store import ARRAYS, IndexParams, corpus_cache_dir, corpus_changed, open_index
 from tests.conftest import PROJECT
 
