@@ -22,7 +22,10 @@ from qabot.variants import BigramTable
 
 @dataclass(frozen=True, slots=True)
 class DocInfo:
-    """What the index remembers of a file to tell whether it changed."""
+    """What the index remembers of a file to tell whether it changed.
+
+    A ctime_ns of -1 is unknown (an index stored before it was kept): the file's bytes are checked once.
+    """
 
     path: str
     sha256: str
@@ -30,6 +33,7 @@ class DocInfo:
     date: str | None
     size: int
     mtime_ns: int
+    ctime_ns: int = -1
 
 
 class VocabularyIds(Mapping[str, int]):

@@ -81,7 +81,7 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
         counts.append(len(spans))
 
     return Chunk(
-        docs=tuple(DocInfo(d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns) for d in docs),
+        docs=tuple(DocInfo(d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns, d.ctime_ns) for d in docs),
         text=np.frombuffer(b"".join(texts), dtype=np.uint8),
         text_lengths=np.array([len(text) for text in texts], dtype=np.int64),
         sent_counts=np.array(counts, dtype=np.int64),

@@ -52,11 +52,12 @@ def shard_of(path: str, n_shards: int) -> int:
 
 
 def listing_digest(entries: Sequence[FileEntry]) -> str:
-    """sha256 of the (path, size, mtime) of a shard's files: a shard whose digest is unchanged has
-    no file added, removed or touched, so a refresh leaves it alone."""
+    """sha256 of the (path, size, mtime, ctime) of a shard's files: a shard whose digest is unchanged
+    has no file added, removed or touched, so a refresh leaves it alone."""
     digest = hashlib.sha256()
     for entry in entries:
-        digest.update(f"{entry.path}\0{entry.size}\0{entry.mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        status = f"{entry.path}\0{entry.size}\0{entry.mtime_ns}\0{entry.ctime_ns}\n"
+        digest.update(status.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 

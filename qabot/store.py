@@ -182,7 +182,8 @@ def update_index(
     indexed = {doc.path: doc for doc in index.docs}
     known = {entry.path: indexed[entry.path].sha256 for entry in stale if entry.path in indexed}
     parts, skips, same = _read_and_analyze(root, stale, params, warn, progress, known)
-    renewed = {entry.path: replace(indexed[entry.path], mtime_ns=entry.mtime_ns) for entry in same}
+    renewed = {entry.path: replace(indexed[entry.path], mtime_ns=entry.mtime_ns, ctime_ns=entry.ctime_ns)
+               for entry in same}  # fmt: skip
     keep = indexed.keys() - removed - {entry.path for entry in stale} | renewed.keys()
     skipped = sorted([*listing_skips, *skips, *_kept_skips(stored_skips, entries, stale)], key=lambda s: s.path)
     refreshed = refresh_index(index, parts, keep, skipped, renewed)
@@ -275,7 +276,7 @@ def analyze_batch(
     for entry in entries:
         doc = read_document(root, entry, params.max_file_bytes, boilerplate)
         if isinstance(doc, Skipped):
-            skips.append(SkippedEntry(doc.path, doc.reason, entry.size, entry.mtime_ns))
+            skips.append(SkippedEntry(doc.path, doc.reason, entry.size, entry.mtime_ns, entry.ctime_ns))
         elif known.get(entry.path) == doc.sha256:
             same.append(entry)
         else:
@@ -289,13 +290,19 @@ class SkippedEntry(Skipped):
 
     size: int = -1
     mtime_ns: int = -1
+    ctime_ns: int = -1
 
 
 def _stale_entries(index: Index, stored_skips: Sequence[Skipped], entries: Sequence[FileEntry]) -> list[FileEntry]:
-    """Files that are new or whose size or mtime differ from what the index saw."""
-    seen = {doc.path: (doc.size, doc.mtime_ns) for doc in index.docs}
-    seen.update({s.path: (s.size, s.mtime_ns) for s in stored_skips if isinstance(s, SkippedEntry)})
-    return [entry for entry in entries if seen.get(entry.path) != (entry.size, entry.mtime_ns)]
+    """Files that are new or whose size, mtime or ctime differ from what the index saw. A file whose
+    ctime alone moved (written in place, its mtime set back) is re-read and its bytes compared."""
+    seen = {doc.path: _status(doc) for doc in index.docs}
+    seen.update({s.path: _status(s) for s in stored_skips if isinstance(s, SkippedEntry)})
+    return [entry for entry in entries if seen.get(entry.path) != _status(entry)]
+
+
+def _status(file: FileEntry | DocInfo | SkippedEntry) -> tuple[int, int, int]:
+    return file.size, file.mtime_ns, file.ctime_ns
 
 
 def _removed(index: Index, entries: Sequence[FileEntry]) -> set[str]:
@@ -329,8 +336,9 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
     meta = {
         **params.fingerprint(),
         "root": str(index.root),
-        "docs": [[d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns] for d in index.docs],
-        "skipped": [[s.path, s.reason, getattr(s, "size", -1), getattr(s, "mtime_ns", -1)] for s in index.skipped],
+        "docs": [[d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns, d.ctime_ns] for d in index.docs],
+        "skipped": [[s.path, s.reason, getattr(s, "size", -1), getattr(s, "mtime_ns", -1), getattr(s, "ctime_ns", -1)]
+                    for s in index.skipped],
         "vocab": list(index.vocab),
         "packs": packs,
     }

@@ -85,6 +85,12 @@ def test_a_refresh_rebuilds_only_the_shard_whose_file_changed(corpus_copy: Path,
     assert "Quillon Vardasz" in sharded.ask(question).passages[0].text
     assert render_json(sharded.ask(question)) == render_json(single.ask(question))
     assert corpus_changed(sharded) is False
+    status = changed.stat()
+    changed.write_text(changed.read_text(encoding="utf-8").replace("Quillon", "Quillan"), encoding="utf-8")
+    os.utime(changed, ns=(status.st_atime_ns, status.st_mtime_ns))  # same size, same mtime: only the ctime moved
+    assert corpus_changed(sharded) is True
+    assert [(b.number, b.action) for b in reopen().updated] == [(owner, "refreshed")]
+    assert "Quillan Vardasz" in answerer_for(settings).ask("Who is Quillan Vardasz?").passages[0].text
     changed.unlink()
     assert corpus_changed(sharded) is True
 
