@@ -100,7 +100,7 @@ def latency(folder: Path, cache: Path, shards: int, questions: list[str], cluste
         "single": answerer_for(settings(folder, cache / "single")),
         "in_process": answerer_for(settings(folder, cache / "sharded-build", shards=shards)),
         "cluster": answerer_for(settings(folder, cache / "sharded-build", shards=shards,
-                                                   cluster=cluster.scheduler_address)),
+                                         cluster=cluster.scheduler_address)),
     }  # fmt: skip
     times: dict[str, list[float]] = {name: [] for name in answerers}
     answers: dict[str, list[str]] = {name: [] for name in answerers}
@@ -132,8 +132,7 @@ def identical(folder: Path, cache: Path, questions: list[str], cluster: LocalClu
     reference = [render_json(answerer_for(settings(folder, cache / "single")).ask(q)) for q in questions]
     rows = []
     for shards in (1, 3, 7):
-        fanned = answerer_for(settings(folder, cache / "sharded", shards=shards,
-                                                 cluster=cluster.scheduler_address))  # fmt: skip
+        fanned = answerer_for(settings(folder, cache / "sharded", shards=shards, cluster=cluster.scheduler_address))
         try:
             same = sum(render_json(fanned.ask(q)) == line for q, line in zip(questions, reference, strict=True))
         finally:
