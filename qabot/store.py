@@ -51,7 +51,7 @@ VERSION = 8
 META = "meta.json"
 TEXTS = "texts"  # folder of text packs, beside the generations
 # Code and data that decide what a sentence and a term are: any change to them rebuilds the index.
-# (A change to what index.py stores or how it weighs terms bumps VERSION instead.)
+# (A change to what an Index stores (index.py, postings.py) or how it weighs terms (scoring.py) bumps VERSION.)
 _ANALYSIS_SOURCES = (
     "analyze.py", "segment.py", "answer_type.py", "data/stopwords_en.txt", "data/irregular_verbs.txt",
     "data/combining_marks.txt",
