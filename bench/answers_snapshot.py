@@ -2,6 +2,7 @@
 
     python bench/answers_snapshot.py --corpus seeds --questions ../shared/eval/dev.jsonl --out before.jsonl
     PYTHONPATH=bench/work/baseline-src python bench/answers_snapshot.py ...   # the same for older code
+    python bench/answers_snapshot.py ... --shards 3                          # over a sharded index
 
 Questions come from a .jsonl file ("question" keys) or a text file (one a line); each is also
 asked with one letter of its longest word doubled, so spelling variants are exercised. Each
@@ -53,20 +54,35 @@ def snapshot(answerer, question: str, top_k: int) -> dict:
     }  # fmt: skip
 
 
+def opened(settings):
+    """The answerer the settings describe, through the measured code's opener (a baseline older than
+    frontend.answerer_for has Answerer.from_settings)."""
+    try:
+        from qabot.frontend import answerer_for
+    except ImportError:
+        from qabot.answer import Answerer
+
+        return Answerer.from_settings(settings)
+    return answerer_for(settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--questions", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cache", type=Path, help="index cache folder (default: a temporary one)")
+    parser.add_argument("--shards", type=int, default=0, help="over a sharded index of this many shards, in process")
+    parser.add_argument("--cluster", default="", help="over the sharded index served on this Dask scheduler")
     args = parser.parse_args()
-    from qabot.answer import Answerer
     from qabot.config import load_settings
 
     with tempfile.TemporaryDirectory() as scratch:
         cache = args.cache or Path(scratch)
-        settings = load_settings(env={"QABOT_CORPUS": str(args.corpus), "QABOT_CACHE_DIR": str(cache)})
-        answerer = Answerer.from_settings(settings)
+        env = {"QABOT_CORPUS": str(args.corpus), "QABOT_CACHE_DIR": str(cache), "QABOT_SHARDS": str(args.shards)}
+        if args.cluster:
+            env["QABOT_CLUSTER"] = args.cluster
+        answerer = opened(load_settings(env=env))
         asked = [q for question in questions_of(args.questions) for q in (question, misspelled(question))]
         with args.out.open("w", encoding="utf-8") as out:
             for question in asked:

@@ -33,12 +33,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from qabot.answer import Answerer  # noqa: E402
 from qabot.cluster import DaskRunner  # noqa: E402
 from qabot.config import Settings, load_settings, replace  # noqa: E402
+from qabot.frontend import answerer_for  # noqa: E402
 from qabot.render import render_json  # noqa: E402
-from qabot.sharded import index_params  # noqa: E402
 from qabot.shards import open_shards  # noqa: E402
+from qabot.store import IndexParams  # noqa: E402
 
 RESULTS = HERE / "RESULTS-cluster.md"
 MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
@@ -83,7 +83,7 @@ def cluster_build(folder: Path, cache: Path, shards: int, cluster: LocalCluster)
     runner = DaskRunner.connect(cluster.scheduler_address)
     try:
         started = time.perf_counter()
-        opened = open_shards(folder, cache, index_params(settings(folder, cache)), shards, runner, print,
+        opened = open_shards(folder, cache, IndexParams.from_settings(settings(folder, cache)), shards, runner, print,
                              lambda note: print(f"  {note}", flush=True))  # fmt: skip
         seconds = time.perf_counter() - started
         peaks = runner.client.run(peak_rss_mb)
@@ -97,10 +97,10 @@ def latency(folder: Path, cache: Path, shards: int, questions: list[str], cluste
     """Each question asked of the single index, the shards in-process and the cluster in turn, so that
     all three meet the same load on the machine."""
     answerers = {
-        "single": Answerer.from_settings(settings(folder, cache / "single")),
-        "in_process": Answerer.from_settings(settings(folder, cache / "sharded-build", shards=shards)),
-        "cluster": Answerer.from_settings(settings(folder, cache / "sharded-build", shards=shards,
-                                                   cluster=cluster.scheduler_address)),
+        "single": answerer_for(settings(folder, cache / "single")),
+        "in_process": answerer_for(settings(folder, cache / "sharded-build", shards=shards)),
+        "cluster": answerer_for(settings(folder, cache / "sharded-build", shards=shards,
+                                         cluster=cluster.scheduler_address)),
     }  # fmt: skip
     times: dict[str, list[float]] = {name: [] for name in answerers}
     answers: dict[str, list[str]] = {name: [] for name in answerers}
@@ -129,11 +129,10 @@ def latency(folder: Path, cache: Path, shards: int, questions: list[str], cluste
 
 
 def identical(folder: Path, cache: Path, questions: list[str], cluster: LocalCluster) -> list[list[str]]:
-    reference = [render_json(Answerer.from_settings(settings(folder, cache / "single")).ask(q)) for q in questions]
+    reference = [render_json(answerer_for(settings(folder, cache / "single")).ask(q)) for q in questions]
     rows = []
     for shards in (1, 3, 7):
-        fanned = Answerer.from_settings(settings(folder, cache / "sharded", shards=shards,
-                                                 cluster=cluster.scheduler_address))  # fmt: skip
+        fanned = answerer_for(settings(folder, cache / "sharded", shards=shards, cluster=cluster.scheduler_address))
         try:
             same = sum(render_json(fanned.ask(q)) == line for q, line in zip(questions, reference, strict=True))
         finally:

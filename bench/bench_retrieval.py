@@ -404,11 +404,11 @@ variants, ranking, near-duplicate grouping, context, passages); every other row,
 index.search*, starts from the question's analyzed terms (`qabot.analyze.analyze`, identical tokens for every
 engine) and returns the top-k sentence ids. *qabot before*: the same phases run on the older code given by
 `--baseline` (its own index, same corpus, same machine, same run). *build s*: qabot's first
-`Answerer.from_settings` on an empty cache (read, segment, analyze, index, save); for the others, indexing
+`frontend.answerer_for` on an empty cache (read, segment, analyze, index, save); for the others, indexing
 qabot's own terms (already in memory) and saving. *build RSS*: for qabot, the peak summed VmRSS of the process
 and its workers (sampled every 0.1 s; an upper bound); for the others ru_maxrss. *qabot refresh* row:
 reopening after appending a sentence to one article, and the peak RSS of that process. *load s*:
-`Answerer.from_settings` on the warm cache / the engine's load. *query RSS*: ru_maxrss of the load+query
+`frontend.answerer_for` on the warm cache / the engine's load. *query RSS*: ru_maxrss of the load+query
 process. *Fresh processes*: wall time of whole `qabot ask "question"` processes (interpreter start, imports,
 index load, answer, output) on a built index with the page cache warm (one untimed run first), and their CPU
 time (user + system, from the parent's RUSAGE_CHILDREN): the first 3 questions of each set, each also with the

@@ -153,8 +153,19 @@ def measured_config() -> Path:
     return Path(qabot.__file__).resolve().parent.parent / "config" / "qabot.toml"
 
 
+def opened(settings, warn):
+    """The answerer the settings describe, through the measured code's opener (a baseline older than
+    frontend.answerer_for has Answerer.from_settings)."""
+    try:
+        from qabot.frontend import answerer_for
+    except ImportError:
+        from qabot.answer import Answerer
+
+        return Answerer.from_settings(settings, warn=warn)
+    return answerer_for(settings, warn=warn)
+
+
 def open_answerer(corpus: Path, cache: Path):
-    from qabot.answer import Answerer
     from qabot.config import load_settings, replace
 
     def warn(message: str) -> None:
@@ -162,7 +173,7 @@ def open_answerer(corpus: Path, cache: Path):
         print(f"qabot: {message}", file=sys.stderr)
 
     settings = replace(load_settings(measured_config(), env={}), corpus=corpus, cache_dir=cache)
-    return Answerer.from_settings(settings, warn=warn)
+    return opened(settings, warn)
 
 
 def qabot_build(args: argparse.Namespace) -> None:

@@ -18,15 +18,14 @@ from qabot.analyze import analyze, derivations, everyday_terms, fold, frame_term
 from qabot.answer_type import expected_type
 from qabot.compounds import initials, joined_words, split_words
 from qabot.features import Candidates, QueryTerm, SpelledAs, candidate_features, question_features
-from qabot.index import idf_of_unknown
 from qabot.learned import Models, logistic, shipped_models
 from qabot.model import Answer, Location, Passage
+from qabot.scoring import idf_of_unknown
 from qabot.searchable import SearchableIndex
 from qabot.variants import VariantFinder
 
 if TYPE_CHECKING:
     from qabot.config import Settings
-    from qabot.store import Progress
 
 RARE_DF = 2  # a term in at most this many sentences also searches its spelling variants
 MAX_QUERY_TERMS = 64
@@ -102,21 +101,6 @@ class Answerer:
         self._variants: VariantFinder | None = None
         self._variants_lock = threading.Lock()
 
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, warn: Callable[[str], None] = lambda message: None, progress: Progress | None = None
-    ) -> Answerer:
-        """Open (load, refresh or build) the index the settings describe and wrap it."""
-        if settings.cluster or settings.shards:  # a sharded index, served here or on a Dask cluster
-            from qabot.sharded import open_sharded_answerer
-
-            return open_sharded_answerer(settings, warn)
-        from qabot.store import IndexParams, open_index
-
-        params = IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
-        index, _ = open_index(settings.corpus, settings.index_dir, params, warn, progress)
-        return cls(index, AnswerParams.from_settings(settings))
-
     @property
     def root(self) -> Path:
         return self.index.root
@@ -127,12 +111,6 @@ class Answerer:
         if self.params.min_confidence is not None:
             return ranking.confidence < self.params.min_confidence
         return ranking.answerable < self.models.min_answerable
-
-    def corpus_changed(self) -> bool:
-        """Whether a file was added, changed or removed since the index was made (lists the folder)."""
-        from qabot.store import corpus_changed
-
-        return corpus_changed(self.index, self.root)
 
     def ask(self, question: str, top_k: int | None = None) -> Answer:
         """The best passages for question (at most top_k), or an abstention saying why."""

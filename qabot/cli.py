@@ -169,7 +169,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         print(index_summary(settings, warn))
         return EXIT_OK
     started = time.perf_counter()
-    params = IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
+    params = IndexParams.from_settings(settings)
     index, report = open_index(settings.corpus, settings.index_dir, params, warn, progress_bar())
     seconds = time.perf_counter() - started
     detail = ""

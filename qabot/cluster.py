@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from qabot.errors import ClusterError, ConfigError, QabotError
+from qabot.generations import CacheInvalid
 from qabot.shard_server import ShardServer
 from qabot.shards import (
     Manifest,
@@ -33,7 +34,7 @@ from qabot.shards import (
     shard_name,
     update_shard,
 )
-from qabot.store import CacheInvalid, IndexParams
+from qabot.store import IndexParams
 
 try:
     from distributed import Client, LocalCluster, as_completed

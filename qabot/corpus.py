@@ -20,6 +20,7 @@ class FileEntry:
     path: str  # relative to the corpus root, with forward slashes
     size: int
     mtime_ns: int
+    ctime_ns: int  # status change: moves on any write, even when the mtime is set back
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class Document:
     date: str | None
     size: int
     mtime_ns: int
+    ctime_ns: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,7 @@ def list_articles(root: Path) -> tuple[list[FileEntry], list[Skipped]]:
                 except OSError as exc:
                     skipped.append(Skipped(rel, f"cannot be read ({exc.strerror or exc})"))
                     continue
-                entries.append(FileEntry(rel, stat.st_size, stat.st_mtime_ns))
+                entries.append(FileEntry(rel, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
     entries.sort(key=lambda entry: entry.path)
     skipped.sort(key=lambda skip: skip.path)
     return entries, skipped
@@ -122,11 +124,11 @@ def read_document(
         return Skipped(entry.path, f"cannot be read ({exc.strerror or exc})")
     if len(data) > max_bytes:
         return Skipped(entry.path, f"grew over the {max_bytes:,}-byte limit (max_file_bytes)")
-    return parse_document(entry.path, data, entry.mtime_ns, boilerplate)
+    return parse_document(entry.path, data, entry.mtime_ns, boilerplate, entry.ctime_ns)
 
 
 def parse_document(
-    path: str, data: bytes, mtime_ns: int = 0, boilerplate: re.Pattern[str] | None = None
+    path: str, data: bytes, mtime_ns: int = 0, boilerplate: re.Pattern[str] | None = None, ctime_ns: int = -1
 ) -> Document | Skipped:
     """A Document from a file's bytes, or Skipped when empty, binary or not UTF-8."""
     if not data.strip():
@@ -136,7 +138,7 @@ def parse_document(
     except NotText as exc:
         return Skipped(path, str(exc))
     title, date = title_and_date(text, boilerplate)
-    return Document(path, text, hashlib.sha256(data).hexdigest(), title, date, len(data), mtime_ns)
+    return Document(path, text, hashlib.sha256(data).hexdigest(), title, date, len(data), mtime_ns, ctime_ns)
 
 
 class NotText(ValueError):

@@ -27,6 +27,7 @@ from qabot.answer import Answerer
 from qabot.config import Settings
 from qabot.discord_render import answer_reply, context_embed, safe_text
 from qabot.errors import ConfigError, QabotError
+from qabot.frontend import answerer_for, corpus_changed
 from qabot.model import Answer
 
 log = logging.getLogger("qabot.discord")
@@ -41,7 +42,7 @@ Loader = Callable[[Settings], Answerer]
 
 def load_answerer(settings: Settings) -> Answerer:
     """The answerer for settings; index warnings (skipped files) go to the log."""
-    return Answerer.from_settings(settings, warn=log.warning)
+    return answerer_for(settings, warn=log.warning)
 
 
 class ContextView(discord.ui.View):
@@ -189,7 +190,7 @@ class AskCog(commands.Cog):
         if self.poll_corpus.current_loop == 0:
             return
         try:
-            changed = await asyncio.to_thread(self.bot.answerer.corpus_changed)
+            changed = await asyncio.to_thread(corpus_changed, self.bot.answerer)
         except Exception:  # the reload logs what is wrong and keeps serving
             changed = True
         if changed:

@@ -1,4 +1,6 @@
-"""What the command line and the REPL share: warnings on stderr, a progress bar, opening the answerer."""
+"""What the front ends share: opening the answerer (one place for a single index, local shards or a Dask
+cluster), asking whether its corpus changed, and for the command line and the REPL warnings on stderr and a
+progress bar."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from qabot.errors import CorpusError
 
 if TYPE_CHECKING:
     from qabot.answer import Answerer
+    from qabot.store import Progress, Warn
 
 
 def warn(message: str) -> None:
@@ -39,14 +42,43 @@ def progress_bar(stream: TextIO = sys.stderr) -> Callable[[int, int], None] | No
     return update
 
 
+def answerer_for(settings: Settings, warn: Warn = lambda message: None, progress: Progress | None = None) -> Answerer:
+    """The answerer over the index the settings describe, loaded, refreshed or built first: a single
+    index, or a sharded one served in this process or on the settings' Dask cluster."""
+    if settings.cluster or settings.shards:
+        from qabot.sharded import open_sharded_answerer
+
+        return open_sharded_answerer(settings, warn)
+    from qabot.answer import Answerer, AnswerParams
+    from qabot.store import IndexParams, open_index
+
+    index, _ = open_index(settings.corpus, settings.index_dir, IndexParams.from_settings(settings), warn, progress)
+    return Answerer(index, AnswerParams.from_settings(settings))
+
+
+def corpus_changed(answerer: Answerer) -> bool:
+    """Whether a file was added, changed or removed since the answerer's index was made; cheap: the
+    folder is listed, nothing is read."""
+    from qabot.index import Index
+
+    index = answerer.index
+    if isinstance(index, Index):
+        from qabot.store import corpus_changed as index_changed
+
+        return index_changed(index, index.root)
+    from qabot.sharded import ShardedIndex
+    from qabot.shards import shards_changed
+
+    assert isinstance(index, ShardedIndex)
+    return shards_changed(index.manifest, index.root)
+
+
 def open_answerer(settings: Settings) -> Answerer:
     """The answerer over settings.corpus; CorpusError when the folder holds no readable article.
 
     An empty corpus is a setup mistake, not a question the articles fail to answer.
     """
-    from qabot.answer import Answerer
-
-    answerer = Answerer.from_settings(settings, warn=warn, progress=progress_bar())
+    answerer = answerer_for(settings, warn=warn, progress=progress_bar())
     if not answerer.index.docs:
         skipped = len(answerer.index.skipped)
         detail = f" ({skipped} file{'s' if skipped != 1 else ''} skipped: 'qabot index' names them)" if skipped else ""

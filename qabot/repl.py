@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, TextIO
 
 from qabot.config import Settings
 from qabot.errors import QabotError
-from qabot.frontend import open_answerer, warn
+from qabot.frontend import answerer_for, open_answerer, warn
 
 if TYPE_CHECKING:
     from qabot.answer import Answerer
@@ -139,11 +139,10 @@ class ReplSession:
         return f"JSON output {'on' if self.json else 'off'}"
 
     def reload(self, argument: str) -> str:
-        from qabot.answer import Answerer
 
         started = time.perf_counter()
         try:
-            fresh = Answerer.from_settings(self.settings, warn=self.warn)
+            fresh = answerer_for(self.settings, warn=self.warn)
         except Exception as exc:  # any failure leaves the session answering from the old index
             return f"reload failed, still using the previous index: {str(exc) or exc.__class__.__name__}"
         old = {(doc.path, doc.sha256) for doc in self.answerer.index.docs}

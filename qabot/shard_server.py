@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from qabot.features import paragraph_members
-from qabot.index import Index, length_norm, tf_okapi
+from qabot.generations import CacheInvalid, read_pointer
+from qabot.index import Index
 from qabot.shards import (
     Manifest,
     ShardBuilt,
@@ -22,21 +23,7 @@ from qabot.shards import (
     shard_folder,
     update_shard,
 )
-from qabot.store import CacheInvalid, IndexParams, _read_pointer, load_index
-
-
-def with_global_statistics(index: Index, idf: np.ndarray, avgdl: float) -> Index:
-    """The shard's Index, now weighing terms with corpus-wide IDF and average length instead of its own.
-
-    Index derives these in __post_init__ from its own sentences; the arithmetic is repeated here
-    unchanged so each weight equals the single index's, bit for bit.
-    """
-    longest = int(index.post_len.max()) if len(index.post_len) else 0
-    norm = length_norm(np.arange(longest + 1), avgdl or 1.0, index.k1, index.b)
-    object.__setattr__(index, "idf", idf)
-    object.__setattr__(index, "_norm_by_length", norm)
-    object.__setattr__(index, "_saturation_at_one", tf_okapi(np.ones(longest + 1), norm.copy(), index.k1))
-    return index
+from qabot.store import IndexParams, load_index
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +94,7 @@ class ShardServer:
         record = manifest.shards[number]
         folder = shard_folder(manifest.ref.layout, number)
         try:
-            if _read_pointer(folder) != (record.generation, record.meta_sha256):
+            if read_pointer(folder) != (record.generation, record.meta_sha256):
                 raise CacheInvalid("it changed since the manifest was written")
             index, _ = load_index(folder, manifest.root, params)
             if index.n_sentences != record.sentences or int(index.tok_ptr[-1]) != record.tokens:
@@ -118,7 +105,7 @@ class ShardServer:
         idf = global_idf(manifest) if idf is None else idf
         avgdl = manifest.tokens / manifest.n_sentences if manifest.n_sentences else 1.0
         doc_starts = manifest.doc_sent_ptr[:-1][manifest.doc_shard == number]
-        return cls(number, with_global_statistics(index, idf[term_map], avgdl), term_map, doc_starts)
+        return cls(number, index.with_statistics(idf[term_map], avgdl), term_map, doc_starts)
 
     def _local_terms(self, terms: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Local ids of global term ids, and which of them this shard holds."""

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qabot.answer import Answerer, AnswerParams
-from qabot.corpus import FileEntry, check_root, list_articles
 from qabot.index import neighbours_in_documents, neighbours_of
 from qabot.model import Answer
 from qabot.shard_server import LocalRunner, Prefetched, SentenceBatch, merge_prefetched
@@ -27,11 +26,9 @@ from qabot.shards import (
     ShardsDamaged,
     ShardsUnavailable,
     global_idf,
-    listing_digest,
     open_shards,
     shard_folder,
     shard_name,
-    shard_of,
 )
 from qabot.store import IndexParams, Warn
 from qabot.variants import BigramTable, bigram_table
@@ -339,17 +336,6 @@ class ShardedAnswerer(Answerer):
         return replace(answer, reason=f"{note}; {answer.reason}" if answer.reason else note,
                        missing_shards=tuple(map(shard_name, missing)))  # fmt: skip
 
-    def corpus_changed(self) -> bool:
-        """Whether a file was added, changed or removed since the manifest was written (lists the folder)."""
-        manifest = self.index.manifest
-        entries, listing_skips = list_articles(check_root(self.root))
-        groups: list[list[FileEntry]] = [[] for _ in manifest.shards]
-        for entry in entries:
-            groups[shard_of(entry.path, len(groups))].append(entry)
-        listings = [listing_digest(group) for group in groups]
-        same_skips = {(s.path, s.reason) for s in listing_skips} == {(s.path, s.reason) for s in manifest.listing_skips}
-        return not same_skips or listings != [record.listing for record in manifest.shards]
-
     def close(self) -> None:
         self.index.pool.close()
 
@@ -363,16 +349,12 @@ def runner_for(settings: Settings) -> ShardRunner:
     return LocalRunner()
 
 
-def index_params(settings: Settings) -> IndexParams:
-    return IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
-
-
 def serve_shards(
     settings: Settings, runner: ShardRunner, warn: Warn, note: Warn
 ) -> tuple[OpenedShards, ShardPool]:
     """Bring the sharded index up to date and serve it; a damaged shard is rebuilt once, as a
     damaged single index is."""
-    params = index_params(settings)
+    params = IndexParams.from_settings(settings)
     opened = open_shards(settings.corpus, settings.index_dir, params, settings.shards, runner, warn, note)
     try:
         return opened, runner.serve(opened.manifest, params)
@@ -400,8 +382,8 @@ def index_summary(settings: Settings, warn: Warn) -> str:
     """Build or refresh the sharded index (`qabot index --shards N`) and describe it in one line."""
     runner = runner_for(settings)
     try:
-        opened = open_shards(settings.corpus, settings.index_dir, index_params(settings), settings.shards, runner,
-                             warn, warn)  # fmt: skip
+        params = IndexParams.from_settings(settings)
+        opened = open_shards(settings.corpus, settings.index_dir, params, settings.shards, runner, warn, warn)
     finally:
         runner.close()
     manifest = opened.manifest

@@ -14,10 +14,7 @@ Layout beside the single index's folder: `<name>-<key>.shards/CURRENT` names a m
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,20 +24,20 @@ import numpy as np
 
 from qabot.corpus import FileEntry, Skipped, check_root, list_articles
 from qabot.errors import ClusterError, ConfigError
-from qabot.index import DocInfo, idf_okapi
-from qabot.store import (
+from qabot.generations import (
     CacheInvalid,
-    IndexParams,
-    Warn,
-    _file_checksum,
-    _read_pointer,
-    _SkippedEntry,
-    _write_array,
-    corpus_cache_dir,
-    publish_generation,
-    update_index,
+    load_array,
+    load_arrays,
+    read_metadata,
+    read_pointer,
+    remove_old_generations,
+    save_generation,
 )
+from qabot.index import DocInfo
+from qabot.scoring import idf_okapi
+from qabot.store import META, IndexParams, SkippedEntry, Warn, corpus_cache_dir, update_index
 
+MANIFEST = "manifest.json"
 FORMAT = "qabot-shards"
 VERSION = 1
 MAX_SHARDS = 4096
@@ -55,11 +52,12 @@ def shard_of(path: str, n_shards: int) -> int:
 
 
 def listing_digest(entries: Sequence[FileEntry]) -> str:
-    """sha256 of the (path, size, mtime) of a shard's files: a shard whose digest is unchanged has
-    no file added, removed or touched, so a refresh leaves it alone."""
+    """sha256 of the (path, size, mtime, ctime) of a shard's files: a shard whose digest is unchanged
+    has no file added, removed or touched, so a refresh leaves it alone."""
     digest = hashlib.sha256()
     for entry in entries:
-        digest.update(f"{entry.path}\0{entry.size}\0{entry.mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        status = f"{entry.path}\0{entry.size}\0{entry.mtime_ns}\0{entry.ctime_ns}\n"
+        digest.update(status.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
@@ -149,7 +147,8 @@ class Manifest:
 
     def term_map(self, number: int) -> np.ndarray:
         """int32: global term id of each of shard `number`'s terms (both vocabularies sorted, so ascending)."""
-        return _load_array(self.ref.layout / self.ref.generation, f"terms-{number:04d}", self.checksums)
+        name = f"terms-{number:04d}"
+        return load_array(self.ref.layout / self.ref.generation / f"{name}.npy", self.checksums.get(name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +271,7 @@ def _shard_current(layout: Path, number: int, manifest: Manifest, digest: str) -
     """Whether shard `number` still holds what the manifest recorded, for the same files."""
     record = manifest.shards[number]
     try:
-        pointer = _read_pointer(shard_folder(layout, number))
+        pointer = read_pointer(shard_folder(layout, number))
     except CacheInvalid:
         return False
     return record.listing == digest and pointer == (record.generation, record.meta_sha256)
@@ -291,13 +290,10 @@ class _ShardSummary:
 
 
 def _shard_summary(folder: Path, listing: str) -> _ShardSummary:
-    generation, meta_sha = _read_pointer(folder)
-    meta_bytes = (folder / generation / "meta.json").read_bytes()
-    if hashlib.sha256(meta_bytes).hexdigest() != meta_sha:
-        raise CacheInvalid(f"checksum mismatch in {folder.name}'s meta.json")
-    meta = json.loads(meta_bytes.decode("utf-8"))
-    df = _load_array(folder / generation, "df", meta["arrays"])
-    doc_sent_ptr = _load_array(folder / generation, "doc_sent_ptr", meta["arrays"])
+    generation, meta_sha = read_pointer(folder)
+    meta = read_metadata(folder / generation, META, meta_sha)
+    arrays = load_arrays(folder / generation, ("df", "doc_sent_ptr"), meta.get("arrays"))
+    df, doc_sent_ptr = arrays["df"], arrays["doc_sent_ptr"]
     # Only the last entry is read; the whole array is verified when the shard is served.
     tokens = int(np.load(folder / generation / "tok_ptr.npy", mmap_mode="r", allow_pickle=False)[-1])
     record = ShardRecord(generation, meta_sha, listing, len(meta["docs"]), int(doc_sent_ptr[-1]), tokens)
@@ -344,80 +340,29 @@ def write_manifest(
         "vocab": vocab,
         "tokens": sum(summary.record.tokens for summary in summaries),
     }
-    ref = _save_manifest(layout, meta, arrays)
-    return load_manifest(layout, root, params, ref)
-
-
-def _save_manifest(layout: Path, meta: dict, arrays: Mapping[str, np.ndarray]) -> ManifestRef:
-    """Write a manifest generation (arrays, then manifest.json with their checksums) and point CURRENT at it."""
-    tmp = layout / f"tmp-{uuid.uuid4().hex}"
-    tmp.mkdir(parents=True)
-    try:
-        meta = {**meta, "arrays": {name: _write_array(tmp / f"{name}.npy", array) for name, array in arrays.items()}}
-        meta_bytes = json.dumps(meta, ensure_ascii=False).encode("utf-8")
-        generation, sha = publish_generation(layout, tmp, "manifest.json", meta_bytes)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _remove_old_manifests(layout, keep=generation)
-    return ManifestRef(layout, generation, sha)
-
-
-def _remove_old_manifests(layout: Path, keep: str) -> None:
-    """Delete superseded manifest generations older than a minute (a reader may still be opening one)."""
-    young = time.time() - 60
-    for entry in layout.iterdir():
-        if entry.name == keep or not entry.name.startswith(("gen-", "tmp-", "CURRENT.")):
-            continue
-        try:
-            if entry.stat().st_mtime < young:
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-        except OSError:
-            continue
-
-
-def _manifest_meta(ref: ManifestRef) -> dict:
-    """manifest.json of a generation, verified against its sha256."""
-    try:
-        meta_bytes = (ref.layout / ref.generation / "manifest.json").read_bytes()
-        if hashlib.sha256(meta_bytes).hexdigest() != ref.sha256:
-            raise CacheInvalid("checksum mismatch in manifest.json")
-        meta = json.loads(meta_bytes.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise CacheInvalid(f"manifest unreadable ({exc.__class__.__name__})") from None
-    if not isinstance(meta, dict):
-        raise CacheInvalid("manifest is not an object")
-    return meta
-
-
-def _load_array(generation: Path, name: str, checksums: Mapping[str, str]) -> np.ndarray:
-    path = generation / f"{name}.npy"
-    try:
-        if _file_checksum(path) != checksums[name]:
-            raise CacheInvalid(f"checksum mismatch in {name}.npy")
-        return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
-    except (OSError, ValueError, KeyError) as exc:
-        raise CacheInvalid(f"{name}.npy unreadable ({exc.__class__.__name__})") from None
+    generation, sha = save_generation(layout, arrays, MANIFEST, meta)
+    remove_old_generations(layout, keep=generation)  # the shards' folders beside it are not generations
+    return load_manifest(layout, root, params, ManifestRef(layout, generation, sha))
 
 
 def load_manifest(layout: Path, root: Path, params: IndexParams, ref: ManifestRef | None = None) -> Manifest:
     """The current (or the given) manifest, verified; CacheInvalid when absent, stale-format or damaged."""
     if ref is None:
-        generation, sha = _read_pointer(layout)
+        generation, sha = read_pointer(layout)
         ref = ManifestRef(layout, generation, sha)
-    meta = _manifest_meta(ref)
+    meta = read_metadata(ref.layout / ref.generation, MANIFEST, ref.sha256)
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise CacheInvalid("built by another version of qabot")
     if meta.get("index") != params.fingerprint():
         raise CacheInvalid("built with other index settings or by another version of qabot")
     try:
-        arrays = {name: _load_array(layout / ref.generation, name, meta["arrays"]) for name in MANIFEST_ARRAYS}
+        arrays = load_arrays(layout / ref.generation, MANIFEST_ARRAYS, meta["arrays"])
         manifest = Manifest(
             ref=ref,
             root=root,
             shards=tuple(ShardRecord(*row) for row in meta["shards"]),
             docs=tuple(DocInfo(*row) for row in meta["docs"]),
-            skipped=tuple(_SkippedEntry(*row) for row in meta["skipped"]),
+            skipped=tuple(SkippedEntry(*row) for row in meta["skipped"]),
             listing_skips=tuple(Skipped(*row) for row in meta["listing_skips"]),
             vocab=tuple(meta["vocab"]),
             tokens=int(meta["tokens"]),
@@ -430,6 +375,17 @@ def load_manifest(layout: Path, root: Path, params: IndexParams, ref: ManifestRe
             and len(manifest.df) == len(manifest.vocab)):  # fmt: skip
         raise CacheInvalid("manifest array sizes do not agree")
     return manifest
+
+
+def shards_changed(manifest: Manifest, corpus_root: Path) -> bool:
+    """Whether a file was added, changed or removed since the manifest was written (lists the folder)."""
+    entries, listing_skips = list_articles(check_root(corpus_root))
+    groups: list[list[FileEntry]] = [[] for _ in manifest.shards]
+    for entry in entries:
+        groups[shard_of(entry.path, len(groups))].append(entry)
+    listings = [listing_digest(group) for group in groups]
+    same_skips = {(s.path, s.reason) for s in listing_skips} == {(s.path, s.reason) for s in manifest.listing_skips}
+    return not same_skips or listings != [record.listing for record in manifest.shards]
 
 
 def global_idf(manifest: Manifest) -> np.ndarray:

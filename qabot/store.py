@@ -1,26 +1,19 @@
-"""The persisted index: versioned, checksummed .npy arrays plus JSON metadata, written atomically.
+"""The persisted index: open (load, refresh or build) a corpus's index, stored as a generation (generations.py).
 
 Layout under the cache folder: `<corpus-key>/CURRENT` names a complete generation
 folder `gen-<id>/` holding `meta.json` and one `.npy` per array; the documents' text
 lives in `texts/<name>.npy` packs that generations share, so a refresh writes only
-the text that changed. A writer writes new packs, fills a temporary folder, renames it
-into place, then replaces CURRENT; a crash at any point leaves the previous generation
-in force. No pickle anywhere.
+the text that changed. Freshness is decided here: which files are new, changed or gone.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import multiprocessing
 import os
 import re
-import shutil
 import threading
 import time
-import uuid
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -28,19 +21,37 @@ from functools import cache
 from importlib.resources import files
 from itertools import repeat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qabot.corpus import FileEntry, Skipped, check_root, list_articles, read_document
 from qabot.errors import ConfigError
-from qabot.index import Chunk, DocInfo, Index, TextPack, analyze_documents, build_index, refresh_index
+from qabot.generations import (
+    CacheInvalid,
+    load_array,
+    load_arrays,
+    read_metadata,
+    read_pointer,
+    remove_old_generations,
+    remove_unused_shared,
+    save_generation,
+    save_shared,
+)
+from qabot.index import DocInfo, Index
+from qabot.postings import Chunk, analyze_documents, build_index, refresh_index
 from qabot.segment import compile_boilerplate
+from qabot.text_packs import TextPack
+
+if TYPE_CHECKING:
+    from qabot.config import Settings
 
 FORMAT = "qabot-index"
 VERSION = 8
+META = "meta.json"
 TEXTS = "texts"  # folder of text packs, beside the generations
 # Code and data that decide what a sentence and a term are: any change to them rebuilds the index.
-# (A change to what index.py stores or how it weighs terms bumps VERSION instead.)
+# (A change to what an Index stores (index.py, postings.py) or how it weighs terms (scoring.py) bumps VERSION.)
 _ANALYSIS_SOURCES = (
     "analyze.py", "segment.py", "answer_type.py", "data/stopwords_en.txt", "data/irregular_verbs.txt",
     "data/combining_marks.txt",
@@ -64,10 +75,6 @@ Warn = Callable[[str], None]
 Progress = Callable[[int, int], None]
 
 
-class CacheInvalid(Exception):
-    """The stored index is missing, from another version or damaged; it must be rebuilt."""
-
-
 @dataclass(frozen=True, slots=True)
 class IndexParams:
     """Everything that changes what the index holds; a stored index with other params is rebuilt."""
@@ -76,6 +83,10 @@ class IndexParams:
     b: float
     boilerplate_patterns: tuple[str, ...]
     max_file_bytes: int
+
+    @staticmethod
+    def from_settings(settings: Settings) -> IndexParams:
+        return IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
 
     def fingerprint(self) -> dict:
         return {
@@ -171,7 +182,8 @@ def update_index(
     indexed = {doc.path: doc for doc in index.docs}
     known = {entry.path: indexed[entry.path].sha256 for entry in stale if entry.path in indexed}
     parts, skips, same = _read_and_analyze(root, stale, params, warn, progress, known)
-    renewed = {entry.path: replace(indexed[entry.path], mtime_ns=entry.mtime_ns) for entry in same}
+    renewed = {entry.path: replace(indexed[entry.path], mtime_ns=entry.mtime_ns, ctime_ns=entry.ctime_ns)
+               for entry in same}  # fmt: skip
     keep = indexed.keys() - removed - {entry.path for entry in stale} | renewed.keys()
     skipped = sorted([*listing_skips, *skips, *_kept_skips(stored_skips, entries, stale)], key=lambda s: s.path)
     refreshed = refresh_index(index, parts, keep, skipped, renewed)
@@ -264,7 +276,7 @@ def analyze_batch(
     for entry in entries:
         doc = read_document(root, entry, params.max_file_bytes, boilerplate)
         if isinstance(doc, Skipped):
-            skips.append(_SkippedEntry(doc.path, doc.reason, entry.size, entry.mtime_ns))
+            skips.append(SkippedEntry(doc.path, doc.reason, entry.size, entry.mtime_ns, entry.ctime_ns))
         elif known.get(entry.path) == doc.sha256:
             same.append(entry)
         else:
@@ -273,18 +285,24 @@ def analyze_batch(
 
 
 @dataclass(frozen=True, slots=True)
-class _SkippedEntry(Skipped):
+class SkippedEntry(Skipped):
     """A skipped file with the size and mtime it had, so an unchanged one is not re-read."""
 
     size: int = -1
     mtime_ns: int = -1
+    ctime_ns: int = -1
 
 
 def _stale_entries(index: Index, stored_skips: Sequence[Skipped], entries: Sequence[FileEntry]) -> list[FileEntry]:
-    """Files that are new or whose size or mtime differ from what the index saw."""
-    seen = {doc.path: (doc.size, doc.mtime_ns) for doc in index.docs}
-    seen.update({s.path: (s.size, s.mtime_ns) for s in stored_skips if isinstance(s, _SkippedEntry)})
-    return [entry for entry in entries if seen.get(entry.path) != (entry.size, entry.mtime_ns)]
+    """Files that are new or whose size, mtime or ctime differ from what the index saw. A file whose
+    ctime alone moved (written in place, its mtime set back) is re-read and its bytes compared."""
+    seen = {doc.path: _status(doc) for doc in index.docs}
+    seen.update({s.path: _status(s) for s in stored_skips if isinstance(s, SkippedEntry)})
+    return [entry for entry in entries if seen.get(entry.path) != _status(entry)]
+
+
+def _status(file: FileEntry | DocInfo | SkippedEntry) -> tuple[int, int, int]:
+    return file.size, file.mtime_ns, file.ctime_ns
 
 
 def _removed(index: Index, entries: Sequence[FileEntry]) -> set[str]:
@@ -293,13 +311,13 @@ def _removed(index: Index, entries: Sequence[FileEntry]) -> set[str]:
 
 def _kept_skips(stored: Sequence[Skipped], entries: Sequence[FileEntry], stale: Sequence[FileEntry]) -> list[Skipped]:
     present = {entry.path for entry in entries} - {entry.path for entry in stale}
-    return [s for s in stored if isinstance(s, _SkippedEntry) and s.path in present]
+    return [s for s in stored if isinstance(s, SkippedEntry) and s.path in present]
 
 
 def _same_skips(stored: Sequence[Skipped], listing: Sequence[Skipped]) -> bool:
     """Whether the listing found the same unusable entries (links, loops) as when the index was saved."""
     listed = {(s.path, s.reason) for s in listing}
-    stored_listing = {(s.path, s.reason) for s in stored if not isinstance(s, _SkippedEntry)}
+    stored_listing = {(s.path, s.reason) for s in stored if not isinstance(s, SkippedEntry)}
     return listed == stored_listing
 
 
@@ -311,115 +329,42 @@ def _save_quietly(index: Index, folder: Path, params: IndexParams, warn: Warn) -
 
 
 def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
-    """Write index as a new generation under folder and make it current (atomic); returns its path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    packs = _save_packs(index.text_packs, folder / TEXTS)
-    tmp = folder / f"tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
-    try:
-        arrays = {}
-        for name in ARRAYS:
-            arrays[name] = _write_array(tmp / f"{name}.npy", getattr(index, name))
-        meta = {
-            **params.fingerprint(),
-            "root": str(index.root),
-            "docs": [[d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns] for d in index.docs],
-            "skipped": [
-                [s.path, s.reason, getattr(s, "size", -1), getattr(s, "mtime_ns", -1)] for s in index.skipped
-            ],
-            "vocab": list(index.vocab),
-            "arrays": arrays,
-            "packs": packs,
-        }
-        generation, _ = publish_generation(folder, tmp, "meta.json", json.dumps(meta, ensure_ascii=False).encode())
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _remove_old_generations(folder, keep=generation, packs={name for name, _ in packs})
+    """Write index as a new generation under folder and make it current (atomic); returns its path.
+
+    New text packs are written first, beside the generations; a pack already on disk is reused."""
+    packs = save_shared(folder / TEXTS, [(pack.name, pack.data, pack.checksum) for pack in index.text_packs])
+    meta = {
+        **params.fingerprint(),
+        "root": str(index.root),
+        "docs": [[d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns, d.ctime_ns] for d in index.docs],
+        "skipped": [[s.path, s.reason, getattr(s, "size", -1), getattr(s, "mtime_ns", -1), getattr(s, "ctime_ns", -1)]
+                    for s in index.skipped],
+        "vocab": list(index.vocab),
+        "packs": packs,
+    }
+    arrays = {name: getattr(index, name) for name in ARRAYS}
+    generation, _ = save_generation(folder, arrays, META, meta)
+    remove_old_generations(folder, keep=generation)
+    remove_unused_shared(folder / TEXTS, folder, keep=generation, used={name for name, _ in packs})
     return folder / generation
-
-
-def publish_generation(folder: Path, tmp: Path, meta_name: str, meta_bytes: bytes) -> tuple[str, str]:
-    """Make tmp (its arrays written) the current generation under folder: write its metadata as meta_name,
-    sync, rename it into place, then swap in a CURRENT naming it. Returns its name and the metadata's sha256."""
-    _write_synced(tmp / meta_name, meta_bytes)
-    _fsync_dir(tmp)
-    generation = f"gen-{uuid.uuid4().hex}"
-    os.rename(tmp, folder / generation)
-    sha = hashlib.sha256(meta_bytes).hexdigest()
-    pointer = folder / f"CURRENT.{uuid.uuid4().hex}.tmp"
-    # CURRENT names the generation and checksums its metadata (the arrays' checksums live there).
-    _write_synced(pointer, f"{generation} {sha}\n".encode())
-    os.replace(pointer, folder / "CURRENT")
-    _fsync_dir(folder)
-    return generation, sha
-
-
-def _save_packs(text_packs: Sequence[TextPack], texts: Path) -> list[list[str]]:
-    """Write the packs not yet on disk (each synced, then renamed into place); [[name, checksum], ...].
-
-    A pack already on disk is touched instead, so a concurrent writer's clean-up, which spares
-    young files, cannot delete it before the new generation names it.
-    """
-    texts.mkdir(exist_ok=True)
-    saved, wrote = [], False
-    for pack in text_packs:
-        path = texts / f"{pack.name}.npy"
-        checksum = pack.checksum
-        if checksum is None or not _touched(path):
-            tmp = texts / f"tmp-{uuid.uuid4().hex}"
-            try:
-                checksum = _write_array(tmp, pack.data)
-                os.rename(tmp, path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            wrote = True
-        saved.append([pack.name, checksum])
-    if wrote:
-        _fsync_dir(texts)
-    return saved
-
-
-def _touched(path: Path) -> bool:
-    """Whether path exists; its modification time is set to now."""
-    try:
-        os.utime(path)
-    except FileNotFoundError:
-        return False
-    return True
 
 
 def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, list[Skipped]]:
     """The current stored generation, verified; CacheInvalid when absent, stale-format or damaged."""
-    name, meta_sha = _read_pointer(folder)
+    name, meta_sha = read_pointer(folder)
     generation = folder / name
-    try:
-        meta_bytes = (generation / "meta.json").read_bytes()
-        if hashlib.sha256(meta_bytes).hexdigest() != meta_sha:
-            raise CacheInvalid("checksum mismatch in meta.json")
-        meta = json.loads(meta_bytes.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise CacheInvalid(f"metadata unreadable ({exc.__class__.__name__})") from None
-    if not isinstance(meta, dict):
-        raise CacheInvalid("metadata is not an object")
+    meta = read_metadata(generation, META, meta_sha)
     expected = params.fingerprint()
     for key, value in expected.items():
         if meta.get(key) != value:
             if key in ("format", "version", "analyzer"):
                 raise CacheInvalid(f"built by another version of qabot ({key} differs)")
             raise CacheInvalid(f"built with {key} = {meta.get(key)!r}, now {value!r}")
-    arrays = {}
     try:
-        for name in ARRAYS:
-            path = generation / f"{name}.npy"
-            if _file_checksum(path) != meta["arrays"][name]:
-                raise CacheInvalid(f"checksum mismatch in {name}.npy")
-            # A plain ndarray view of the map: slicing a np.memmap is several times slower.
-            arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
+        arrays = load_arrays(generation, ARRAYS, meta["arrays"])
         text_packs = tuple(_load_pack(folder / TEXTS, name, checksum) for name, checksum in meta["packs"])
         docs = tuple(DocInfo(*row) for row in meta["docs"])
-        skipped = [_SkippedEntry(*row) for row in meta["skipped"]]
+        skipped = [SkippedEntry(*row) for row in meta["skipped"]]
         index = Index(root=root, docs=docs, skipped=tuple(skipped), k1=params.k1, b=params.b,
                       vocab=tuple(meta["vocab"]), text_packs=text_packs, **arrays)  # fmt: skip
     except CacheInvalid:
@@ -433,25 +378,10 @@ def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, li
 def _load_pack(texts: Path, name: object, checksum: object) -> TextPack:
     if not isinstance(name, str) or not re.fullmatch(r"[0-9a-f]{32}", name) or not isinstance(checksum, str):
         raise CacheInvalid("text pack entry is damaged")
-    path = texts / f"{name}.npy"
-    if _file_checksum(path) != checksum:
-        raise CacheInvalid(f"checksum mismatch in text pack {name}")
-    data = np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
+    data = load_array(texts / f"{name}.npy", checksum)
     if data.dtype != np.uint8 or data.ndim != 1:
         raise CacheInvalid(f"text pack {name} is not a byte array")
     return TextPack(name, data, checksum)
-
-
-def _read_pointer(folder: Path) -> tuple[str, str]:
-    """(generation folder name, sha256 of its meta.json) from CURRENT; CacheInvalid if damaged."""
-    try:
-        content = (folder / "CURRENT").read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CacheInvalid(f"no current index ({exc.__class__.__name__})") from None
-    match = re.fullmatch(r"(gen-[0-9a-f]{32}) ([0-9a-f]{64})\n", content)
-    if not match:
-        raise CacheInvalid("CURRENT pointer is damaged")
-    return match.group(1), match.group(2)
 
 
 def _check_shapes(index: Index) -> None:
@@ -481,78 +411,3 @@ def _check_shapes(index: Index) -> None:
     )
     if not in_packs:
         raise CacheInvalid("document text lies outside its pack")
-
-
-def _file_checksum(path: Path) -> str:
-    """CRC-32 of the file (integrity against torn or damaged writes; 3 GB/s, so loads stay fast)."""
-    crc = 0
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 22):
-            crc = zlib.crc32(block, crc)
-    return f"crc32:{crc:08x}"
-
-
-def _write_array(path: Path, array: np.ndarray) -> str:
-    """Save array as .npy, synced to disk; returns its checksum, computed as it is written."""
-    array = np.ascontiguousarray(array)
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
-    data = memoryview(array).cast("B")
-    with open(path, "wb") as handle:
-        handle.write(header.getvalue())
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())  # on disk before CURRENT can name it, even across a power cut
-    return f"crc32:{zlib.crc32(data, zlib.crc32(header.getvalue())):08x}"
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_old_generations(folder: Path, keep: str, packs: set[str]) -> None:
-    """Delete superseded generations, their unused text packs and abandoned temp files, sparing
-    anything a concurrent writer may still be finishing (younger than a minute) and whatever
-    CURRENT names now. Packs are only collected while CURRENT names `keep`, which uses `packs`."""
-    try:
-        current = _read_pointer(folder)[0]
-    except CacheInvalid:
-        current = keep
-    young = time.time() - 60
-    if current == keep:
-        for entry in _entries(folder / TEXTS):
-            try:
-                if entry.stem not in packs and entry.stat().st_mtime < young:
-                    entry.unlink(missing_ok=True)
-            except OSError:
-                continue
-    for entry in _entries(folder):
-        if entry.name in (keep, current, "CURRENT", TEXTS):
-            continue
-        try:
-            if entry.stat().st_mtime >= young:
-                continue
-            if entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
-            elif entry.name.startswith("CURRENT."):
-                entry.unlink(missing_ok=True)
-        except OSError:
-            continue
-
-
-def _entries(folder: Path) -> list[Path]:
-    try:
-        return list(folder.iterdir())
-    except OSError:
-        return []

@@ -9,6 +9,7 @@ import pytest
 
 from qabot.answer import Answerer
 from qabot.config import Settings, load_settings, replace
+from qabot.frontend import answerer_for
 
 PROJECT = Path(__file__).resolve().parent.parent
 SEEDS = PROJECT / "seeds"
@@ -25,7 +26,7 @@ def answerer_over(folder: Path, files: dict[str, str]) -> Answerer:
     corpus.mkdir(exist_ok=True)
     for name, text in files.items():
         (corpus / name).write_text(text, encoding="utf-8")
-    return Answerer.from_settings(settings_for(corpus, folder / "cache"))
+    return answerer_for(settings_for(corpus, folder / "cache"))
 
 
 def needs_shared(path: Path) -> pytest.MarkDecorator:
@@ -47,7 +48,7 @@ def seeds_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def answerer(seeds_settings: Settings) -> Answerer:
     """The answerer over the real seeds corpus (built once per session)."""
-    return Answerer.from_settings(seeds_settings)
+    return answerer_for(seeds_settings)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qabot.answer import Answerer
+from qabot.frontend import answerer_for
 from qabot.render import render_json
 from tests.conftest import DEV_SET, MAKE_CORPUS, PROJECT, settings_for
 
@@ -33,7 +33,7 @@ def generate(base: Path, sentences: int, n_questions: int) -> Generated:
                     "--n-queries", str(n_questions), "--answerable-queries", str(questions_file)],
                    check=True, capture_output=True, timeout=120)  # fmt: skip
     questions = tuple(line for line in questions_file.read_text("utf-8").splitlines() if line.strip())
-    single = Answerer.from_settings(settings_for(corpus, base / "single-cache"))
+    single = answerer_for(settings_for(corpus, base / "single-cache"))
     return Generated(corpus, questions, tuple(render_json(single.ask(q)) for q in questions))
 
 

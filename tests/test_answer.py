@@ -9,6 +9,7 @@ import pytest
 
 from qabot.answer import Answerer
 from qabot.evaluate import load_eval
+from qabot.frontend import answerer_for
 from tests.conftest import DEV_SET, answerer_over, needs_shared, settings_for
 
 DEV = load_eval(DEV_SET) if DEV_SET.is_file() else []
@@ -140,7 +141,7 @@ def test_wire_copy_collapses_into_one_passage_listing_the_other(corpus_copy, tmp
     source = (corpus_copy / "003_b5d4c7ccf50ad595.txt").read_text(encoding="utf-8")
     line = source.splitlines()[24]  # "Yerevan denied the charges ..."
     (corpus_copy / "wire.txt").write_text(f"Wire report\n\nFrom the wire: {line}\n", encoding="utf-8")
-    answerer = Answerer.from_settings(settings_for(corpus_copy, tmp_path / "cache"))
+    answerer = answerer_for(settings_for(corpus_copy, tmp_path / "cache"))
     answer = answerer.ask("How did Yerevan respond to the charges?", 3)
     sources = [p.location.source for p in answer.passages]
     lead = answer.passages[0]
@@ -164,7 +165,7 @@ def test_a_one_sentence_corpus_still_answers(tmp_path):
     # rank-bm25's IDF is negative when a term is in every sentence; presence must not hang on its sign.
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "a.txt").write_text("The zebra crossing opened in Yerevan.", encoding="utf-8")
-    answerer = Answerer.from_settings(settings_for(tmp_path / "c", tmp_path / "cache"))
+    answerer = answerer_for(settings_for(tmp_path / "c", tmp_path / "cache"))
     answer = answerer.ask("Where did the zebra crossing open?")
     assert not answer.abstained
     assert answer.passages[0].text == "The zebra crossing opened in Yerevan."
@@ -202,8 +203,8 @@ def test_min_confidence_setting_moves_the_threshold(seeds_settings):
     from qabot.config import replace
 
     question = "When did Mirzoyan and Blinken meet?"
-    never = Answerer.from_settings(replace(seeds_settings, min_confidence=0.0))
-    always = Answerer.from_settings(replace(seeds_settings, min_confidence=1.0))
+    never = answerer_for(replace(seeds_settings, min_confidence=0.0))
+    always = answerer_for(replace(seeds_settings, min_confidence=1.0))
     shown, refused = never.ask(question), always.ask(question)
     assert not shown.abstained and refused.abstained
     assert shown.confidence == refused.confidence, "the threshold decides, the confidence stays"

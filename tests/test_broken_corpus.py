@@ -12,6 +12,7 @@ import pytest
 
 import qabot.store
 from qabot.answer import Answerer
+from qabot.frontend import answerer_for
 from qabot.segment import MAX_SENTENCE_CHARS
 from tests.conftest import PROJECT, settings_for
 
@@ -106,7 +107,7 @@ def test_broken_corpus_indexes_the_good_files_and_reports_each_bad_one_once(tmp_
     corpus = make_broken_corpus(tmp_path)
     delete_after_listing(monkeypatch, corpus / "vanishing.txt")
     warnings: list[str] = []
-    answerer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache"), warn=warnings.append)
+    answerer = answerer_for(settings_for(corpus, tmp_path / "cache"), warn=warnings.append)
 
     indexed = {doc.path for doc in answerer.index.docs}
     assert indexed == {*GOOD, "d_nopunct.txt"}
@@ -131,7 +132,7 @@ def test_broken_corpus_indexes_the_good_files_and_reports_each_bad_one_once(tmp_
 
 def test_a_file_without_sentence_punctuation_is_searchable_in_bounded_passages(tmp_path):
     corpus = make_broken_corpus(tmp_path)
-    answerer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
+    answerer = answerer_for(settings_for(corpus, tmp_path / "cache"))
     answer = answerer.ask(NO_PUNCT_WORD)
     assert not answer.abstained
     passage = answer.passages[0]
@@ -180,20 +181,20 @@ def test_cli_index_prints_one_skip_line_per_bad_file_and_exits_0(tmp_path):
 def test_bad_files_added_after_the_first_build_are_reported_once(tmp_path):
     corpus = make_broken_corpus(tmp_path)
     settings = settings_for(corpus, tmp_path / "cache")
-    Answerer.from_settings(settings)
+    answerer_for(settings)
     (corpus / "new_binary.txt").write_bytes(b"abc\x00def")
     os.symlink("new_loop_b.txt", corpus / "new_loop_a.txt")
     os.symlink("new_loop_a.txt", corpus / "new_loop_b.txt")
     os.symlink(tmp_path / "outside" / "secret.txt", corpus / "new_outside.txt")
 
     warnings: list[str] = []
-    answerer = Answerer.from_settings(settings, warn=warnings.append)
+    answerer = answerer_for(settings, warn=warnings.append)
     for path in ("new_binary.txt", "new_loop_a.txt", "new_loop_b.txt", "new_outside.txt"):
         assert sum(f"skipped {path}:" in w for w in warnings) == 1, (path, warnings)
         assert path in {skip.path for skip in answerer.index.skipped}
 
     quiet: list[str] = []
-    Answerer.from_settings(settings, warn=quiet.append)
+    answerer_for(settings, warn=quiet.append)
     assert quiet == []  # nothing changed since: nothing reported again
 
 
@@ -202,9 +203,9 @@ def test_a_repaired_file_becomes_searchable_and_a_vanished_one_is_forgotten(tmp_
     settings = settings_for(corpus, tmp_path / "cache")
     with monkeypatch.context() as patch:
         delete_after_listing(patch, corpus / "vanishing.txt")
-        Answerer.from_settings(settings)
+        answerer_for(settings)
     (corpus / "latin1.txt").write_text(f"Latin-1 fixed\n\nThe {LATIN1_WORD} was served. " + FILLER, "utf-8")
-    answerer = Answerer.from_settings(settings)
+    answerer = answerer_for(settings)
     answer = answerer.ask(LATIN1_WORD)
     assert not answer.abstained and answer.passages[0].location.source == "latin1.txt"
     skipped = {skip.path for skip in answerer.index.skipped}
@@ -220,7 +221,7 @@ def line_ending_corpus(tmp_path: Path) -> Answerer:
     )
     (corpus / "cr.txt").write_bytes(b"Old Mac file\r\rThe dravinsk treaty was signed.\rIt ended the gorfian war.\r")
     (corpus / "lf.txt").write_text("Unix file\n\n" + FILLER, "utf-8")
-    return Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
+    return answerer_for(settings_for(corpus, tmp_path / "cache"))
 
 
 def test_crlf_citations_are_exact_as_python_reads_the_file(tmp_path):
@@ -247,7 +248,7 @@ def test_decomposed_unicode_article_is_found_by_a_precomposed_question(tmp_path)
     text = "Visit\n\nPresident Erdoğan met the mayor of Zürich on Friday. " + FILLER
     (corpus / "nfd.txt").write_text(unicodedata.normalize("NFD", text), encoding="utf-8")
     (corpus / "other.txt").write_text("Other\n\n" + FILLER, encoding="utf-8")
-    answer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache")).ask("Who is Erdoğan?")
+    answer = answerer_for(settings_for(corpus, tmp_path / "cache")).ask("Who is Erdoğan?")
     assert not answer.abstained, answer.reason
     assert answer.passages[0].location.source == "nfd.txt"
     assert_exact(answer.passages[0])

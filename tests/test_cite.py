@@ -20,6 +20,7 @@ from qabot.cite import (
     verify_saved_output,
 )
 from qabot.errors import CitationError, CorpusError
+from qabot.frontend import answerer_for
 from qabot.render import answer_json, citation, render_text, span_citation
 from tests.conftest import PROJECT, SAMPLE_SET, SEEDS, settings_for
 
@@ -187,7 +188,7 @@ def test_missing_corpus_folder_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def save_answers(corpus: Path, cache: Path, questions: list[str], target: Path, cwd: Path, pretty=False) -> None:
-    answerer = Answerer.from_settings(settings_for(corpus, cache))
+    answerer = answerer_for(settings_for(corpus, cache))
     objects = [answer_json(answerer.ask(question), cwd) for question in questions]
     if pretty:
         target.write_text(json.dumps(objects[0], indent=2, ensure_ascii=False), encoding="utf-8")
@@ -403,7 +404,7 @@ def test_a_line_a_sentence_wraps_onto_shows_that_sentence_and_says_where_it_star
 
 
 def test_verify_checks_the_column_of_saved_output(corpus_copy: Path, tmp_path: Path) -> None:
-    answerer = Answerer.from_settings(settings_for(corpus_copy, tmp_path / "cache"))
+    answerer = answerer_for(settings_for(corpus_copy, tmp_path / "cache"))
     data = answer_json(answerer.ask("He will visit both Azerbaijan and Armenia"), cwd=tmp_path)
     assert (data["passages"][0]["line"], data["passages"][0]["column"]) == (5, 92)
     saved = tmp_path / "a.json"
@@ -420,7 +421,7 @@ def saved_text_output(answerer: Answerer, questions: list[str], cwd: Path) -> st
 
 
 def test_verify_reads_saved_text_output_in_all_three_citation_forms(corpus_copy: Path, tmp_path: Path) -> None:
-    answerer = Answerer.from_settings(settings_for(corpus_copy, tmp_path / "cache"))
+    answerer = answerer_for(settings_for(corpus_copy, tmp_path / "cache"))
     answer = answerer.ask("What did the embassy say Bono will visit?")
     text = saved_text_output(answerer, ["What did the embassy say Bono will visit?", "who is pashinian"], tmp_path)
     saved = tmp_path / "saved.txt"

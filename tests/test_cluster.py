@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from qabot.answer import Answerer
+from qabot.frontend import answerer_for
 from qabot.render import render_json, render_text
 from qabot.sharded import ShardedAnswerer
 from qabot.shards import layout_folder, shard_folder, shard_of
@@ -53,7 +53,7 @@ def test_qabot_ask_json_on_the_cluster_equals_the_single_index_with_1_3_7_shards
 
 def test_shards_live_on_both_workers_and_answer_as_the_single_index(cluster, generated: Generated, tmp_path) -> None:
     settings = settings_for(generated.corpus, tmp_path / "cache", shards=3, cluster=cluster.scheduler_address)
-    sharded = Answerer.from_settings(settings)
+    sharded = answerer_for(settings)
     try:
         assert {actor._address for actor in sharded.index.pool.actors} == set(worker_pids(sharded))
         assert tuple(render_json(sharded.ask(q)) for q in generated.questions) == generated.reference
@@ -63,7 +63,7 @@ def test_shards_live_on_both_workers_and_answer_as_the_single_index(cluster, gen
 
 def test_a_worker_killed_mid_batch_loses_no_question(cluster, generated: Generated, tmp_path: Path) -> None:
     settings = settings_for(generated.corpus, tmp_path / "cache", shards=3, cluster=cluster.scheduler_address)
-    sharded = Answerer.from_settings(settings)
+    sharded = answerer_for(settings)
     try:
         victim = worker_pids(sharded)[sharded.index.pool.actors[0]._address]
         answers = []
@@ -80,7 +80,7 @@ def test_a_worker_killed_mid_batch_loses_no_question(cluster, generated: Generat
 
 def test_a_shard_that_cannot_be_served_is_named_and_the_answer_is_marked_incomplete(cluster, tmp_path: Path) -> None:
     settings = settings_for(SEEDS, tmp_path / "cache", shards=3, cluster=cluster.scheduler_address)
-    sharded = Answerer.from_settings(settings)
+    sharded = answerer_for(settings)
     try:
         lost = 1
         shutil.rmtree(shard_folder(layout_folder(settings.index_dir, SEEDS), lost))

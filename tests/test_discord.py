@@ -18,6 +18,7 @@ from discord.ext import commands
 from discord.ext.test import backend, factories
 from discord.webhook.async_ import AsyncWebhookAdapter, async_context
 
+from qabot import discord_bot
 from qabot.answer import Answerer
 from qabot.config import Settings, replace
 from qabot.discord_bot import (
@@ -31,6 +32,7 @@ from qabot.discord_bot import (
 )
 from qabot.discord_render import ZWSP
 from qabot.errors import ConfigError
+from qabot.frontend import answerer_for
 from tests.conftest import settings_for
 
 SENTINEL_TOKEN = "MTA5OTk5.SENTINEL-token-do-not-log.xyzXYZ123"
@@ -393,7 +395,7 @@ async def test_slash_command_is_described():
 
 async def test_owner_reload_swaps_in_a_fresh_index(make_bot, corpus_copy, tmp_path):
     settings = settings_for(corpus_copy, tmp_path / "cache")
-    bot = await make_bot(settings, Answerer.from_settings(settings))
+    bot = await make_bot(settings, answerer_for(settings))
     bot.owner_ids = {dpytest.get_config().members[0].id}
     (corpus_copy / "900_new.txt").write_text("Zanzibar Quokka Festival\n\nThe Quokka festival opens in Zanzibar.\n",
                                              encoding="utf-8")
@@ -444,7 +446,7 @@ async def test_slash_reload_by_owner_and_by_others(make_bot):
 
 async def test_polling_picks_up_new_articles(make_bot, corpus_copy, tmp_path):
     settings = settings_for(corpus_copy, tmp_path / "cache", reload_poll_seconds=0.05)
-    bot = await make_bot(settings, Answerer.from_settings(settings))
+    bot = await make_bot(settings, answerer_for(settings))
     first = bot.answerer
     (corpus_copy / "901_new.txt").write_text("Wombat Regatta\n\nThe wombat regatta sails at noon.\n",
                                              encoding="utf-8")
@@ -459,14 +461,14 @@ async def test_polling_picks_up_new_articles(make_bot, corpus_copy, tmp_path):
 async def test_polling_an_unchanged_corpus_keeps_the_answerer(make_bot, corpus_copy, tmp_path, monkeypatch):
     settings = settings_for(corpus_copy, tmp_path / "cache", reload_poll_seconds=0.05)
     checks: list[bool] = []
-    real = Answerer.corpus_changed
+    real = discord_bot.corpus_changed
 
     def counted(answerer: Answerer) -> bool:
         checks.append(real(answerer))
         return checks[-1]
 
-    monkeypatch.setattr(Answerer, "corpus_changed", counted)
-    bot = await make_bot(settings, Answerer.from_settings(settings))
+    monkeypatch.setattr(discord_bot, "corpus_changed", counted)
+    bot = await make_bot(settings, answerer_for(settings))
     first = bot.answerer
     for _ in range(200):
         if len(checks) >= 3:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from qabot.answer import Answerer
 from qabot.cli import main
 from qabot.evaluate import evaluate, open_eval_set
+from qabot.frontend import answerer_for
 from tests.conftest import DEV_SET, PROJECT, settings_for
 from tests.test_squad import SQUAD_DEV, needs_squad_dev
 
@@ -127,7 +127,7 @@ def test_squad_eval_answers_from_the_article_files(squad_files, tmp_path):
     with open_eval_set(squad) as eval_set:
         settings = eval_set.settings_for(settings_for(PROJECT / "seeds", tmp_path / "unused"))
         assert settings.corpus == eval_set.corpus and settings.index_dir == eval_set.cache_dir
-        report = evaluate(eval_set.items, Answerer.from_settings(settings).ask, 10)
+        report = evaluate(eval_set.items, answerer_for(settings).ask, 10)
         sources = {r.item.id: r.answer.passages[0].location.source for r in report.results if r.rank == 1}
         first = report.results[0].answer.passages[0]
         text = (eval_set.corpus / first.location.source).read_text(encoding="utf-8")
@@ -190,7 +190,7 @@ def test_the_public_rhine_and_sky_file_scores_both_articles(eval_env, tmp_path, 
     assert list(eval_env.iterdir()) == []
     with open_eval_set(squad) as eval_set:
         settings = eval_set.settings_for(settings_for(PROJECT / "seeds", tmp_path / "unused"))
-        report = evaluate(eval_set.items, Answerer.from_settings(settings).ask, 10)
+        report = evaluate(eval_set.items, answerer_for(settings).ask, 10)
     hit_files = {r.answer.passages[0].location.source for r in report.results if r.rank == 1}
     assert hit_files == {"rhine.txt", "sky_united_kingdom.txt"}
     assert report.recall_at_3 >= report.recall_at_1 > 0.5

@@ -18,7 +18,9 @@ import pytest
 
 from qabot.answer import Answerer, AnswerParams
 from qabot.config import Settings
-from qabot.store import ARRAYS, CacheInvalid, IndexParams, corpus_cache_dir, load_index, open_index
+from qabot.frontend import answerer_for
+from qabot.generations import CacheInvalid
+from qabot.store import ARRAYS, IndexParams, corpus_cache_dir, load_index, open_index
 from tests.conftest import MAKE_CORPUS, PROJECT, settings_for
 
 QUESTIONS = (
@@ -50,7 +52,7 @@ def generation(folder: Path) -> Path:
 def built(corpus_copy: Path, tmp_path: Path):
     """A seeds copy with a stored index: (settings, cache folder of the corpus, reference answers)."""
     settings = settings_for(corpus_copy, tmp_path / "cache")
-    reference = answers(Answerer.from_settings(settings))
+    reference = answers(answerer_for(settings))
     return settings, corpus_cache_dir(settings.index_dir, corpus_copy), reference
 
 
@@ -150,7 +152,7 @@ def test_damaged_cache_is_rebuilt_with_one_warning_and_same_answers(built, fault
         load_index(folder, settings.corpus.resolve(), index_params(settings))
     assert not Payload.marker.exists(), "loading the cache unpickled an object"
     warnings: list[str] = []
-    assert answers(Answerer.from_settings(settings, warn=warnings.append)) == reference
+    assert answers(answerer_for(settings, warn=warnings.append)) == reference
     assert len(warnings) == 1, warnings
     assert "\n" not in warnings[0] and "rebuilding" in warnings[0] and str(folder) in warnings[0]
     again: list[str] = []
@@ -162,7 +164,7 @@ def test_missing_current_pointer_rebuilds_silently(built) -> None:
     settings, folder, reference = built
     (folder / "CURRENT").unlink()
     warnings: list[str] = []
-    assert answers(Answerer.from_settings(settings, warn=warnings.append)) == reference
+    assert answers(answerer_for(settings, warn=warnings.append)) == reference
     assert warnings == []  # nothing was damaged: an index that was never completed is just built
     assert load_index(folder, settings.corpus.resolve(), index_params(settings))
 
@@ -218,16 +220,16 @@ def test_a_corrupted_vocabulary_term_does_not_change_answers_silently(built) -> 
     assert text.count('"bono"') == 1
     path.write_text(text.replace('"bono"', '"bonp"'), encoding="utf-8")  # one bit of one byte
     warnings: list[str] = []
-    assert answers(Answerer.from_settings(settings, warn=warnings.append)) == reference, warnings
+    assert answers(answerer_for(settings, warn=warnings.append)) == reference, warnings
 
 
 # --- killing `qabot index` mid-write -------------------------------------------------------------
 
-# Runs `qabot index` and SIGKILLs itself right after the N-th call of one store step, so every
+# Runs `qabot index` and SIGKILLs itself right after the N-th call of one generations.py step, so every
 # point of save_index is hit deterministically (a random timer rarely lands in a 20 ms write).
 KILL_AT = """
 import os, signal, sys
-import qabot.store as store
+import qabot.generations as generations
 step, count = sys.argv[1], int(sys.argv[2])
 seen = 0
 def deadly(real):
@@ -240,28 +242,28 @@ def deadly(real):
         return result
     return call
 if step == "os.rename":
-    store.os.rename = deadly(os.rename)
+    generations.os.rename = deadly(os.rename)
 elif step == "os.replace":
-    store.os.replace = deadly(os.replace)
+    generations.os.replace = deadly(os.replace)
 else:
-    setattr(store, step, deadly(getattr(store, step)))
+    setattr(generations, step, deadly(getattr(generations, step)))
 from qabot.cli import main
 sys.exit(main(["index"]))
 """
 # (step, call count, does CURRENT name the new generation when the process dies?)
 KILL_POINTS = [
-    ("_write_array", 1, False),  # the changed text's new pack written, not yet renamed
+    ("write_array", 1, False),  # the changed text's new pack written, not yet renamed
     ("os.rename", 1, False),  # the pack in place, no generation uses it yet
-    ("_fsync_dir", 1, False),  # the texts folder synced
-    ("_write_array", 2, False),
-    ("_write_array", 9, False),
-    ("_write_array", len(ARRAYS) + 1, False),
-    ("_write_synced", 1, False),  # meta.json written, folder not yet synced
-    ("_fsync_dir", 2, False),  # new folder synced, not yet renamed
+    ("fsync_dir", 1, False),  # the texts folder synced
+    ("write_array", 2, False),
+    ("write_array", 9, False),
+    ("write_array", len(ARRAYS) + 1, False),
+    ("write_synced", 1, False),  # meta.json written, folder not yet synced
+    ("fsync_dir", 2, False),  # new folder synced, not yet renamed
     ("os.rename", 2, False),  # generation in place, pointer not yet written
-    ("_write_synced", 2, False),  # pointer written to its temp file, not yet swapped in
+    ("write_synced", 2, False),  # pointer written to its temp file, not yet swapped in
     ("os.replace", 1, True),  # CURRENT swapped, directory not yet synced
-    ("_fsync_dir", 3, True),  # everything done but old generations and packs not yet removed
+    ("fsync_dir", 3, True),  # everything done but old generations and packs not yet removed
 ]
 
 
@@ -274,7 +276,7 @@ def qabot_env(corpus: Path, cache: Path) -> dict[str, str]:
 @pytest.mark.parametrize(("step", "count", "switched"), KILL_POINTS)
 def test_refresh_killed_at_each_write_step_leaves_old_or_new_index(corpus_copy, tmp_path, step, count, switched):
     settings = settings_for(corpus_copy, tmp_path / "cache")
-    old = Answerer.from_settings(settings)
+    old = answerer_for(settings)
     old_answers = answers(old)
     folder = corpus_cache_dir(settings.index_dir, corpus_copy)
     first = sorted(corpus_copy.glob("*.txt"))[0]
@@ -286,14 +288,14 @@ def test_refresh_killed_at_each_write_step_leaves_old_or_new_index(corpus_copy, 
 
     index, _ = load_index(folder, corpus_copy.resolve(), index_params(settings))  # never CacheInvalid
     if switched:
-        fresh = Answerer.from_settings(settings_for(corpus_copy, tmp_path / "fresh-cache"))
+        fresh = answerer_for(settings_for(corpus_copy, tmp_path / "fresh-cache"))
         assert index.docs == fresh.index.docs
         assert answers_of_index(index, settings) == answers(fresh)
     else:
         assert index.docs == old.index.docs  # the old generation, complete and untouched
         assert answers_of_index(index, settings) == old_answers
     warnings: list[str] = []
-    after = Answerer.from_settings(settings, warn=warnings.append)
+    after = answerer_for(settings, warn=warnings.append)
     assert warnings == []
     assert any("Bonaventura" in p.text for p in after.ask("Who is Louis Bonaventura?").passages)
 
@@ -310,7 +312,7 @@ def big_corpus(tmp_path_factory: pytest.TempPathFactory):
     articles = sorted(corpus.rglob("*.txt"))
     questions = tuple(f"{article.read_text('utf-8').splitlines()[0]}?" for article in articles[::100][:6])
     settings = settings_for(corpus, base / "reference-cache")
-    reference = answers(Answerer.from_settings(settings), questions)
+    reference = answers(answerer_for(settings), questions)
     assert any(not answer.abstained for answer in reference)
     return corpus, questions, reference
 
@@ -369,7 +371,7 @@ def test_two_processes_indexing_at_once_leave_a_complete_index(corpus_copy, tmp_
         warnings: list[str] = []
         index, report = open_index(corpus_copy, cache, index_params(settings), warnings.append)
         assert (report.action, warnings) == ("loaded", []), round_
-        fresh = Answerer.from_settings(settings_for(corpus_copy, tmp_path / f"fresh-{round_}"))
+        fresh = answerer_for(settings_for(corpus_copy, tmp_path / f"fresh-{round_}"))
         assert index.docs == fresh.index.docs
         assert answers_of_index(index, settings) == answers(fresh)
         if round_ >= 1:

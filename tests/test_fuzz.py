@@ -22,6 +22,7 @@ from qabot.answer import Answerer, clean_question
 from qabot.cite import Citation, parse_citation, show_citation
 from qabot.errors import CitationError
 from qabot.evaluate import EvalFileError, Gold, load_eval
+from qabot.frontend import answerer_for
 from qabot.model import Answer, Location, Passage
 from qabot.render import BOLD, RESET, answer_json, render_json, render_text
 from qabot.segment import compile_boilerplate, sentence_spans
@@ -244,7 +245,7 @@ def test_render_text_hides_escape_sequences_in_a_real_title(tmp_path: Path) -> N
         " Miners cheered at the gate. The harbour froze early this year. Prices rose again.\n",
         encoding="utf-8",
     )
-    answer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache")).ask("flurbonite mine")
+    answer = answerer_for(settings_for(corpus, tmp_path / "cache")).ask("flurbonite mine")
     assert not answer.abstained
     shown = render_text(answer)
     assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown, repr(shown)

@@ -6,7 +6,8 @@ import itertools
 
 import numpy as np
 
-from qabot.answer import Answerer, _jaccard
+from qabot.answer import _jaccard
+from qabot.frontend import answerer_for
 from tests.conftest import settings_for
 
 
@@ -34,7 +35,7 @@ def test_a_wire_copy_in_another_file_is_listed_with_its_passage(tmp_path):
     (corpus / "a.txt").write_text(f"Okapi news\n\n{wire} Visitors queued.\n", encoding="utf-8")
     (corpus / "b.txt").write_text(f"Reserve\n\nIn brief: {wire}\n", encoding="utf-8")
     (corpus / "c.txt").write_text("Other\n\nThe okapi reserve is in Ituri. Rangers patrol it.\n", encoding="utf-8")
-    answerer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
+    answerer = answerer_for(settings_for(corpus, tmp_path / "cache"))
     answer = answerer.ask("When did the okapi reserve in Epulu reopen?", 3)
     lead = answer.passages[0]
     assert [copy.source for copy in lead.also_in] == [{"a.txt": "b.txt", "b.txt": "a.txt"}[lead.location.source]]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qabot.index import MAX_PACKS
 from qabot.store import corpus_cache_dir, load_index, open_index, save_index
+from qabot.text_packs import MAX_PACKS
 from tests.conftest import SEEDS
 from tests.test_store import PARAMS, assert_same_index, quiet
 

@@ -17,6 +17,7 @@ import pytest
 
 from qabot.answer import Answerer
 from qabot.config import Settings, replace
+from qabot.frontend import answerer_for
 from qabot.repl import PROMPT, ReplSession, history_path, run_repl
 from tests.conftest import PROJECT, settings_for
 
@@ -60,7 +61,7 @@ def test_show_prints_the_cited_passage_in_its_file(session: ReplSession) -> None
 
 def test_show_refuses_a_passage_whose_file_changed(tmp_path: Path, corpus_copy: Path) -> None:
     settings = settings_for(corpus_copy, tmp_path / "cache")
-    session = ReplSession(settings, Answerer.from_settings(settings))
+    session = ReplSession(settings, answerer_for(settings))
     session.handle("who is pashinian")
     file = session.last.passages[0].location.file
     file.write_text("rewritten\n" + file.read_text("utf-8"), encoding="utf-8")
@@ -106,7 +107,7 @@ def test_help_unknown_and_quit(session: ReplSession) -> None:
 def test_reload_picks_up_changes_and_survives_failure(tmp_path: Path, corpus_copy: Path) -> None:
     settings = settings_for(corpus_copy, tmp_path / "cache")
     warnings: list[str] = []
-    session = ReplSession(settings, Answerer.from_settings(settings), warn=warnings.append)
+    session = ReplSession(settings, answerer_for(settings), warn=warnings.append)
     assert session.handle("what did the okapi sanctuary announce").startswith("No answer in the corpus.")
     (corpus_copy / "new.txt").write_text("Okapi news\n\nThe okapi sanctuary announced a new breeding programme.\n")
     message = session.handle(":reload")

@@ -10,9 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qabot import index as index_module
+from qabot import scoring
 from qabot.corpus import Document
-from qabot.index import Index, analyze_documents, build_index
+from qabot.index import Index
+from qabot.postings import analyze_documents, build_index
+from qabot.scoring import Bm25Postings
 from qabot.store import IndexParams, open_index
 from tests.conftest import SEEDS
 
@@ -22,7 +24,7 @@ PARAMS = IndexParams(1.2, 0.75, ("top of page", "bottom of page"), 10_000_000)
 @pytest.fixture
 def always_pruned(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every query takes the pruned path."""
-    monkeypatch.setattr(index_module, "EXHAUSTIVE_POSTINGS", 0)
+    monkeypatch.setattr(scoring, "EXHAUSTIVE_POSTINGS", 0)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def dense_top_k(index: Index, query: list[tuple[int, float]], k: int) -> tuple[l
     for term, weight in query:
         lo, hi = index.post_ptr[term], index.post_ptr[term + 1]
         sents = index.post_sent[lo:hi]
-        scores[sents] += index._weights(index.post_tf[lo:hi], index.post_len[lo:hi], index.idf[term] * weight)
+        scores[sents] += index.scorer.weights(index.post_tf[lo:hi], index.post_len[lo:hi], index.idf[term] * weight)
         touched[sents] = True
     ranked = sorted(np.flatnonzero(touched).tolist(), key=lambda s: (-scores[s], s))[:k]
     return ranked, scores[ranked]
@@ -77,8 +79,8 @@ def test_pruning_looks_the_common_term_up_instead_of_scanning_it(always_pruned, 
     index = index_of([*filler, "common okapi sighting", "okapi okapi near common words"])
     okapi, common = index.term_ids["okapi"], index.term_ids["common"]
     looked_up: list[tuple[int, int]] = []
-    real = Index._look_up
-    monkeypatch.setattr(Index, "_look_up", lambda self, term, sents: looked_up.append((term, len(sents))) or
+    real = Bm25Postings._look_up
+    monkeypatch.setattr(Bm25Postings, "_look_up", lambda self, term, sents: looked_up.append((term, len(sents))) or
                         real(self, term, sents))  # fmt: skip
     sents, _ = index.search([(okapi, 1.0), (common, 1.0)], 2)
     assert [index.sentence_text(int(s)) for s in sents] == ["okapi okapi near common words.",
@@ -92,8 +94,8 @@ def test_term_bounds_hold_every_posting(seeds_index):
         lo, hi = seeds_index.post_ptr[term], seeds_index.post_ptr[term + 1]
         assert seeds_index.post_tf[lo:hi].max() == seeds_index.term_max_tf[term]
         assert seeds_index.post_len[lo:hi].min() == seeds_index.term_min_len[term]
-        bound = seeds_index._weights(seeds_index.term_max_tf[[term]], seeds_index.term_min_len[[term]], 1.0)
-        assert (seeds_index._weights(seeds_index.post_tf[lo:hi], seeds_index.post_len[lo:hi], 1.0) <= bound).all()
+        bound = seeds_index.scorer.weights(seeds_index.term_max_tf[[term]], seeds_index.term_min_len[[term]], 1.0)
+        assert (seeds_index.scorer.weights(seeds_index.post_tf[lo:hi], seeds_index.post_len[lo:hi], 1.0) <= bound).all()
 
 
 WORDS = [f"w{i}" for i in range(40)]

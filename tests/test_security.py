@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qabot.answer import Answerer
 from qabot.config import load_settings
 from qabot.errors import ConfigError
+from qabot.frontend import answerer_for
 from qabot.store import corpus_cache_dir
 from tests.conftest import PROJECT, settings_for
 
@@ -83,7 +83,7 @@ def test_every_np_load_refuses_pickles() -> None:
 def test_a_crafted_cache_with_a_pickle_cannot_run_code(corpus_copy, tmp_path) -> None:
     """An object array whose unpickling would create a file, with its checksum made valid: refused, rebuilt."""
     settings = settings_for(corpus_copy, tmp_path / "cache")
-    reference = Answerer.from_settings(settings).ask("Who is Louis Bono?")
+    reference = answerer_for(settings).ask("Who is Louis Bono?")
     folder = corpus_cache_dir(settings.index_dir, corpus_copy)
     generation = folder / (folder / "CURRENT").read_text().split()[0]
     marker = tmp_path / "pwned"
@@ -102,7 +102,7 @@ def test_a_crafted_cache_with_a_pickle_cannot_run_code(corpus_copy, tmp_path) ->
     (folder / "CURRENT").write_text(f"{generation.name} {hashlib.sha256(meta_bytes).hexdigest()}\n")
 
     warnings: list[str] = []
-    answer = Answerer.from_settings(settings, warn=warnings.append).ask("Who is Louis Bono?")
+    answer = answerer_for(settings, warn=warnings.append).ask("Who is Louis Bono?")
     assert not marker.exists(), "loading the cache unpickled an object"
     assert answer == reference
     assert len(warnings) == 1 and "rebuilding" in warnings[0] and "arrays unreadable" in warnings[0], warnings

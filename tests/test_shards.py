@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 
 from qabot import sharded as sharded_module
-from qabot.answer import Answerer
 from qabot.config import load_settings, replace
+from qabot.frontend import answerer_for, corpus_changed
 from qabot.render import render_json
 from qabot.searchable import SearchableIndex
 from qabot.shard_server import LocalRunner, LocalShards
-from qabot.sharded import ShardedAnswerer, index_params
+from qabot.sharded import ShardedAnswerer
 from qabot.shards import layout_folder, load_manifest, open_shards, shard_folder, shard_of
+from qabot.store import IndexParams
 from tests.conftest import DEV_SET, PROJECT, SEEDS, settings_for
 from tests.sharding import Generated, batch_json, dev_questions, generate, qabot_env, run_qabot
 
@@ -45,7 +46,7 @@ def test_sharded_answers_equal_the_single_index_on_a_generated_corpus(generated:
     assert len(answered) > len(generated.reference) * 0.9
     for shards in (3, 7):
         settings = settings_for(generated.corpus, tmp_path / "cache", shards=shards)
-        sharded = Answerer.from_settings(settings)
+        sharded = answerer_for(settings)
         assert isinstance(sharded, ShardedAnswerer) and sharded.index.n_shards == shards
         assert tuple(render_json(sharded.ask(q)) for q in generated.questions) == generated.reference
 
@@ -62,7 +63,7 @@ def test_every_file_goes_to_one_shard_and_the_same_one_in_another_process(genera
 
 def test_a_refresh_rebuilds_only_the_shard_whose_file_changed(corpus_copy: Path, tmp_path: Path) -> None:
     settings = settings_for(corpus_copy, tmp_path / "cache", shards=3)
-    params, notes = index_params(settings), []
+    params, notes = IndexParams.from_settings(settings), []
 
     def reopen():
         return open_shards(corpus_copy, settings.index_dir, params, 3, LocalRunner(), notes.append, notes.append)
@@ -78,32 +79,38 @@ def test_a_refresh_rebuilds_only_the_shard_whose_file_changed(corpus_copy: Path,
     assert refreshed.action == "refreshed"
     assert [(b.number, b.action) for b in refreshed.updated] == [(owner, "refreshed")]
     assert any(note.startswith(f"shard-{owner:04d} (1/1): refreshed") for note in notes)
-    sharded = Answerer.from_settings(settings)
-    single = Answerer.from_settings(replace(settings, shards=0))
+    sharded = answerer_for(settings)
+    single = answerer_for(replace(settings, shards=0))
     question = "Who is Quillon Vardasz?"
     assert "Quillon Vardasz" in sharded.ask(question).passages[0].text
     assert render_json(sharded.ask(question)) == render_json(single.ask(question))
-    assert sharded.corpus_changed() is False
+    assert corpus_changed(sharded) is False
+    status = changed.stat()
+    changed.write_text(changed.read_text(encoding="utf-8").replace("Quillon", "Quillan"), encoding="utf-8")
+    os.utime(changed, ns=(status.st_atime_ns, status.st_mtime_ns))  # same size, same mtime: only the ctime moved
+    assert corpus_changed(sharded) is True
+    assert [(b.number, b.action) for b in reopen().updated] == [(owner, "refreshed")]
+    assert "Quillan Vardasz" in answerer_for(settings).ask("Who is Quillan Vardasz?").passages[0].text
     changed.unlink()
-    assert sharded.corpus_changed() is True
+    assert corpus_changed(sharded) is True
 
 
 def test_a_damaged_manifest_or_shard_is_rebuilt_with_a_warning_and_the_same_answers(tmp_path: Path) -> None:
     settings = settings_for(SEEDS, tmp_path / "cache", shards=3)
     question = "Where did the US host the peace talks?"
-    expected = render_json(Answerer.from_settings(settings).ask(question))
+    expected = render_json(answerer_for(settings).ask(question))
     assert json.loads(expected)["passages"]
     layout = layout_folder(settings.index_dir, SEEDS)
-    manifest = load_manifest(layout, SEEDS.resolve(), index_params(settings))
+    manifest = load_manifest(layout, SEEDS.resolve(), IndexParams.from_settings(settings))
     df = layout / manifest.ref.generation / "df.npy"
     df.write_bytes(df.read_bytes()[:-8] + b"\x01" * 8)
     warnings: list[str] = []
-    assert render_json(Answerer.from_settings(settings, warn=warnings.append).ask(question)) == expected
+    assert render_json(answerer_for(settings, warn=warnings.append).ask(question)) == expected
     assert any("damaged" in w and "df.npy" in w for w in warnings), warnings
     post_tf = next((shard_folder(layout, 1)).glob("gen-*/post_tf.npy"))
     post_tf.write_bytes(post_tf.read_bytes()[:-2] + b"\xff\xff")
     warnings.clear()
-    assert render_json(Answerer.from_settings(settings, warn=warnings.append).ask(question)) == expected
+    assert render_json(answerer_for(settings, warn=warnings.append).ask(question)) == expected
     assert any("shard-0001" in w and "post_tf" in w and "rebuilding" in w for w in warnings), warnings
 
 
@@ -164,7 +171,7 @@ def test_the_answerer_reads_only_what_the_searchable_protocol_lists(module: str)
 
 
 def test_the_single_and_the_sharded_index_both_offer_the_whole_protocol(answerer, tmp_path: Path) -> None:
-    sharded = Answerer.from_settings(settings_for(SEEDS, tmp_path / "cache", shards=3))
+    sharded = answerer_for(settings_for(SEEDS, tmp_path / "cache", shards=3))
     for index in (answerer.index, sharded.index):
         assert [name for name in sorted(searchable_members()) if not hasattr(index, name)] == []
     single = answerer.index
@@ -186,7 +193,7 @@ def test_prefetching_shards_answer_the_same_even_when_the_prefetch_falls_short(
     is fetched afterwards. Here every shard brings only its best one."""
     monkeypatch.setattr(LocalShards, "prefetch", True)
     monkeypatch.setattr(sharded_module, "PREFETCH_SPARE", 1 - 2 * 17)  # 2 * ceil(50 / 3) + spare = 1
-    sharded = Answerer.from_settings(settings_for(SEEDS, tmp_path / "cache", shards=3))
+    sharded = answerer_for(settings_for(SEEDS, tmp_path / "cache", shards=3))
     calls: list[str] = []
     call = sharded.index.pool.call
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from qabot import store
-from qabot.index import Index, analyze_documents
+from qabot.index import Index
+from qabot.postings import analyze_documents
 from qabot.store import ARRAYS, IndexParams, corpus_cache_dir, corpus_changed, open_index
 from tests.conftest import PROJECT
 
@@ -146,3 +149,45 @@ def test_files_touched_but_unchanged_are_read_and_hashed_but_not_analyzed_again(
     assert analyzed == [same.name], "only the file whose bytes changed (same size) is analyzed"
     assert_same_index(index, open_index(corpus_copy, tmp_path / "fresh", PARAMS, quiet)[0])
     assert open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)[1].action == "loaded", "new mtimes saved"
+
+
+def test_a_file_rewritten_in_place_with_its_size_and_mtime_restored_is_still_seen(corpus_copy, tmp_path):
+    index, _ = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    path = corpus_copy / "003_b5d4c7ccf50ad595.txt"
+    before = path.stat()
+    text = path.read_text(encoding="utf-8")
+    word = max(set(text.split()), key=lambda w: (w.isascii() and w.isalpha(), len(w)))
+    path.write_text(text.replace(word, "q" * len(word)), encoding="utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert after.st_ctime_ns != before.st_ctime_ns, "the write moved the status-change time"
+
+    assert corpus_changed(index, corpus_copy)
+    refreshed, report = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    assert (report.action, report.added, report.changed, report.removed) == ("refreshed", 0, 1, 0)
+    assert "q" * len(word) in refreshed.vocab
+    rebuilt, _ = open_index(corpus_copy, tmp_path / "fresh-cache", PARAMS, quiet)
+    assert_same_index(refreshed, rebuilt)
+    assert open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)[1].action == "loaded"
+
+
+def test_an_index_stored_without_status_change_times_opens_and_checks_each_file_once(corpus_copy, tmp_path):
+    """An index stored by the previous version (no ctime column) is not rebuilt: each file's bytes are
+    compared with its sha256 once, none is analyzed again, and the times are stored from then on."""
+    built, _ = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    folder = corpus_cache_dir(tmp_path / "cache", corpus_copy)
+    generation, _ = (folder / "CURRENT").read_text(encoding="ascii").split()
+    meta = json.loads((folder / generation / "meta.json").read_bytes())
+    meta["docs"] = [row[:6] for row in meta["docs"]]
+    meta["skipped"] = [row[:4] for row in meta["skipped"]]
+    meta_bytes = json.dumps(meta, ensure_ascii=False).encode("utf-8")
+    (folder / generation / "meta.json").write_bytes(meta_bytes)
+    (folder / "CURRENT").write_text(f"{generation} {hashlib.sha256(meta_bytes).hexdigest()}\n", encoding="ascii")
+
+    older, _ = store.load_index(folder, corpus_copy.resolve(), PARAMS)
+    assert {doc.ctime_ns for doc in older.docs} == {-1}
+    reopened, report = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
+    assert (report.action, report.added, report.changed, report.removed) == ("refreshed", 0, 0, 0)
+    assert_same_index(reopened, built)
+    assert open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)[1].action == "loaded"
