@@ -58,6 +58,8 @@ def test_listing_recurses_skips_hidden_and_refuses_links_out(tmp_path):
     assert "outside the corpus" in reasons["link-out.txt"]
     assert "looping" in reasons["loop1.txt"] and "looping" in reasons["loop2.txt"]
     assert "not followed" in reasons["dirlink"]
+    assert reasons["notes.docx"].startswith("not a supported format (.txt, .md)")
+    assert not any(path.startswith(".qabot") for path in reasons)
 
 
 def test_oversized_and_vanished_files_are_skipped_not_raised(tmp_path):
