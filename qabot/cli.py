@@ -92,6 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
                                  "Exit 0 only when all are OK.")
     verify.add_argument("file", metavar="FILE", type=Path)
 
+    add = commands.add_parser("add", parents=[common], help="import saved web pages and news dumps as .md articles",
+                              description="Import SOURCE files into the corpus folder (or --to DIR) as Markdown "
+                              "articles with front matter: saved web pages (.html, .htm; needs pip install "
+                              "'qabot[import]') and news dumps (.jsonl, .jsonl.gz, .csv). Nothing is fetched from "
+                              "the network. Adding an article twice adds nothing.")
+    add.add_argument("sources", metavar="SOURCE", nargs="+", help="a saved page or a dump file")
+    add.add_argument("--to", metavar="DIR", type=Path, help="folder to write into (default: the corpus folder)")
+    add.add_argument("--field", metavar="FIELD=NAME", action="append", default=[],
+                     help="read a dump's FIELD (title, date, url, text, author) from its column NAME, "
+                     "e.g. --field text=article_body (repeatable)")
+
     commands.add_parser("repl", parents=[common], help="interactive prompt (the default with no command)",
                         description="Ask questions interactively; type :help at the prompt for commands.")
 
@@ -208,6 +219,15 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if result.all_ok else EXIT_NO_ANSWER
 
 
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.dumps import field_mapping
+    from qabot.importer import add_sources
+
+    for report in add_sources(args.sources, args.to or settings.corpus, field_mapping(args.field)):
+        print("\n".join(report.lines()), flush=True)
+    return EXIT_OK
+
+
 def cmd_repl(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.repl import run_repl
 
@@ -240,7 +260,7 @@ def print_invite_url(settings: Settings, application_id: int | None) -> int:
 
 COMMANDS = {
     "ask": cmd_ask, "eval": cmd_eval, "index": cmd_index, "show": cmd_show,
-    "verify": cmd_verify, "repl": cmd_repl, "bot": cmd_bot, None: cmd_repl,
+    "verify": cmd_verify, "add": cmd_add, "repl": cmd_repl, "bot": cmd_bot, None: cmd_repl,
 }  # fmt: skip
 
 

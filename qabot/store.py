@@ -37,12 +37,12 @@ from qabot.index import Chunk, DocInfo, Index, TextPack, analyze_documents, buil
 from qabot.segment import compile_boilerplate
 
 FORMAT = "qabot-index"
-VERSION = 8
+VERSION = 9
 TEXTS = "texts"  # folder of text packs, beside the generations
 # Code and data that decide what a sentence and a term are: any change to them rebuilds the index.
 # (A change to what index.py stores or how it weighs terms bumps VERSION instead.)
 _ANALYSIS_SOURCES = (
-    "analyze.py", "segment.py", "answer_type.py", "data/stopwords_en.txt", "data/irregular_verbs.txt",
+    "analyze.py", "segment.py", "corpus.py", "markdown.py", "answer_type.py", "data/stopwords_en.txt", "data/irregular_verbs.txt",
     "data/combining_marks.txt",
 )  # fmt: skip
 ARRAYS = (
@@ -323,7 +323,7 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
         meta = {
             **params.fingerprint(),
             "root": str(index.root),
-            "docs": [[d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns] for d in index.docs],
+            "docs": [[d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns, d.url] for d in index.docs],
             "skipped": [
                 [s.path, s.reason, getattr(s, "size", -1), getattr(s, "mtime_ns", -1)] for s in index.skipped
             ],

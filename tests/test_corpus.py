@@ -45,7 +45,7 @@ def test_listing_recurses_skips_hidden_and_refuses_links_out(tmp_path):
     (root / ".qabot").mkdir()
     (root / "a" / "b" / "deep.txt").write_text("Deep article.\n")
     (root / ".qabot" / "hidden.txt").write_text("Hidden.\n")
-    (root / "notes.md").write_text("Not an article.\n")
+    (root / "notes.docx").write_bytes(b"PK\x03\x04")
     outside = tmp_path / "outside.txt"
     outside.write_text("Secret.\n")
     os.symlink(outside, root / "link-out.txt")
