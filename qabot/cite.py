@@ -425,7 +425,8 @@ def _check_text_citation(
         starts = [start for start, _ in sentence_spans_of(cited.text, boilerplate, markdown)
                   if span.start <= start < span.end]
     if shown is None:
-        starts_a_sentence = any(start == span.start for start, _ in sentence_spans_of(cited.text, boilerplate, markdown))
+        spans = sentence_spans_of(cited.text, boilerplate, markdown)
+        starts_a_sentence = any(start == span.start for start, _ in spans)
         return Check("OK", label) if starts_a_sentence else Check("CHANGED", label, "no sentence starts there now")
     if any(printable(cited.text[start : start + len(shown)]) == shown for start in starts):
         return Check("OK", label)

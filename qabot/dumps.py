@@ -50,7 +50,7 @@ def field_mapping(pairs: list[str]) -> dict[str, str]:
 def read_dump(path: Path, fields: Mapping[str, str]) -> Iterator[Article | Skip]:
     """The articles of a .jsonl, .jsonl.gz or .csv dump, with a Skip naming each record left out."""
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115  # closed by the with below; an open error is a Skip
     except OSError as exc:
         yield Skip("", f"cannot be read ({exc.strerror or exc})")
         return

@@ -225,7 +225,8 @@ def iso_date(value: object) -> str | None:
         return None
     try:
         if isinstance(value, int | float):
-            return datetime.datetime.fromtimestamp(value / 1000 if value > 1e11 else value, datetime.UTC).date().isoformat()
+            seconds = value / 1000 if value > 1e11 else value  # JavaScript writes milliseconds
+            return datetime.datetime.fromtimestamp(seconds, datetime.UTC).date().isoformat()
         text = str(value).strip()
         try:
             return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()

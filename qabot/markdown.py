@@ -51,7 +51,7 @@ def is_markdown(path: str) -> bool:
 def read_front_matter(text: str) -> FrontMatter:
     """The front matter at the start of text (FrontMatter() when none); BadFrontMatter saying why it is unusable.
 
-    Parsed with PyYAML's safe loading only; keys other than title, date, url, source and author are ignored.
+    Parsed with PyYAML's safe loader only; keys other than title, date, url, source and author are ignored.
     """
     opening = _FRONT_MATTER_OPEN.match(text)
     if not opening:
@@ -62,8 +62,11 @@ def read_front_matter(text: str) -> FrontMatter:
     end = closing.end() + (1 if text.startswith("\n", closing.end()) else 0)
     import yaml  # only Markdown with front matter needs it
 
+    # Safe loading only (SafeConstructor: plain values, no Python objects), in C when libyaml is there:
+    # ten times faster than the Python parser, which a corpus of 100,000 clippings would feel.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        fields = yaml.safe_load(text[opening.end() : closing.start()])
+        fields = yaml.load(text[opening.end() : closing.start()], Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" on line {mark.line + 2}" if mark is not None else ""

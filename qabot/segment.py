@@ -87,10 +87,7 @@ def sentence_spans(
     title in an article with nothing else. Markdown markup holds no sentence.
     """
     head = head or read_head(text, False, boilerplate)
-    if head.markdown:
-        stretches = body_stretches(text, head.body_start, head.title_span)
-    else:
-        stretches = _text_stretches(text, head)
+    stretches = body_stretches(text, head.body_start, head.title_span) if head.markdown else _text_stretches(text, head)
     tokenizer = punkt_tokenizer()
     spans: list[tuple[int, int, bool]] = []
     for pieces, flagged in _units(text, stretches, boilerplate):
