@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--corpus", metavar="DIR", default=argparse.SUPPRESS,
-                        help="folder of .txt articles (env QABOT_CORPUS; default from config: seeds/)")
+                        help="folder of .txt and .md articles (env QABOT_CORPUS; default from config: seeds/)")
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
                         help="settings file (default config/qabot.toml)")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -74,8 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "which should abstain")
     evaluate.add_argument("--misses", action="store_true", help="also list every miss, one per line")
 
-    commands.add_parser("index", parents=[common], help="build or refresh the persisted index and print stats",
-                        description="Build or refresh the index (only changed files are re-read) and print stats.")
+    index = commands.add_parser("index", parents=[common], help="build or refresh the persisted index and print stats",
+                                description="Build or refresh the index (only changed files are re-read) and print "
+                                "stats, naming every file skipped and why.")
+    index.add_argument("--json", action="store_true", help="print the stats as one JSON object")
 
     show = commands.add_parser("show", parents=[common], help="print a cited sentence with its surrounding lines",
                                description="Print the text a citation points at, exactly as in the file, with "
@@ -177,12 +179,23 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     if settings.cluster or settings.shards:
         from qabot.sharded import index_summary
 
+        if args.json:
+            raise UsageError("index --json is for an unsharded index; leave out --cluster and --shards")
         print(index_summary(settings, warn))
         return EXIT_OK
     started = time.perf_counter()
     params = IndexParams(settings.k1, settings.b, settings.boilerplate_patterns, settings.max_file_bytes)
     index, report = open_index(settings.corpus, settings.index_dir, params, warn, progress_bar())
     seconds = time.perf_counter() - started
+    if args.json:
+        import json
+
+        stats = {"action": report.action, "seconds": round(seconds, 3), "articles": len(index.docs),
+                 "sentences": index.n_sentences, "terms": len(index.vocab), "added": report.added,
+                 "changed": report.changed, "removed": report.removed,
+                 "skipped": [{"path": skip.path, "reason": skip.reason} for skip in index.skipped]}  # fmt: skip
+        print(json.dumps(stats, ensure_ascii=False))
+        return EXIT_OK
     detail = ""
     if report.action == "refreshed":
         detail = f" ({report.added} added, {report.changed} changed, {report.removed} removed)"

@@ -11,6 +11,8 @@ from qabot.importer import Article, Skip, has_text, iso_date, web_address
 
 INSTALL = "pip install 'qabot[import]'"
 MAX_PAGE_BYTES = 20_000_000  # a saved page larger than this is skipped (pages with inlined images run to a few MB)
+# Below this many words what is left is a menu or a list of links, not an article (a short news brief has 40).
+MIN_ARTICLE_WORDS = 20
 _DECLARED_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.IGNORECASE)
 
 
@@ -83,5 +85,8 @@ def extract_article(html: str) -> Article | Skip:
         text = "\n".join(lines[1:])  # the headline, already the title
         if not has_text(text):
             return Skip("", "no article text found (a headline only)")
+    words = len(text.split())
+    if words < MIN_ARTICLE_WORDS:
+        return Skip("", f"no article text found (only {words} words outside navigation and boilerplate)")
     author = " ".join((found.author or "").split()) or None
     return Article(text, title, iso_date(found.date), web_address(found.url), author)

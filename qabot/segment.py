@@ -90,7 +90,7 @@ def sentence_spans(
     stretches = body_stretches(text, head.body_start, head.title_span) if head.markdown else _text_stretches(text, head)
     tokenizer = punkt_tokenizer()
     spans: list[tuple[int, int, bool]] = []
-    for pieces, flagged in _units(text, stretches, boilerplate):
+    for pieces, flagged in _units(text, stretches, boilerplate, head.markdown):
         unit_start = pieces[0][0]
         unit = text[unit_start : pieces[-1][1]]
         for start, end in tokenizer.span_tokenize(unit):
@@ -118,18 +118,19 @@ def _text_stretches(text: str, head: Head) -> Iterable[tuple[int, int, bool]]:
 
 
 def _units(
-    text: str, stretches: Iterable[tuple[int, int, bool]], boilerplate: re.Pattern[str] | None
+    text: str, stretches: Iterable[tuple[int, int, bool]], boilerplate: re.Pattern[str] | None, markdown: bool
 ) -> Iterable[tuple[list[tuple[int, int]], bool]]:
     """(the stretches of a unit, is_boilerplate) for each run of stretches that may hold sentences.
 
-    A unit is a stretch, joined with the next when that starts in lower case and opens no block;
-    an empty stretch ends a unit; a boilerplate line is always a unit of its own.
+    A unit is a stretch, joined with the next when that opens no block and starts in lower case
+    (in Markdown, whatever its case: a single line break does not end a paragraph there); an empty
+    stretch ends a unit; a boilerplate line is always a unit of its own.
     """
     unit: list[tuple[int, int]] = []
     for start, end, opens in stretches:
         stripped = text[start:end]
         flagged = bool(stripped and boilerplate and boilerplate.fullmatch(stripped))
-        if unit and (not stripped or flagged or opens or not stripped[0].islower()):
+        if unit and (not stripped or flagged or opens or not (markdown or stripped[0].islower())):
             yield unit, False
             unit = []
         if not stripped:
