@@ -34,10 +34,10 @@ from qabot.store import (
     Warn,
     _file_checksum,
     _read_pointer,
-    _SkippedEntry,
     _write_array,
     corpus_cache_dir,
     publish_generation,
+    stored_skip,
     update_index,
 )
 
@@ -417,7 +417,7 @@ def load_manifest(layout: Path, root: Path, params: IndexParams, ref: ManifestRe
             root=root,
             shards=tuple(ShardRecord(*row) for row in meta["shards"]),
             docs=tuple(DocInfo(*row) for row in meta["docs"]),
-            skipped=tuple(_SkippedEntry(*row) for row in meta["skipped"]),
+            skipped=tuple(stored_skip(row) for row in meta["skipped"]),
             listing_skips=tuple(Skipped(*row) for row in meta["listing_skips"]),
             vocab=tuple(meta["vocab"]),
             tokens=int(meta["tokens"]),

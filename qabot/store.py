@@ -280,6 +280,13 @@ class _SkippedEntry(Skipped):
     mtime_ns: int = -1
 
 
+def stored_skip(row: Sequence) -> Skipped:
+    """A skipped file as saved ([path, reason, size, mtime_ns]): a file that was read keeps its size and
+    mtime; one the listing left out (size -1: a link, an unsupported format) is a plain Skipped, as
+    the listing makes it, so an unchanged folder compares equal and the index just loads."""
+    return _SkippedEntry(*row) if row[2] >= 0 else Skipped(row[0], row[1])
+
+
 def _stale_entries(index: Index, stored_skips: Sequence[Skipped], entries: Sequence[FileEntry]) -> list[FileEntry]:
     """Files that are new or whose size or mtime differ from what the index saw."""
     seen = {doc.path: (doc.size, doc.mtime_ns) for doc in index.docs}
@@ -419,7 +426,7 @@ def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, li
             arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
         text_packs = tuple(_load_pack(folder / TEXTS, name, checksum) for name, checksum in meta["packs"])
         docs = tuple(DocInfo(*row) for row in meta["docs"])
-        skipped = [_SkippedEntry(*row) for row in meta["skipped"]]
+        skipped = [stored_skip(row) for row in meta["skipped"]]
         index = Index(root=root, docs=docs, skipped=tuple(skipped), k1=params.k1, b=params.b,
                       vocab=tuple(meta["vocab"]), text_packs=text_packs, **arrays)  # fmt: skip
     except CacheInvalid:
