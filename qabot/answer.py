@@ -376,6 +376,7 @@ class Answerer:
             also_in=tuple(self._location(dup) for dup in duplicates),
             title=doc.title,
             date=doc.date,
+            url=doc.url,
         )
 
     def _location(self, sent: int) -> Location:

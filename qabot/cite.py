@@ -23,8 +23,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from qabot.corpus import NotText, check_root, decode_article, title_and_date
+from qabot.corpus import Head, NotText, check_root, decode_article, read_head
 from qabot.errors import CitationError
+from qabot.markdown import BadFrontMatter, is_markdown
 
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
 OPEN_MARK, CLOSE_MARK = "»", "«"  # emphasis where ANSI is not wanted (pipes, NO_COLOR)
@@ -166,15 +167,18 @@ def show_citation(
     """
     parsed = parse_citation(citation)
     cited = read_cited(locate(corpus_root, parsed.path, cwd))
-    span = resolve(cited.text, parsed, citation, boilerplate)
-    shown = render_span(cited, span.start, span.end, max(0, context_lines), color=color, cwd=cwd)
+    span = resolve(cited.text, parsed, citation, boilerplate, markdown=is_markdown(cited.file.name))
+    shown = render_span(cited, span.start, span.end, max(0, context_lines), color=color, cwd=cwd,
+                        boilerplate=boilerplate)
     return f"{shown}\n{_safe(span.note)}" if span.note else shown
 
 
 def resolve(
-    text: str, parsed: Citation, written: str, boilerplate: re.Pattern[str] | None = None
+    text: str, parsed: Citation, written: str, boilerplate: re.Pattern[str] | None = None, *, markdown: bool = False
 ) -> Span:
-    """The span of text a parsed citation names; CitationError saying what is wrong when it names none."""
+    """The span of text a parsed citation names; CitationError saying what is wrong when it names none.
+
+    markdown: the text is a Markdown article's (its sentences are split as the index splits them)."""
     if parsed.line is None:
         start, end = parsed.start, parsed.end
         assert start is not None and end is not None
@@ -194,7 +198,7 @@ def resolve(
     line_text = text[line_start:line_end].removesuffix("\r")
     if not line_text.strip():
         raise CitationError(f"{_safe(written)}: line {parsed.line} is blank; no sentence starts there")
-    spans = sentence_spans_of(text, boilerplate)
+    spans = sentence_spans_of(text, boilerplate, markdown)
     if parsed.column is not None:
         if not 1 <= parsed.column <= len(line_text):
             raise CitationError(
@@ -230,15 +234,33 @@ def resolve(
 
 
 @lru_cache(maxsize=32)  # verify resolves many citations of one file
-def sentence_spans_of(text: str, boilerplate: re.Pattern[str] | None = None) -> tuple[tuple[int, int], ...]:
-    """(start, end) of each sentence of text, split as the index splits it."""
+def sentence_spans_of(
+    text: str, boilerplate: re.Pattern[str] | None = None, markdown: bool = False
+) -> tuple[tuple[int, int], ...]:
+    """(start, end) of each sentence of text (a Markdown article's when markdown), split as the index splits it."""
     from qabot.segment import sentence_spans  # NLTK's Punkt: only show and verify need it
 
-    return tuple((start, end) for start, end, _ in sentence_spans(text, boilerplate))
+    head = head_of(text, markdown, boilerplate)
+    return tuple((start, end) for start, end, _ in sentence_spans(text, boilerplate, head))
+
+
+def head_of(text: str, markdown: bool, boilerplate: re.Pattern[str] | None = None) -> Head:
+    """The article's head (corpus.read_head); CitationError when its front matter is unusable (not indexed)."""
+    try:
+        return read_head(text, markdown, boilerplate)
+    except BadFrontMatter as exc:
+        raise CitationError(f"the file is not indexed: {exc}") from None
 
 
 def render_span(
-    cited: CitedFile, start: int, end: int, context_lines: int, *, color: bool = False, cwd: Path | None = None
+    cited: CitedFile,
+    start: int,
+    end: int,
+    context_lines: int,
+    *,
+    color: bool = False,
+    cwd: Path | None = None,
+    boilerplate: re.Pattern[str] | None = None,
 ) -> str:
     """A header naming file, lines, column and offsets, then the numbered lines around text[start:end].
 
@@ -249,7 +271,8 @@ def render_span(
     first, last = line_of(text, start), line_of(text, max(start, end - 1))
     lines = text.split("\n")
     low, high = max(1, first - context_lines), min(len(lines), last + context_lines)
-    title, date = title_and_date(text)
+    head = head_of(text, is_markdown(cited.file.name), boilerplate)
+    title, date = head.title, head.date
     column = column_of(text, start)
     where = f"line {first}, column {column}" if first == last else f"lines {first}-{last} from column {column}"
     if len(title) > 70:
@@ -390,17 +413,20 @@ def _check_text_citation(
     cited = files[parsed.path]
     if isinstance(cited, Check):
         return Check(cited.status, label, cited.detail)
+    markdown = is_markdown(cited.file.name)
     try:
-        span = resolve(cited.text, parsed, written, boilerplate)
+        span = resolve(cited.text, parsed, written, boilerplate, markdown=markdown)
     except CitationError as exc:
         return Check("CHANGED", label, str(exc).removeprefix(f"{_safe(written)}: "))
     if parsed.column is not None and span.note:  # the column no longer starts a sentence
         return Check("CHANGED", label, span.note.strip("()"))
     starts = [span.start]
     if parsed.line is not None and parsed.column is None:  # PATH:LINE names each sentence starting on its line
-        starts = [start for start, _ in sentence_spans_of(cited.text, boilerplate) if span.start <= start < span.end]
+        starts = [start for start, _ in sentence_spans_of(cited.text, boilerplate, markdown)
+                  if span.start <= start < span.end]
     if shown is None:
-        starts_a_sentence = any(start == span.start for start, _ in sentence_spans_of(cited.text, boilerplate))
+        spans = sentence_spans_of(cited.text, boilerplate, markdown)
+        starts_a_sentence = any(start == span.start for start, _ in spans)
         return Check("OK", label) if starts_a_sentence else Check("CHANGED", label, "no sentence starts there now")
     if any(printable(cited.text[start : start + len(shown)]) == shown for start in starts):
         return Check("OK", label)

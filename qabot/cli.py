@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--corpus", metavar="DIR", default=argparse.SUPPRESS,
-                        help="folder of .txt articles (env QABOT_CORPUS; default from config: seeds/)")
+                        help="folder of .txt and .md articles (env QABOT_CORPUS; default from config: seeds/)")
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
                         help="settings file (default config/qabot.toml)")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -74,8 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "which should abstain")
     evaluate.add_argument("--misses", action="store_true", help="also list every miss, one per line")
 
-    commands.add_parser("index", parents=[common], help="build or refresh the persisted index and print stats",
-                        description="Build or refresh the index (only changed files are re-read) and print stats.")
+    index = commands.add_parser("index", parents=[common], help="build or refresh the persisted index and print stats",
+                                description="Build or refresh the index (only changed files are re-read) and print "
+                                "stats, naming every file skipped and why.")
+    index.add_argument("--json", action="store_true", help="print the stats as one JSON object")
 
     show = commands.add_parser("show", parents=[common], help="print a cited sentence with its surrounding lines",
                                description="Print the text a citation points at, exactly as in the file, with "
@@ -91,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
                                  "PATH:START-END citations) and report OK, CHANGED or MISSING per citation. "
                                  "Exit 0 only when all are OK.")
     verify.add_argument("file", metavar="FILE", type=Path)
+
+    add = commands.add_parser("add", parents=[common], help="import saved web pages and news dumps as .md articles",
+                              description="Import SOURCE files into the corpus folder (or --to DIR) as Markdown "
+                              "articles with front matter: saved web pages (.html, .htm; needs pip install "
+                              "'qabot[import]') and news dumps (.jsonl, .jsonl.gz, .csv). Nothing is fetched from "
+                              "the network. Adding an article twice adds nothing.")
+    add.add_argument("sources", metavar="SOURCE", nargs="+", help="a saved page or a dump file")
+    add.add_argument("--to", metavar="DIR", type=Path, help="folder to write into (default: the corpus folder)")
+    add.add_argument("--field", metavar="FIELD=NAME", action="append", default=[],
+                     help="read a dump's FIELD (title, date, url, text, author) from its column NAME, "
+                     "e.g. --field text=article_body (repeatable)")
 
     commands.add_parser("repl", parents=[common], help="interactive prompt (the default with no command)",
                         description="Ask questions interactively; type :help at the prompt for commands.")
@@ -166,12 +179,23 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     if settings.cluster or settings.shards:
         from qabot.sharded import index_summary
 
+        if args.json:
+            raise UsageError("index --json is for an unsharded index; leave out --cluster and --shards")
         print(index_summary(settings, warn))
         return EXIT_OK
     started = time.perf_counter()
     params = IndexParams.from_settings(settings)
     index, report = open_index(settings.corpus, settings.index_dir, params, warn, progress_bar())
     seconds = time.perf_counter() - started
+    if args.json:
+        import json
+
+        stats = {"action": report.action, "seconds": round(seconds, 3), "articles": len(index.docs),
+                 "sentences": index.n_sentences, "terms": len(index.vocab), "added": report.added,
+                 "changed": report.changed, "removed": report.removed,
+                 "skipped": [{"path": skip.path, "reason": skip.reason} for skip in index.skipped]}  # fmt: skip
+        print(json.dumps(stats, ensure_ascii=False))
+        return EXIT_OK
     detail = ""
     if report.action == "refreshed":
         detail = f" ({report.added} added, {report.changed} changed, {report.removed} removed)"
@@ -208,6 +232,15 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if result.all_ok else EXIT_NO_ANSWER
 
 
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.dumps import field_mapping
+    from qabot.importer import add_sources
+
+    for report in add_sources(args.sources, args.to or settings.corpus, field_mapping(args.field)):
+        print("\n".join(report.lines()), flush=True)
+    return EXIT_OK
+
+
 def cmd_repl(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.repl import run_repl
 
@@ -240,7 +273,7 @@ def print_invite_url(settings: Settings, application_id: int | None) -> int:
 
 COMMANDS = {
     "ask": cmd_ask, "eval": cmd_eval, "index": cmd_index, "show": cmd_show,
-    "verify": cmd_verify, "repl": cmd_repl, "bot": cmd_bot, None: cmd_repl,
+    "verify": cmd_verify, "add": cmd_add, "repl": cmd_repl, "bot": cmd_bot, None: cmd_repl,
 }  # fmt: skip
 
 

@@ -9,8 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qabot.errors import CorpusError
+from qabot.markdown import SUFFIXES as MARKDOWN_SUFFIXES
+from qabot.markdown import BadFrontMatter, is_markdown, read_front_matter, title_heading
 
 DATE_HEADER = re.compile(r"[ \t]*date[ \t]+(\d{4}-\d{2}-\d{2})[ \t]+")
+# A line holding only a date (optionally `date ` first, optionally a time after): the date under a title.
+DATE_LINE = re.compile(r"[ \t]*(?:date[ \t]+)?(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}[0-9:.+\-Z]*)?[ \t]*")
+ARTICLE_SUFFIXES = (".txt", *MARKDOWN_SUFFIXES)
+UNSUPPORTED = "not a supported format (.txt, .md); import web pages and dumps with qabot add"
+# A headline is short and does not end like a sentence; a first paragraph of one line is not a title.
+TITLE_MAX_CHARS = 200
+SENTENCE_END = (".", ";", ",", ":")
+HEAD_LINES = 20  # leading blank or boilerplate lines looked past to find a title
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +31,25 @@ class FileEntry:
     size: int
     mtime_ns: int
     ctime_ns: int  # status change: moves on any write, even when the mtime is set back
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """An article's metadata and where it sits in the text.
+
+    No sentence starts in [meta_start, body_start) (a `.txt` title and date lines, Markdown front
+    matter), nor on the line of `title_span`; the title (text[title_span]) becomes a passage only
+    when the article has no other sentence.
+    """
+
+    title: str
+    date: str | None = None  # YYYY-MM-DD
+    url: str | None = None  # the article's original web address
+    author: str | None = None
+    markdown: bool = False
+    meta_start: int = 0
+    body_start: int = 0
+    title_span: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +64,8 @@ class Document:
     size: int
     mtime_ns: int
     ctime_ns: int = -1
+    url: str | None = None
+    head: Head | None = None  # None: read from the text as a .txt article
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +88,14 @@ def check_root(root: Path) -> Path:
     return root.resolve()
 
 
+def is_article(name: str) -> bool:
+    """Whether a file name has an article suffix (.txt, .md, .markdown; any case)."""
+    return name.lower().endswith(ARTICLE_SUFFIXES)
+
+
 def list_articles(root: Path) -> tuple[list[FileEntry], list[Skipped]]:
-    """Every *.txt under root (sorted), without following links that leave it or hidden folders."""
+    """Every article file under root (sorted), without following links that leave it; every other
+    file is Skipped as not supported. Hidden files and folders and index caches are passed over."""
     root = check_root(root)
     entries: list[FileEntry] = []
     skipped: list[Skipped] = []
@@ -75,11 +112,16 @@ def list_articles(root: Path) -> tuple[list[FileEntry], list[Skipped]]:
             if item.name.startswith("."):
                 continue
             if item.is_dir(follow_symlinks=False):
-                pending.append((item.path, rel + "/"))
-            elif item.is_symlink() and not item.name.endswith(".txt"):
+                if not os.path.exists(os.path.join(item.path, "CURRENT")):  # CURRENT marks a qabot index cache
+                    pending.append((item.path, rel + "/"))
+            elif item.is_symlink() and not is_article(item.name):
                 if os.path.isdir(item.path):
                     skipped.append(Skipped(rel, "symbolic link to a folder; not followed"))
-            elif item.name.endswith(".txt"):
+                else:
+                    skipped.append(Skipped(rel, UNSUPPORTED))
+            elif not is_article(item.name):
+                skipped.append(Skipped(rel, UNSUPPORTED))
+            else:
                 problem = _link_problem(Path(item.path), root) if item.is_symlink() else None
                 if not problem and not item.is_file():
                     problem = "not a regular file"
@@ -130,15 +172,17 @@ def read_document(
 def parse_document(
     path: str, data: bytes, mtime_ns: int = 0, boilerplate: re.Pattern[str] | None = None, ctime_ns: int = -1
 ) -> Document | Skipped:
-    """A Document from a file's bytes, or Skipped when empty, binary or not UTF-8."""
+    """A Document from a file's bytes (Markdown by its suffix), or Skipped when empty, binary, not UTF-8
+    or with bad front matter."""
     if not data.strip():
         return Skipped(path, "empty file")
     try:
         text = decode_article(data)
-    except NotText as exc:
+        head = read_head(text, is_markdown(path), boilerplate)
+    except (NotText, BadFrontMatter) as exc:
         return Skipped(path, str(exc))
-    title, date = title_and_date(text, boilerplate)
-    return Document(path, text, hashlib.sha256(data).hexdigest(), title, date, len(data), mtime_ns, ctime_ns)
+    sha256 = hashlib.sha256(data).hexdigest()
+    return Document(path, text, sha256, head.title, head.date, len(data), mtime_ns, ctime_ns, head.url, head)
 
 
 class NotText(ValueError):
@@ -163,19 +207,84 @@ def read_text_like_python(data: bytes) -> str:
     return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
 
 
-def title_and_date(text: str, boilerplate: re.Pattern[str] | None = None) -> tuple[str, str | None]:
-    """First non-empty, non-boilerplate line as title; a leading ` date YYYY-MM-DD` header is the date."""
-    date = None
+def read_head(text: str, markdown: bool, boilerplate: re.Pattern[str] | None = None) -> Head:
+    """The article's title, date and address, and where they sit; BadFrontMatter when Markdown's is unusable.
+
+    `.txt`: a first line ` date YYYY-MM-DD Title`, or a title line followed by a blank line (or by a
+    date line, then a blank line). Markdown: the front matter, and its `title` or the first `# ` heading.
+    Without a title, the first non-blank, non-boilerplate line is shown as one and stays a sentence.
+    """
+    if markdown:
+        return _markdown_head(text, boilerplate)
     header = DATE_HEADER.match(text)
     if header:
-        date = header.group(1)
-        text = text[header.end() :]
-    lines = [line.strip() for line in text.split("\n") if line.strip()]
-    useful = [line for line in lines if not (boilerplate and boilerplate.fullmatch(line))]
-    return (useful or lines or [""])[0], date
+        line_end = _line_end(text, 0)
+        span = _stripped(text, header.end(), line_end)
+        title = text[span[0] : span[1]] if span else _first_line(text[line_end:], boilerplate)
+        return Head(title, header.group(1), meta_start=0, body_start=line_end, title_span=span)
+    lines = _leading_lines(text)
+    for number, (start, end) in enumerate(lines):
+        line = text[start:end].strip()
+        if not line or (boilerplate and boilerplate.fullmatch(line)):
+            continue
+        following = [text[s:e].strip() for s, e in lines[number + 1 : number + 3]] + ["", ""]
+        if _title_like(line):
+            date = DATE_LINE.fullmatch(following[0])
+            if not following[0]:
+                return Head(line, meta_start=start, body_start=end, title_span=_stripped(text, start, end))
+            if date and not following[1]:
+                body_start = lines[number + 1][1]
+                return Head(line, date.group(1), meta_start=start, body_start=body_start,
+                            title_span=_stripped(text, start, end))  # fmt: skip
+        break
+    return Head(_first_line(text, boilerplate))
 
 
-def header_end(text: str) -> int:
-    """Offset just past a leading ` date YYYY-MM-DD ` header (0 when there is none)."""
-    header = DATE_HEADER.match(text)
-    return header.end() if header else 0
+def _markdown_head(text: str, boilerplate: re.Pattern[str] | None) -> Head:
+    front = read_front_matter(text)
+    heading = title_heading(text, front.end)
+    heading_text = text[heading[0] : heading[1]] if heading else None
+    title = front.title or heading_text
+    if front.title and heading_text and " ".join(heading_text.split()).casefold() != front.title.casefold():
+        heading = None  # a heading other than the title is part of the article
+    return Head(title or _first_line(text[front.end :], boilerplate), front.date, front.url, front.author,
+                markdown=True, meta_start=0, body_start=front.end, title_span=heading)  # fmt: skip
+
+
+def _title_like(line: str) -> bool:
+    return len(line) <= TITLE_MAX_CHARS and not line.endswith(SENTENCE_END)
+
+
+def _leading_lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the first HEAD_LINES + 2 lines of text."""
+    lines, position = [], 0
+    while position <= len(text) and len(lines) < HEAD_LINES + 2:
+        end = _line_end(text, position)
+        lines.append((position, end))
+        position = end + 1
+    return lines
+
+
+def _line_end(text: str, start: int) -> int:
+    end = text.find("\n", start)
+    return len(text) if end < 0 else end
+
+
+def _stripped(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """(start, end) of text[start:end] without its surrounding whitespace; None when it is blank."""
+    piece = text[start:end]
+    if not piece.strip():
+        return None
+    first = start + len(piece) - len(piece.lstrip())
+    return first, first + len(piece.strip())
+
+
+def _first_line(text: str, boilerplate: re.Pattern[str] | None) -> str:
+    """The first non-blank, non-boilerplate line (the first non-blank one when all are boilerplate)."""
+    first = ""
+    for line in text.split("\n", HEAD_LINES * 50)[: HEAD_LINES * 50]:
+        line = line.strip()
+        if line and not (boilerplate and boilerplate.fullmatch(line)):
+            return line
+        first = first or line
+    return first

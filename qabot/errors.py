@@ -19,3 +19,7 @@ class CitationError(QabotError):
 
 class ClusterError(QabotError):
     """The Dask cluster cannot be reached, or a shard cannot be served."""
+
+
+class ImportRefused(QabotError):
+    """`qabot add` refuses a source: a web address (nothing is fetched), or a format whose extra is missing."""

@@ -34,6 +34,7 @@ class DocInfo:
     size: int
     mtime_ns: int
     ctime_ns: int = -1
+    url: str | None = None  # the article's original web address (front matter url or source)
 
 
 class VocabularyIds(Mapping[str, int]):

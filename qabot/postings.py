@@ -58,7 +58,8 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
     texts, starts, ends, lines, end_lines, lengths, tok_ids, counts = [], [], [], [], [], [], [], []
     before, after, cues, columns = [], [], [], []
     for doc in docs:
-        spans = [(start, end) for start, end, flagged in sentence_spans(doc.text, boilerplate) if not flagged]
+        spans = [(start, end) for start, end, flagged in sentence_spans(doc.text, boilerplate, doc.head)
+                 if not flagged]
         first = np.fromiter((start for start, _ in spans), dtype=np.int64, count=len(spans))
         last = np.fromiter((end for _, end in spans), dtype=np.int64, count=len(spans))
         newlines = np.array(line_starts(doc.text), dtype=np.int64)
@@ -81,7 +82,7 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
         counts.append(len(spans))
 
     return Chunk(
-        docs=tuple(DocInfo(d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns, d.ctime_ns) for d in docs),
+        docs=tuple(DocInfo(d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns, d.ctime_ns, d.url) for d in docs),
         text=np.frombuffer(b"".join(texts), dtype=np.uint8),
         text_lengths=np.array([len(text) for text in texts], dtype=np.int64),
         sent_counts=np.array(counts, dtype=np.int64),

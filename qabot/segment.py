@@ -10,7 +10,8 @@ from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from qabot.corpus import Document, header_end
+from qabot.corpus import Document, Head, read_head
+from qabot.markdown import body_stretches
 from qabot.model import Sentence
 
 if TYPE_CHECKING:
@@ -74,52 +75,78 @@ def compile_boilerplate(patterns: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
 
 
-def sentence_spans(text: str, boilerplate: re.Pattern[str] | None = None) -> list[tuple[int, int, bool]]:
+def sentence_spans(
+    text: str, boilerplate: re.Pattern[str] | None = None, head: Head | None = None
+) -> list[tuple[int, int, bool]]:
     """(start, end, is_boilerplate) for each sentence of text, in order.
 
     Invariant: text[start:end] is the sentence with surrounding whitespace stripped.
     Blank lines end paragraphs; a line break ends a sentence unless the next line
-    starts in lower case; a leading ` date YYYY-MM-DD` header is not part of any sentence.
+    starts in lower case. `head` says where the title, date and front matter sit
+    (read as a .txt article when None): they are no part of any sentence, except a
+    title in an article with nothing else. Markdown markup holds no sentence.
     """
+    head = head or read_head(text, False, boilerplate)
+    stretches = body_stretches(text, head.body_start, head.title_span) if head.markdown else _text_stretches(text, head)
     tokenizer = punkt_tokenizer()
     spans: list[tuple[int, int, bool]] = []
-    for unit_start, unit_end, flagged in _units(text, header_end(text), boilerplate):
-        unit = text[unit_start:unit_end]
+    for pieces, flagged in _units(text, stretches, boilerplate, head.markdown):
+        unit_start = pieces[0][0]
+        unit = text[unit_start : pieces[-1][1]]
         for start, end in tokenizer.span_tokenize(unit):
             for piece_start, piece_end in _cap_length(unit, start, end):
-                spans.append((unit_start + piece_start, unit_start + piece_end, flagged))
+                start_at = _in_stretch(pieces, unit_start + piece_start)
+                if start_at < unit_start + piece_end:
+                    spans.append((start_at, unit_start + piece_end, flagged))
+    if head.title_span and not any(not flagged for _, _, flagged in spans):
+        spans.append((*head.title_span, False))  # the title is all the article says
+        spans.sort()
     return spans
 
 
-def _units(
-    text: str, offset: int, boilerplate: re.Pattern[str] | None
-) -> Iterable[tuple[int, int, bool]]:
-    """(start, end, is_boilerplate) of stretches that may hold sentences.
-
-    A unit is a line, joined with the next when that starts in lower case; a
-    boilerplate line is always a unit of its own.
-    """
-    unit_start: int | None = None
-    unit_end = offset
-    position = offset
-    for line in text[offset:].split("\n"):
+def _text_stretches(text: str, head: Head) -> Iterable[tuple[int, int, bool]]:
+    """(start, end, opens_block) of each line's text, stripped; lines of the head are breaks."""
+    position = 0
+    for line in text.split("\n"):
         line_start, position = position, position + len(line) + 1
         stripped = line.strip()
-        flagged = bool(stripped and boilerplate and boilerplate.fullmatch(stripped))
-        if unit_start is not None and (not stripped or flagged or not stripped[0].islower()):
-            yield unit_start, unit_end, False
-            unit_start = None
-        if not stripped:
+        if not stripped or head.meta_start <= line_start < head.body_start:
+            yield line_start, line_start, True
             continue
         first = line_start + len(line) - len(line.lstrip())
-        if flagged:
-            yield first, first + len(stripped), True
+        yield first, first + len(stripped), False
+
+
+def _units(
+    text: str, stretches: Iterable[tuple[int, int, bool]], boilerplate: re.Pattern[str] | None, markdown: bool
+) -> Iterable[tuple[list[tuple[int, int]], bool]]:
+    """(the stretches of a unit, is_boilerplate) for each run of stretches that may hold sentences.
+
+    A unit is a stretch, joined with the next when that opens no block and starts in lower case
+    (in Markdown, whatever its case: a single line break does not end a paragraph there); an empty
+    stretch ends a unit; a boilerplate line is always a unit of its own.
+    """
+    unit: list[tuple[int, int]] = []
+    for start, end, opens in stretches:
+        stripped = text[start:end]
+        flagged = bool(stripped and boilerplate and boilerplate.fullmatch(stripped))
+        if unit and (not stripped or flagged or opens or not (markdown or stripped[0].islower())):
+            yield unit, False
+            unit = []
+        if not stripped:
             continue
-        if unit_start is None:
-            unit_start = first
-        unit_end = first + len(stripped)
-    if unit_start is not None:
-        yield unit_start, unit_end, False
+        if flagged:
+            yield [(start, end)], True
+            continue
+        unit.append((start, end))
+    if unit:
+        yield unit, False
+
+
+def _in_stretch(pieces: list[tuple[int, int]], offset: int) -> int:
+    """offset, or the start of the next piece when offset falls between pieces (on a `> ` quote marker)."""
+    at = bisect_right(pieces, offset, key=lambda piece: piece[1])
+    return max(offset, pieces[at][0]) if at < len(pieces) else offset
 
 
 def _cap_length(unit: str, start: int, end: int) -> Iterable[tuple[int, int]]:
@@ -153,5 +180,5 @@ def segment_document(doc: Document, doc_id: int = 0, boilerplate: re.Pattern[str
     starts = line_starts(doc.text)
     return [
         Sentence(doc_id, start, end, bisect_right(starts, start), bisect_right(starts, end - 1), flagged)
-        for start, end, flagged in sentence_spans(doc.text, boilerplate)
+        for start, end, flagged in sentence_spans(doc.text, boilerplate, doc.head)
     ]

@@ -35,7 +35,7 @@ from qabot.generations import (
 )
 from qabot.index import DocInfo
 from qabot.scoring import idf_okapi
-from qabot.store import META, IndexParams, SkippedEntry, Warn, corpus_cache_dir, update_index
+from qabot.store import META, IndexParams, Warn, corpus_cache_dir, stored_skip, update_index
 
 MANIFEST = "manifest.json"
 FORMAT = "qabot-shards"
@@ -362,7 +362,7 @@ def load_manifest(layout: Path, root: Path, params: IndexParams, ref: ManifestRe
             root=root,
             shards=tuple(ShardRecord(*row) for row in meta["shards"]),
             docs=tuple(DocInfo(*row) for row in meta["docs"]),
-            skipped=tuple(SkippedEntry(*row) for row in meta["skipped"]),
+            skipped=tuple(stored_skip(row) for row in meta["skipped"]),
             listing_skips=tuple(Skipped(*row) for row in meta["listing_skips"]),
             vocab=tuple(meta["vocab"]),
             tokens=int(meta["tokens"]),

@@ -47,14 +47,14 @@ if TYPE_CHECKING:
     from qabot.config import Settings
 
 FORMAT = "qabot-index"
-VERSION = 8
+VERSION = 9
 META = "meta.json"
 TEXTS = "texts"  # folder of text packs, beside the generations
 # Code and data that decide what a sentence and a term are: any change to them rebuilds the index.
 # (A change to what an Index stores (index.py, postings.py) or how it weighs terms (scoring.py) bumps VERSION.)
 _ANALYSIS_SOURCES = (
-    "analyze.py", "segment.py", "answer_type.py", "data/stopwords_en.txt", "data/irregular_verbs.txt",
-    "data/combining_marks.txt",
+    "analyze.py", "segment.py", "corpus.py", "markdown.py", "answer_type.py", "data/stopwords_en.txt",
+    "data/irregular_verbs.txt", "data/combining_marks.txt",
 )  # fmt: skip
 ARRAYS = (
     "doc_pack", "doc_text_start", "doc_text_end", "doc_sent_ptr", "sent_doc", "sent_start", "sent_end", "sent_line",
@@ -293,6 +293,13 @@ class SkippedEntry(Skipped):
     ctime_ns: int = -1
 
 
+def stored_skip(row: Sequence) -> Skipped:
+    """A skipped file as saved ([path, reason, size, mtime_ns, ctime_ns]): a file that was read keeps its
+    size and times; one the listing left out (size -1: a link, an unsupported format) is a plain Skipped,
+    as the listing makes it, so an unchanged folder compares equal and the index just loads."""
+    return SkippedEntry(*row) if row[2] >= 0 else Skipped(row[0], row[1])
+
+
 def _stale_entries(index: Index, stored_skips: Sequence[Skipped], entries: Sequence[FileEntry]) -> list[FileEntry]:
     """Files that are new or whose size, mtime or ctime differ from what the index saw. A file whose
     ctime alone moved (written in place, its mtime set back) is re-read and its bytes compared."""
@@ -336,7 +343,7 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
     meta = {
         **params.fingerprint(),
         "root": str(index.root),
-        "docs": [[d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns, d.ctime_ns] for d in index.docs],
+        "docs": [[d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns, d.ctime_ns, d.url] for d in index.docs],
         "skipped": [[s.path, s.reason, getattr(s, "size", -1), getattr(s, "mtime_ns", -1), getattr(s, "ctime_ns", -1)]
                     for s in index.skipped],
         "vocab": list(index.vocab),
@@ -364,7 +371,7 @@ def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, li
         arrays = load_arrays(generation, ARRAYS, meta["arrays"])
         text_packs = tuple(_load_pack(folder / TEXTS, name, checksum) for name, checksum in meta["packs"])
         docs = tuple(DocInfo(*row) for row in meta["docs"])
-        skipped = [SkippedEntry(*row) for row in meta["skipped"]]
+        skipped = [stored_skip(row) for row in meta["skipped"]]
         index = Index(root=root, docs=docs, skipped=tuple(skipped), k1=params.k1, b=params.b,
                       vocab=tuple(meta["vocab"]), text_packs=text_packs, **arrays)  # fmt: skip
     except CacheInvalid:

@@ -43,6 +43,7 @@ BAD = {
     "outside.txt": "pointing outside the corpus folder",
     "outside_dir": "symbolic link to a folder",
     "self_dir": "symbolic link to a folder",
+    "notes.docx": "not a supported format (.txt, .md); import web pages and dumps with qabot add",
 }
 SECRET_WORD = "exfiltratium"
 LATIN1_WORD = "crèmebrulix"
@@ -77,8 +78,8 @@ def make_broken_corpus(tmp_path: Path) -> Path:
     os.symlink(outside / "secret.txt", corpus / "outside.txt")
     os.symlink(outside, corpus / "outside_dir", target_is_directory=True)
     os.symlink(".", corpus / "self_dir", target_is_directory=True)
-    # Not articles at all: ignored without a word.
-    (corpus / "notes.md").write_text(f"The {SECRET_WORD} notes.", "utf-8")
+    (corpus / "notes.docx").write_text(f"The {SECRET_WORD} notes.", "utf-8")  # named, never read
+    # Hidden: passed over without a word.
     (corpus / ".hidden.txt").write_text(f"Hidden\n\nThe {SECRET_WORD} draft. " + FILLER, "utf-8")
     (corpus / ".git").mkdir()
     (corpus / ".git" / "HEAD.txt").write_text(f"The {SECRET_WORD} ref. " + FILLER, "utf-8")

@@ -45,7 +45,7 @@ def test_listing_recurses_skips_hidden_and_refuses_links_out(tmp_path):
     (root / ".qabot").mkdir()
     (root / "a" / "b" / "deep.txt").write_text("Deep article.\n")
     (root / ".qabot" / "hidden.txt").write_text("Hidden.\n")
-    (root / "notes.md").write_text("Not an article.\n")
+    (root / "notes.docx").write_bytes(b"PK\x03\x04")
     outside = tmp_path / "outside.txt"
     outside.write_text("Secret.\n")
     os.symlink(outside, root / "link-out.txt")
@@ -58,6 +58,8 @@ def test_listing_recurses_skips_hidden_and_refuses_links_out(tmp_path):
     assert "outside the corpus" in reasons["link-out.txt"]
     assert "looping" in reasons["loop1.txt"] and "looping" in reasons["loop2.txt"]
     assert "not followed" in reasons["dirlink"]
+    assert reasons["notes.docx"].startswith("not a supported format (.txt, .md)")
+    assert not any(path.startswith(".qabot") for path in reasons)
 
 
 def test_oversized_and_vanished_files_are_skipped_not_raised(tmp_path):
