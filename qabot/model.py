@@ -45,6 +45,7 @@ class Passage:
     also_in: tuple[Location, ...]
     title: str
     date: str | None
+    url: str | None = None  # the article's original web address (front matter url or source)
 
 
 @dataclass(frozen=True, slots=True)

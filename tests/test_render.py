@@ -1,4 +1,4 @@
-"""Renderings: text with citations, ANSI emphasis on terminals only, JSON per DESIGN.md."""
+"""Renderings: text with citations, ANSI emphasis on terminals only, JSON per docs/json.md."""
 
 from __future__ import annotations
 
@@ -38,8 +38,9 @@ def test_json_follows_the_design_schema(answerer, monkeypatch):
     first = data["passages"][0]
     assert list(first) == [
         "text", "source", "start", "end", "line", "column", "end_line", "score", "matched_terms",
-        "context_before", "context_after", "also_in", "sha256",
+        "context_before", "context_after", "also_in", "sha256", "url",
     ]  # fmt: skip
+    assert first["url"] is None  # the seeds are plain .txt files: no web address
     assert first["source"] == "seeds/001_0d1f7e7e4da08d96.txt"
     file_text = Path(first["source"]).read_text(encoding="utf-8")
     assert file_text[first["start"] : first["end"]] == first["text"]
