@@ -36,7 +36,7 @@ def application_id_from_token(token: str, token_env: str = "DISCORD_TOKEN") -> i
     """
     token = token.strip()
     problem = f"{token_env} does not look like a Discord bot token"
-    if token[:1] in QUOTES or token[-1:] in QUOTES:
+    if token and (token[0] in QUOTES or token[-1] in QUOTES):
         raise ConfigError(f"{problem} (it is in quotes; set the variable to the token alone, without quote marks)")
     parts = token.split(".")
     if len(parts) != 3 or not all(parts):

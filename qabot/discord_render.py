@@ -182,10 +182,10 @@ def _block(parts: list[_Part], budget: int) -> str:
 
 def _passage_block_parts(passage: Passage, variants: tuple[str, ...]) -> list[_Part]:
     terms = passage.matched_terms + variants
-    link = passage_link(passage.url, passage.text) or ""
+    link = max(map(units, _link_targets(passage)), default=0)
     parts = [
         _text_part(flatten(passage.text), lambda text: "> " + _emphasised(text, terms)),
-        _Part(lambda limit: _meta_line(passage, limit), META_BUDGET + min(units(link), LINK_BUDGET)),
+        _Part(lambda limit: _meta_line(passage, limit), META_BUDGET + min(link, LINK_BUDGET)),
     ]
     if passage.also_in:
         parts.append(_Part(lambda limit: _also_in_line(passage.also_in, limit), META_BUDGET))
@@ -236,17 +236,24 @@ def _meta_line(passage: Passage, limit: int) -> str:
     line = "— " + _code_span(discord_citation(passage.location), limit - 2)
     room = limit - units(line) - 3
     title, date = one_line(passage.title), one_line(passage.date or "")
-    link = passage_link(passage.url, passage.text)
-    targets = dict.fromkeys((link, web_url(passage.url))) if link else {}
-    rest = next((about for target in targets if (about := _linked_title(title, date, target, room))), "")
-    rest = rest or _fit(", ".join(part for part in (title, date) if part), room, escape)
+    for target in _link_targets(passage):
+        if linked := _linked_title(title, date, target, room):
+            return f"{line} · {linked}"
+    rest = _fit(", ".join(part for part in (title, date) if part), room, escape)
     return f"{line} · {rest}" if rest else line
 
 
-def _linked_title(title: str, date: str, target: str | None, limit: int) -> str:
+def _link_targets(passage: Passage) -> list[str]:
+    """Where the passage's title may link, best first: its article's page with the passage's text fragment, then
+    the page alone; none when the article has no http(s) address."""
+    address = web_url(passage.url)
+    if address is None:
+        return []
+    return list(dict.fromkeys([passage_link(passage.url, passage.text) or address, address]))
+
+
+def _linked_title(title: str, date: str, target: str, limit: int) -> str:
     """`[title](target), date` within limit, the title cut to fit; "" when even a word of it does not fit."""
-    if target is None:
-        return ""
     tail = f"]({target})" + (f", {escape(date)}" if date else "")
     text = _fit(title or LINK_TEXT, limit - 1 - units(tail), escape)
     return f"[{text}{tail}" if text and text != ELLIPSIS else ""

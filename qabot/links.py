@@ -17,7 +17,8 @@ FRAGMENT_DIRECTIVE = ":~:"
 _URL_SAFE = "/:?!$&*+,;=%~"
 _HOST = re.compile(r"[A-Za-z0-9.-]+(?::\d{1,5})?")
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*\)")  # [text](target) and ![alt](image) read as their text
-_EMPHASIS = re.compile(r"[*_`]+")  # Markdown emphasis and code marks, which a web page shows as styling
+# Markdown emphasis and code marks at the edge of a word, which a web page shows as styling (snake_case stays).
+_EMPHASIS = re.compile(r"(?<!\w)[*_`]+|[*_`]+(?!\w)")
 
 
 def web_url(url: str | None) -> str | None:

@@ -42,9 +42,9 @@ def test_a_long_passage_is_found_by_its_first_and_last_words() -> None:
 
 
 def test_markdown_markup_is_left_out_as_the_page_shows_only_its_text() -> None:
-    marked = "The **ceasefire** held, [Reuters](https://r.example) said."
+    marked = "The **ceasefire** held, [Reuters](https://r.example) said in _its_ snake_case `feed`."
     values = directive_values(passage_link("https://example.org/a", marked))
-    assert values == ["The ceasefire held, Reuters said."]
+    assert values == ["The ceasefire held, Reuters said in its snake_case feed."]
 
 
 def test_an_existing_fragment_is_kept_and_a_wordless_passage_gets_the_bare_address() -> None:
