@@ -131,3 +131,13 @@ def test_terminal_width_only_for_terminals(monkeypatch):
     assert terminal_width(Tty()) == 57 and terminal_width(io.StringIO()) is None
     monkeypatch.setenv("COLUMNS", "3")
     assert terminal_width(Tty()) == 20  # no terminal is worth a word a line
+
+
+def test_saved_text_with_article_urls_still_verifies(answerer, monkeypatch, tmp_path):
+    from qabot.cite import verify_saved_output
+
+    monkeypatch.chdir(PROJECT)
+    saved = tmp_path / "answer.txt"
+    saved.write_text(render_text(with_url(answerer.ask("Who is Louis Bono?"))) + "\n", "utf-8")
+    result = verify_saved_output(answerer.root, saved, cwd=PROJECT)
+    assert result.all_ok and result.report.endswith("3 citations checked: 3 OK")
