@@ -12,8 +12,8 @@ from typing import NoReturn
 
 from qabot import __version__
 from qabot.config import Settings, load_settings
-from qabot.errors import ConfigError, QabotError
-from qabot.frontend import open_answerer, progress_bar, warn
+from qabot.errors import ConfigError, CorpusError, QabotError
+from qabot.frontend import open_answerer, progress_bar, typed_question, warn, without_escapes
 
 EXIT_OK, EXIT_NO_ANSWER, EXIT_USAGE = 0, 1, 2
 
@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", parents=[common],
                                    help="score an eval set (R@1, R@3, MRR@10, abstention, calibration)",
-                                   description="Score FILE: JSON lines (schema in DESIGN.md), asked of the corpus, "
-                                   "or a SQuAD v1.1/v2.0 .json file, asked of its own articles (a temporary "
+                                   description="Score FILE: JSON lines (schema in docs/eval-sets.md), asked of the "
+                                   "corpus, or a SQuAD v1.1/v2.0 .json file, asked of its own articles (a temporary "
                                    "corpus, removed afterwards). Prints R@1, R@3, MRR@10, false abstention, "
                                    "abstention by kind, ECE and a reliability table.")
     evaluate.add_argument("file", metavar="FILE", type=Path, help="eval set: .jsonl, or SQuAD .json")
@@ -140,23 +140,26 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from qabot.render import render_json, render_text, use_color
+    from qabot.cite import printable
+    from qabot.render import render_json, render_text, terminal_width, use_color
 
-    answerer = open_answerer(settings)
     top_k = args.top_k or settings.top_k
     question = " ".join(args.question)
+    width = None if args.json else terminal_width(sys.stdout)
     if question == "-":
-        for raw in sys.stdin.buffer:
-            question = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        answerer = open_answerer(settings)
+        for raw in sys.stdin.buffer:  # every line gets its answer, even an empty one: an abstention
+            question = without_escapes(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
             answer = answerer.ask(question, top_k)
             if args.json:
                 print(render_json(answer), flush=False)
             else:
-                print(f"Q: {question}\n{render_text(answer)}\n")
+                print(f"Q: {printable(question)}\n{render_text(answer, width=width)}\n")
         sys.stdout.flush()
         return EXIT_OK
-    answer = answerer.ask(question, top_k)
-    print(render_json(answer) if args.json else render_text(answer, color=use_color(sys.stdout)))
+    question = typed_question(question)
+    answer = open_answerer(settings).ask(question, top_k)
+    print(render_json(answer) if args.json else render_text(answer, color=use_color(sys.stdout), width=width))
     return EXIT_NO_ANSWER if answer.abstained else EXIT_OK
 
 
@@ -204,6 +207,9 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
           f"{index.n_sentences} sentences, {len(index.vocab)} terms, {len(index.skipped)} files skipped{listing}")
     for skip in index.skipped:  # named on every run: the warnings are printed only when a file is first met
         print(f"  {printable(skip.path)}: {printable(skip.reason)}")
+    if not index.docs:  # nothing to answer from: a setup mistake, as for 'ask'
+        raise CorpusError(f"the corpus folder {settings.corpus} holds no readable articles; add articles or pass "
+                          "--corpus DIR")
     return EXIT_OK
 
 
@@ -266,7 +272,10 @@ def print_invite_url(settings: Settings, application_id: int | None) -> int:
                 f"no application id: pass --application-id ID (Developer Portal, General Information) "
                 f"or set {settings.token_env} to the bot token"
             )
-        application_id = application_id_from_token(token, settings.token_env)
+        try:
+            application_id = application_id_from_token(token, settings.token_env)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; or pass --application-id ID") from None
     print(invite_url(application_id))
     return EXIT_OK
 

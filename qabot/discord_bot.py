@@ -25,6 +25,7 @@ from discord.ext import commands, tasks
 
 from qabot.answer import Answerer
 from qabot.config import Settings
+from qabot.discord_invite import application_id_from_token
 from qabot.discord_render import answer_reply, context_embed, safe_text
 from qabot.errors import ConfigError, QabotError
 from qabot.frontend import answerer_for, corpus_changed
@@ -391,10 +392,11 @@ def check_settings(settings: Settings, environ: Mapping[str, str]) -> list[str]:
             f"the bot token is missing: set the environment variable {settings.token_env} "
             "(the name comes from token_env in [discord] of the config)"
         )
-    elif token.count(".") != 2 or any(ch.isspace() for ch in token):
-        problems.append(
-            f"{settings.token_env} does not look like a Discord bot token (expected three dot-separated parts)"
-        )
+    else:
+        try:
+            application_id_from_token(token, settings.token_env)
+        except ConfigError as exc:
+            problems.append(str(exc))
     try:
         articles, _ = list_articles(settings.corpus)
     except QabotError as exc:

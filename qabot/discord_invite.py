@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 import discord
 
 from qabot.errors import ConfigError
 
 SCOPES = ("bot", "applications.commands")
+QUOTES = "\"'`“”‘’"  # a token pasted with the quotes of a shell or a document
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def bot_permissions() -> discord.Permissions:
@@ -27,19 +30,26 @@ def bot_permissions() -> discord.Permissions:
 def application_id_from_token(token: str, token_env: str = "DISCORD_TOKEN") -> int:
     """The application (bot user) id a bot token carries: its first dot-separated part is the id in base64.
 
-    ConfigError, naming the variable and never echoing the token, when the token is not of that shape.
+    ConfigError, naming the variable and never echoing the token, when the token is in quotes, is not three
+    dot-separated parts of base64url characters, or its first part is not an application id. `qabot bot
+    --check` and `--invite-url` both validate the token here.
     """
-    parts = token.strip().split(".")
+    token = token.strip()
     problem = f"{token_env} does not look like a Discord bot token"
+    if token and (token[0] in QUOTES or token[-1] in QUOTES):
+        raise ConfigError(f"{problem} (it is in quotes; set the variable to the token alone, without quote marks)")
+    parts = token.split(".")
     if len(parts) != 3 or not all(parts):
-        raise ConfigError(f"{problem} (expected three dot-separated parts); or pass --application-id ID")
+        raise ConfigError(f"{problem} (expected three dot-separated parts)")
+    if not all(_BASE64URL.fullmatch(part) for part in parts):
+        raise ConfigError(f"{problem} (its parts may hold only letters, digits, '-' and '_')")
     first = parts[0]
     try:
         decoded = base64.urlsafe_b64decode(first + "=" * (-len(first) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         decoded = ""
-    if not decoded.isdigit():
-        raise ConfigError(f"{problem} (its first part is not a base64 application id); or pass --application-id ID")
+    if not (decoded.isdigit() and 0 < int(decoded) < 2**64):  # ids are 64-bit snowflakes
+        raise ConfigError(f"{problem} (its first part is not a base64 application id)")
     return int(decoded)
 
 

@@ -2,8 +2,9 @@
 
 Every string from the corpus or the question is markdown-escaped and has each "@" followed by a
 zero-width space, so nothing we render can format itself or mention anyone; the only markdown in the
-output is our own (quotes, bold matched words, code-span citations). Lengths are measured the way
-Discord measures them (UTF-16 code units), so the limits hold by construction.
+output is our own (quotes, bold matched words, code-span citations, titles linked to their article's web
+page, whose address is percent-encoded by qabot.links). Lengths are measured the way Discord measures them
+(UTF-16 code units), so the limits hold by construction.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import discord
 
+from qabot.links import passage_link, web_url
 from qabot.model import Answer, Location, Passage
 from qabot.render import confidence_label, matched_spans, printable
 
@@ -30,6 +32,8 @@ ELLIPSIS = "…"
 ZWSP = "\u200b"
 FOOTER_BUDGET = 512  # the footer is a status line; the rest of the 6000 goes to the passages
 META_BUDGET = 300  # one citation or "also in" line, so a long title cannot starve the quote
+LINK_BUDGET = 600  # more room for a citation line whose title links to the article: an address longer is not linked
+LINK_TEXT = "the article"  # what a link to an article without a title reads
 ALSO_IN_SHOWN = 5
 SOURCES_SHOWN = 10
 # Characters that format text anywhere, and those that do at the start of a line (lists, headers, quotes).
@@ -178,9 +182,10 @@ def _block(parts: list[_Part], budget: int) -> str:
 
 def _passage_block_parts(passage: Passage, variants: tuple[str, ...]) -> list[_Part]:
     terms = passage.matched_terms + variants
+    link = max(map(units, _link_targets(passage)), default=0)
     parts = [
         _text_part(flatten(passage.text), lambda text: "> " + _emphasised(text, terms)),
-        _Part(lambda limit: _meta_line(passage, limit), META_BUDGET),
+        _Part(lambda limit: _meta_line(passage, limit), META_BUDGET + min(link, LINK_BUDGET)),
     ]
     if passage.also_in:
         parts.append(_Part(lambda limit: _also_in_line(passage.also_in, limit), META_BUDGET))
@@ -225,11 +230,33 @@ def _emphasised(text: str, matched_terms: tuple[str, ...]) -> str:
 
 
 def _meta_line(passage: Passage, limit: int) -> str:
-    """`— `citation` · title, date`, within limit (the title is cut first, then the citation)."""
+    """`— `citation` · title, date`, within limit (the title is cut first, then the citation). When the article
+    has a web address, the title links to it, with a text fragment that highlights the passage where the
+    browser supports it; without room for that, to the bare address; without room for either, no link."""
     line = "— " + _code_span(discord_citation(passage.location), limit - 2)
-    about = ", ".join(part for part in (one_line(passage.title), one_line(passage.date or "")) if part)
-    rest = _fit(about, limit - units(line) - 3, escape)
+    room = limit - units(line) - 3
+    title, date = one_line(passage.title), one_line(passage.date or "")
+    for target in _link_targets(passage):
+        if linked := _linked_title(title, date, target, room):
+            return f"{line} · {linked}"
+    rest = _fit(", ".join(part for part in (title, date) if part), room, escape)
     return f"{line} · {rest}" if rest else line
+
+
+def _link_targets(passage: Passage) -> list[str]:
+    """Where the passage's title may link, best first: its article's page with the passage's text fragment, then
+    the page alone; none when the article has no http(s) address."""
+    address = web_url(passage.url)
+    if address is None:
+        return []
+    return list(dict.fromkeys([passage_link(passage.url, passage.text) or address, address]))
+
+
+def _linked_title(title: str, date: str, target: str, limit: int) -> str:
+    """`[title](target), date` within limit, the title cut to fit; "" when even a word of it does not fit."""
+    tail = f"]({target})" + (f", {escape(date)}" if date else "")
+    text = _fit(title or LINK_TEXT, limit - 1 - units(tail), escape)
+    return f"[{text}{tail}" if text and text != ELLIPSIS else ""
 
 
 def _also_in_line(locations: tuple[Location, ...], limit: int) -> str:

@@ -13,6 +13,10 @@ class CorpusError(QabotError):
     """The corpus folder cannot be read or holds no usable article."""
 
 
+class QuestionError(QabotError):
+    """A question asks nothing: it is empty, or holds only punctuation or control characters."""
+
+
 class CitationError(QabotError):
     """A citation is malformed, stale, or points outside the corpus."""
 

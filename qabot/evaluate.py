@@ -1,4 +1,5 @@
-"""Scoring an eval set (JSON lines, schema in DESIGN.md, or SQuAD JSON): recall, MRR, abstention, calibration."""
+"""Scoring an eval set (JSON lines as docs/eval-sets.md describes, or SQuAD JSON): recall, MRR, abstention,
+calibration."""
 
 from __future__ import annotations
 
@@ -244,7 +245,8 @@ def open_eval_set(path: Path, outside: Path | None = None) -> Iterator[EvalSet]:
 
 
 def is_hit(passage: Passage, answers: Iterable[Gold]) -> bool:
-    """DESIGN.md's hit rule: at most 600 chars, a gold's file name, holds its quote, inside its paragraph if given."""
+    """The hit rule (docs/eval-sets.md): at most 600 chars, a gold's file name, holds its quote, inside its paragraph
+    if given."""
     if len(passage.text) > MAX_HIT_CHARS:
         return False
     name = PurePosixPath(passage.location.source).name

@@ -1,19 +1,28 @@
 """What the front ends share: opening the answerer (one place for a single index, local shards or a Dask
-cluster), asking whether its corpus changed, and for the command line and the REPL warnings on stderr and a
-progress bar."""
+cluster), asking whether its corpus changed, reading a typed question, and for the command line and the REPL
+warnings on stderr and a progress bar."""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from qabot.config import Settings
-from qabot.errors import CorpusError
+from qabot.errors import CorpusError, QuestionError
 
 if TYPE_CHECKING:
     from qabot.answer import Answerer
     from qabot.store import Progress, Warn
+
+# Terminal escape sequences (ECMA-48): CSI; the string controls OSC, DCS, SOS, PM and APC up to their terminator;
+# and the short escapes. Removed whole: "\x1b[31mbono" asks about "bono", where dropping the ESC alone leaves "31mbono".
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]"
+)
 
 
 def warn(message: str) -> None:
@@ -71,6 +80,22 @@ def corpus_changed(answerer: Answerer) -> bool:
 
     assert isinstance(index, ShardedIndex)
     return shards_changed(index.manifest, index.root)
+
+
+def without_escapes(text: str) -> str:
+    """text with every terminal escape sequence removed whole (colour codes, cursor moves, titles, ...)."""
+    return _ESCAPE_SEQUENCE.sub("", text)
+
+
+def typed_question(text: str) -> str:
+    """A question as typed, escape sequences removed; QuestionError when no letter or digit is left to search."""
+    question = without_escapes(text)
+    if not any(ch.isalnum() for ch in question):
+        raise QuestionError(
+            "the question has no words (it is empty, or only punctuation or control characters); "
+            "ask in words, e.g. Who is Louis Bono?"
+        )
+    return question
 
 
 def open_answerer(settings: Settings) -> Answerer:

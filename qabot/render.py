@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from qabot.learned import WEAK
 from qabot.model import Answer, Location, Passage
 
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
+UNDER_CITATION = " " * 6  # lines under a citation start where it does, past "    — "
+MIN_WRAP_WIDTH = 20  # narrower terminals get lines this long: a word a line would be unreadable
 
 
 def citation(location: Location, cwd: Path | None = None) -> str:
@@ -48,27 +52,60 @@ def confidence_label(answer: Answer) -> str:
     return f"{answer.label}{hint} (confidence {answer.confidence:.0%})"
 
 
-def render_text(answer: Answer, color: bool = False, cwd: Path | None = None) -> str:
-    """Human-readable answer: how confident, numbered passages with citations; or a plain abstention sentence."""
+def render_text(answer: Answer, color: bool = False, cwd: Path | None = None, width: int | None = None) -> str:
+    """Human-readable answer: how confident, numbered passages with citations; or a plain abstention sentence.
+
+    With width (a terminal's columns), prose is wrapped at spaces; citations and web addresses are never cut.
+    """
     if answer.abstained:
-        return f"No answer in the corpus. {printable(answer.reason)}"
-    lines = [f"{confidence_label(answer)}:"]
-    lines += [line for number, p in enumerate(answer.passages, 1) for line in passage_lines(number, p, color, cwd)]
+        return "\n".join(wrap_words(f"No answer in the corpus. {printable(answer.reason)}", width))
+    lines = wrap_words(f"{confidence_label(answer)}:", width)
+    lines += [
+        line for number, p in enumerate(answer.passages, 1) for line in passage_lines(number, p, color, cwd, width)
+    ]
     if answer.reason:
-        lines.append(f"({printable(answer.reason)})")
+        lines += wrap_words(f"({printable(answer.reason)})", width)
     return "\n".join(lines)
 
 
-def passage_lines(number: int, passage: Passage, color: bool = False, cwd: Path | None = None) -> list[str]:
-    """`[N] text` exactly as in the file (no quote marks added: the sentence keeps its own), its citation line
-    and one line per wire copy."""
-    text = printable(passage.text)
+def passage_lines(
+    number: int, passage: Passage, color: bool = False, cwd: Path | None = None, width: int | None = None
+) -> list[str]:
+    """`[N] text` exactly as in the file (no quote marks added: the sentence keeps its own), its citation line,
+    the article's web address on a line of its own when it has one, and one line per wire copy."""
+    head = f"[{number}] "
+    lines = wrap_words(printable(passage.text), width, head, " " * len(head))
     if color:
-        text = emphasise(text, passage.matched_terms, BOLD, RESET)
-    where = printable(citation(passage.location, cwd))
-    lines = [f"[{number}] {text}", f"    — {where}  ({printable(_title_line(passage))})"]
+        lines = [line[: len(head)] + emphasise(line[len(head) :], passage.matched_terms, BOLD, RESET) for line in lines]
+    where = f"    — {printable(citation(passage.location, cwd))}"
+    about = f"({printable(_title_line(passage))})"
+    if width is None or len(where) + 2 + len(about) <= width:
+        lines.append(f"{where}  {about}")
+    else:  # the citation keeps its line whole; the title goes under it
+        lines += [where, *wrap_words(about, width, UNDER_CITATION, UNDER_CITATION)]
+    if passage.url:
+        lines.append(UNDER_CITATION + printable(passage.url))
     lines += [f"    also in {printable(citation(other, cwd))}" for other in passage.also_in]
     return lines
+
+
+def wrap_words(text: str, width: int | None, first_indent: str = "", indent: str = "") -> list[str]:
+    """text as lines of at most width columns, broken only at spaces (a longer word keeps a line of its own);
+    one line when width is None."""
+    if width is None:
+        return [first_indent + text]
+    wrapped = textwrap.wrap(
+        text, width, initial_indent=first_indent, subsequent_indent=indent,
+        break_long_words=False, break_on_hyphens=False,
+    )  # fmt: skip
+    return wrapped or [first_indent.rstrip()]
+
+
+def terminal_width(stream: Any) -> int | None:
+    """The terminal's columns when stream is a terminal (text is wrapped to them); None elsewhere (never wrapped)."""
+    if not getattr(stream, "isatty", lambda: False)():
+        return None
+    return max(shutil.get_terminal_size().columns, MIN_WRAP_WIDTH)
 
 
 def use_color(stream: Any, environ: dict[str, str] | None = None) -> bool:
@@ -93,8 +130,9 @@ def location_json(location: Location, cwd: Path | None = None) -> dict[str, Any]
 
 
 def answer_json(answer: Answer, cwd: Path | None = None) -> dict[str, Any]:
-    """The answer as DESIGN.md's JSON object (plus each passage's sha256 to detect stale citations, and
-    "missing_shards" on a sharded answer some shards could not give)."""
+    """The answer as the JSON object of docs/json.md: each passage with its file's sha256 (to detect stale
+    citations) and its article's web address (`url`, null when none); "missing_shards" on a sharded answer
+    some shards could not give."""
     record: dict[str, Any] = {
         "question": answer.question,
         "abstained": answer.abstained,
@@ -116,6 +154,7 @@ def answer_json(answer: Answer, cwd: Path | None = None) -> dict[str, Any]:
                 "context_after": p.context_after,
                 "also_in": [location_json(other, cwd) for other in p.also_in],
                 "sha256": p.location.sha256,
+                "url": p.url,
             }
             for p in answer.passages
         ],

@@ -14,14 +14,15 @@ from types import ModuleType
 from typing import TYPE_CHECKING, ClassVar, TextIO
 
 from qabot.config import Settings
-from qabot.errors import QabotError
-from qabot.frontend import answerer_for, open_answerer, warn
+from qabot.errors import QabotError, QuestionError
+from qabot.frontend import answerer_for, corpus_changed, open_answerer, typed_question, warn
 
 if TYPE_CHECKING:
     from qabot.answer import Answerer
     from qabot.model import Answer
 
 PROMPT = "qabot> "
+LEAVE_WORDS = ("quit", "exit")  # leave without the colon too, as in Python's REPL
 SHOW_CONTEXT_LINES = 3
 HISTORY_LENGTH = 1000
 HELP = """\
@@ -32,7 +33,8 @@ Type a question and press Enter. Commands:
   :top N      answer with N passages (without N: show the current number)
   :json       toggle JSON output (one object per answer, as 'qabot ask --json')
   :reload     re-read changed files of the corpus and swap in the new index
-  :quit       leave (or Ctrl-D); Ctrl-C cancels the line being typed"""
+              (done by itself before a question when a file changed)
+  :quit       leave (or quit, exit, Ctrl-D); Ctrl-C cancels the line being typed"""
 
 
 def history_path(settings: Settings) -> Path:
@@ -54,12 +56,14 @@ class ReplSession:
         color: bool = False,
         warn: Callable[[str], None] = lambda message: None,
         cwd: Path | None = None,
+        width: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.answerer = answerer
         self.color = color
         self.warn = warn
         self.cwd = cwd
+        self.width = width  # the terminal's columns, asked at each answer (it may be resized); None: no wrapping
         self.top_k = settings.top_k
         self.json = False
         self.last: Answer | None = None  # for :show
@@ -69,6 +73,8 @@ class ReplSession:
         line = line.strip()
         if not line:
             return ""
+        if line.lower() in LEAVE_WORDS:
+            return None
         if not line.startswith(":"):
             return self.ask(line)
         name, _, argument = line[1:].partition(" ")
@@ -78,12 +84,27 @@ class ReplSession:
         return command(self, argument.strip())
 
     def ask(self, question: str) -> str:
+        """The answer, from an index refreshed first if a file changed: never a passage its file no longer has."""
         from qabot.render import render_json, render_text
 
+        try:
+            question = typed_question(question)
+        except QuestionError as exc:
+            return str(exc)
+        try:
+            self.refresh()
+        except Exception as exc:  # the old index may cite text that is gone: answer nothing rather than that
+            return f"cannot answer: the corpus could not be re-read ({_message(exc)}); fix it, then ask again"
         self.last = self.answerer.ask(question, self.top_k)
         if self.json:
             return render_json(self.last, self.cwd)
-        return render_text(self.last, color=self.color, cwd=self.cwd)
+        return render_text(self.last, color=self.color, cwd=self.cwd, width=self.width())
+
+    def refresh(self) -> None:
+        """Swap in a fresh index when a file was added, changed or removed since it was made, as `qabot ask`
+        does on every run, and say so; raises what re-reading the corpus raises."""
+        if corpus_changed(self.answerer):
+            self.warn(f"the corpus changed; {self.reopen()}")
 
     def help(self, argument: str) -> str:
         return HELP
@@ -139,12 +160,15 @@ class ReplSession:
         return f"JSON output {'on' if self.json else 'off'}"
 
     def reload(self, argument: str) -> str:
-
-        started = time.perf_counter()
         try:
-            fresh = answerer_for(self.settings, warn=self.warn)
+            return self.reopen()
         except Exception as exc:  # any failure leaves the session answering from the old index
-            return f"reload failed, still using the previous index: {str(exc) or exc.__class__.__name__}"
+            return f"reload failed, still using the previous index: {_message(exc)}"
+
+    def reopen(self) -> str:
+        """Open the index afresh (re-reading changed files) and use it; what changed, in one line."""
+        started = time.perf_counter()
+        fresh = answerer_for(self.settings, warn=self.warn)
         old = {(doc.path, doc.sha256) for doc in self.answerer.index.docs}
         new = {(doc.path, doc.sha256) for doc in fresh.index.docs}
         self.answerer = fresh  # :show re-reads the file, so the last answer stays showable
@@ -162,7 +186,7 @@ class ReplSession:
 
 def run_repl(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """Load the index, then answer lines until :quit or end of input; exit status 0."""
-    from qabot.render import use_color
+    from qabot.render import terminal_width, use_color
 
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     for stream in (stdin, stdout):  # a stray non-UTF-8 byte must cost one character, not the session
@@ -177,7 +201,7 @@ def run_repl(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | N
         file=stdout,
         flush=True,
     )
-    session = ReplSession(settings, answerer, color=use_color(stdout), warn=warn)
+    session = ReplSession(settings, answerer, color=use_color(stdout), warn=warn, width=lambda: terminal_width(stdout))
     history = _History.open(history_path(settings), warn) if stdin.isatty() else None
     while True:
         try:
@@ -198,6 +222,10 @@ def run_repl(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | N
             return 0
         if response:
             print(response, file=stdout, flush=True)
+
+
+def _message(exc: Exception) -> str:
+    return str(exc) or exc.__class__.__name__
 
 
 def _read_line(stdin: TextIO, stdout: TextIO) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import qabot.store
-from qabot.answer import Answerer
 from qabot.cli import main
+from qabot.frontend import answerer_for
 from tests.conftest import settings_for
 
 ARTICLES = {
@@ -85,7 +85,7 @@ def test_index_names_every_file_it_skips_and_why(corpus, capsys):
 
 
 def test_titles_are_shown_with_passages_but_never_answer(corpus, tmp_path):
-    answerer = Answerer.from_settings(settings_for(corpus, tmp_path / "cache"))
+    answerer = answerer_for(settings_for(corpus, tmp_path / "cache"))
     for question, expected in QUESTIONS.items():
         answer = answerer.ask(question, 5)
         assert not answer.abstained, question
@@ -132,6 +132,6 @@ def test_an_index_of_the_previous_version_is_rebuilt_with_a_note(corpus, tmp_pat
     assert "index built" in out
     notes = [line for line in err.splitlines() if "another version of qabot" in line]
     assert len(notes) == 1 and notes[0].endswith("rebuilding it")
-    answerer = Answerer.from_settings(settings_for(corpus, corpus / "index-cache"))
+    answerer = answerer_for(settings_for(corpus, corpus / "index-cache"))
     [library] = [p for p in answerer.ask("city library opening hours", 5).passages if "nine" in p.text]
     assert library.url == "https://news.example.com/library-hours"

@@ -106,7 +106,7 @@ def test_ask_batch_json_answers_every_line_in_order(cli_env: dict) -> None:
     result = run(cli_env, "ask", "--json", "-", stdin="\n".join(questions) + "\n")
     assert result.returncode == 0, result.stderr
     objects = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [obj["question"] for obj in objects] == questions
+    assert [obj["question"] for obj in objects] == [*questions[:4], "\x00"]  # the escape sequence removed whole
     assert [obj["abstained"] for obj in objects] == [False, True, True, False, True]
 
 
@@ -341,6 +341,42 @@ def test_index_names_the_skipped_files_on_every_run(cli_env: dict, tmp_path: Pat
         assert "binary" in lines[1] and "not valid UTF-8" in lines[2]
 
 
+@pytest.mark.parametrize("question", ["", "   ", "?!", "...?", "\x01\x02", "\x1b[31m\x1b[0m", "—"])
+def test_a_question_without_words_is_a_user_error(question: str, cli_env: dict) -> None:
+    result = run(cli_env, "ask", question)
+    assert result.returncode == 2 and result.stdout == ""
+    assert_one_line_error(result.stderr, "the question has no words")
+    assert "\x1b" not in result.stderr and "\x01" not in result.stderr
+
+
+def test_an_escape_sequence_in_a_question_is_removed_whole(cli_env: dict) -> None:
+    result = run(cli_env, "ask", "--json", "Who is \x1b[31mbono\x1b[0m?")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["question"] == "Who is bono?"
+    assert "31mbono" not in result.stdout and any("bono" in p["matched_terms"] for p in answer["passages"])
+
+
+def test_batch_text_never_echoes_raw_escapes(cli_env: dict) -> None:
+    questions = "\x1b[2J\x1b]0;owned\x07Who is \x1b[1mLouis Bono\x1b[0m?\n\x1b[31m\x00\n"
+    result = run(cli_env, "ask", "-", stdin=questions)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x00" not in result.stdout and "\x07" not in result.stdout
+    assert "[2J" not in result.stdout and "owned" not in result.stdout and "[31m" not in result.stdout
+    assert result.stdout.startswith("Q: Who is Louis Bono?\n") and "\nQ:  \nNo answer in the corpus." in result.stdout
+
+
+def test_index_of_an_empty_folder_is_a_user_error(cli_env: dict, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {**cli_env, "QABOT_CACHE_DIR": str(tmp_path / "cache")}
+    result = run(env, "index", "--corpus", str(empty))
+    assert result.returncode == 2
+    assert_one_line_error(result.stderr, f"the corpus folder {empty} holds no readable articles")
+    (empty / "notes.txt").write_text("Notes\n\nThe ferry sails at noon.\n", "utf-8")
+    assert run(env, "index", "--corpus", str(empty)).returncode == 0
+
+
 def test_eval_runs_the_projects_own_sample_set(cli_env: dict, capsys: pytest.CaptureFixture) -> None:
     assert main(["eval", "eval/sample.jsonl"]) == 0
     out = capsys.readouterr().out
@@ -403,12 +439,25 @@ def test_invite_url_takes_an_application_id_without_a_token(cli_env: dict, capsy
     assert_one_line_error(capsys.readouterr().err, "pass --application-id ID")
 
 
-@pytest.mark.parametrize("token", ["not-a-token", "a.b", "@@@@.GhIjKl.secretpart", "bm90LWRpZ2l0cw.GhIjKl.secretpart"])
+@pytest.mark.parametrize(
+    "token",
+    ["not-a-token", "a.b", "@@@@.GhIjKl.secretpart", "bm90LWRpZ2l0cw.GhIjKl.secretpart", f'"{token_for(42)}"',
+     f"'{token_for(42)}'"],
+)
 def test_invite_url_with_a_malformed_token_is_one_line(token: str, cli_env: dict) -> None:
     result = run({**cli_env, "DISCORD_TOKEN": token}, "bot", "--invite-url")
     assert result.returncode == 2 and result.stdout == ""
     assert_one_line_error(result.stderr, "DISCORD_TOKEN does not look like a Discord bot token")
     assert token not in result.stderr
+
+
+@pytest.mark.parametrize("token", [f'"{token_for(42)}"', "bm90LWRpZ2l0cw.GhIjKl.secretpart"])
+def test_bot_check_rejects_the_tokens_invite_url_rejects(token: str, cli_env: dict) -> None:
+    invite = run({**cli_env, "DISCORD_TOKEN": token}, "bot", "--invite-url")
+    check = run({**cli_env, "DISCORD_TOKEN": token}, "bot", "--check")
+    assert invite.returncode == check.returncode == 2 and token not in invite.stderr + check.stderr
+    problem = invite.stderr.removeprefix("qabot: error: ").removesuffix("; or pass --application-id ID\n")
+    assert check.stderr == f"qabot bot: missing or wrong: {problem}\n"
 
 
 def test_bot_py_takes_every_option_qabot_bot_takes(cli_env: dict, tmp_path: Path) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import re
 import time
 import types
 from pathlib import Path
+from urllib.parse import unquote
 
 import discord
 import discord.ext.test as dpytest
@@ -33,7 +35,7 @@ from qabot.discord_bot import (
 from qabot.discord_render import ZWSP
 from qabot.errors import ConfigError
 from qabot.frontend import answerer_for
-from tests.conftest import settings_for
+from tests.conftest import answerer_over, settings_for
 
 SENTINEL_TOKEN = "MTA5OTk5.SENTINEL-token-do-not-log.xyzXYZ123"
 ALLOWED_CHANNEL_ID = 1_111_111_111_111_111_111
@@ -217,6 +219,38 @@ async def test_prefix_ask_replies_with_one_embed_of_cited_passages(bot, sent_pay
     assert "2023-08-03" in embed.description  # article date where known
     assert_no_pings(sent_payloads[-1])
     assert sent_payloads[-1]["components"], "the Show context button is attached"
+
+
+class ArticleUrls(Answerer):
+    """An answerer whose passages carry their article's web address, as front matter `url` gives it."""
+
+    def ask(self, question: str, top_k: int | None = None):
+        answer = super().ask(question, top_k)
+        return dataclasses.replace(
+            answer, passages=tuple(dataclasses.replace(p, url=f"https://news.example/{p.location.source}?id=1&v=2")
+                                   for p in answer.passages),
+        )  # fmt: skip
+
+
+async def test_an_article_with_a_web_address_links_its_title_with_a_text_fragment(make_bot, tmp_path):
+    sentence = ('Unions, managers and the operator agreed on Monday that full tram service resumes "on Friday, '
+                'March 15 - at the latest."')
+    files = {"tram.txt": f"Tram service to resume\n\nWorkers walked out last week over pay.\n\n{sentence}\n",
+             "weather.txt": "Weather\n\nIt rained in the city on Tuesday.\n"}
+    plain = answerer_over(tmp_path, files)
+    await make_bot(answerer_=ArticleUrls(plain.index, plain.params, plain.models))
+    await dpytest.message("!ask When does full tram service resume?")
+    [reply] = replies()
+    description = reply.embeds[0].description
+    first = description.split("\n\n")[0]
+    assert "`tram.txt:5:1`" in first  # the file citation stays
+    link = re.search(r"· \[Tram service to resume\]\((?P<target>[^)\s]+)\)$", first, re.MULTILINE)
+    assert link is not None, description
+    address, directive = link["target"].split("#:~:text=")
+    assert address == "https://news.example/tram.txt?id=1&v=2"
+    start, end = directive.split(",")  # textStart,textEnd: the passage's first and last words
+    assert start == "Unions%2C%20managers%20and%20the" and end == "%2D%20at%20the%20latest.%22"
+    assert sentence.startswith(unquote(start) + " ") and sentence.endswith(" " + unquote(end))
 
 
 async def test_every_cited_line_holds_the_quoted_text(bot, answerer):
@@ -608,6 +642,26 @@ def test_check_reports_a_missing_corpus(seeds_settings, monkeypatch, tmp_path, c
 def test_check_flags_a_malformed_token(seeds_settings):
     problems = check_settings(seeds_settings, {"DISCORD_TOKEN": "not a token"})
     assert problems == ["DISCORD_TOKEN does not look like a Discord bot token (expected three dot-separated parts)"]
+
+
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [
+        (f'"{SENTINEL_TOKEN}"', "it is in quotes"),
+        (f"'{SENTINEL_TOKEN}'", "it is in quotes"),
+        ("bm90LWRpZ2l0cw.GhIjKl.secretpart", "its first part is not a base64 application id"),  # "not-digits"
+        ("MTA5OTk5.Gh IjKl.secretpart", "its parts may hold only letters, digits"),
+    ],
+)
+def test_check_validates_the_token_exactly_as_invite_url_does(seeds_settings, token, why):
+    from qabot.discord_invite import application_id_from_token
+
+    [problem] = check_settings(seeds_settings, {"DISCORD_TOKEN": token})
+    assert problem.startswith("DISCORD_TOKEN does not look like a Discord bot token (") and why in problem
+    assert token not in problem
+    with pytest.raises(ConfigError) as raised:
+        application_id_from_token(token)
+    assert str(raised.value) == problem
 
 
 def test_run_without_token_is_a_config_error(seeds_settings, monkeypatch):

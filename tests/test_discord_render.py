@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import discord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qabot.discord_render import (
+from qabot.discord_render import (  # _meta_line: the citation line's fallbacks, at every width
     DESCRIPTION_LIMIT,
     EMBED_TOTAL_LIMIT,
     FIELD_COUNT_LIMIT,
@@ -19,6 +20,7 @@ from qabot.discord_render import (
     MESSAGE_LIMIT,
     TITLE_LIMIT,
     ZWSP,
+    _meta_line,
     answer_reply,
     context_embed,
     safe_text,
@@ -170,6 +172,7 @@ text = st.one_of(
 )
 words = st.lists(st.from_regex(r"[A-Za-z]{1,12}", fullmatch=True), max_size=4).map(tuple)
 sources = st.text(min_size=1, max_size=80)
+urls = st.one_of(st.none(), text, text.map(lambda path: "https://news.example/" + path))
 
 
 @st.composite
@@ -177,7 +180,7 @@ def answers(draw) -> Answer:
     passages = tuple(
         Passage(draw(text), location(draw(sources), draw(st.integers(1, 10**6))), 1.0, draw(words),
                 draw(text), draw(text), tuple(location(draw(sources)) for _ in range(draw(st.integers(0, 8)))),
-                draw(text), draw(st.one_of(st.none(), text)))
+                draw(text), draw(st.one_of(st.none(), text)), draw(urls))
         for _ in range(draw(st.integers(0, 12)))
     )
     expansions = tuple((w, w.lower()) for w in draw(words))
@@ -199,3 +202,55 @@ def test_any_answer_fits_discord_and_mentions_nobody(generated: Answer):
         assert "@" not in shown_text(embed).replace("@" + ZWSP, "")
     for quote in quote_lines(reply.embed):
         assert unescaped_markdown(quote) == []
+
+
+# --- the title links to the article's web page, with a text fragment ---------------------------------------
+
+ARTICLE = "https://news.example/2024/03/14/tram-talks-(update)"
+TRAM = ('The operator said the truce between unions and managers, agreed on Monday, "holds for now" - and '
+        "full service resumes on Friday, March 15.")
+LINKED = re.compile(r"· \[(?P<title>(?:\\.|[^\]\\])*)\]\((?P<target>[^)\s]+)\)(?P<after>.*)$", re.MULTILINE)
+
+
+def fragment_values(target: str) -> list[str]:
+    """textStart[,textEnd] of a link's text directive, decoded; the raw values must hold no syntax character."""
+    directive = target.split("#:~:text=")[1]
+    raw = directive.split(",")
+    assert len(raw) <= 2 and not any(ch in value for value in raw for ch in "-&, \"'")
+    return [unquote(value) for value in raw]
+
+
+def test_a_title_links_to_its_article_with_a_fragment_of_the_passage_start_and_end():
+    p = passage(TRAM, ("truce",), url=ARTICLE, title='Tram talks [live] - "update"', date="2024-03-14")
+    embed = answer_reply(answer(p)).embed
+    assert_within_limits(embed)
+    link = LINKED.search(embed.description)
+    assert link is not None, embed.description
+    assert link["title"] == 'Tram talks \\[live\\] - "update"'  # escaped as any corpus text
+    assert link["after"] == ", 2024-03-14"
+    assert link["target"].startswith("https://news.example/2024/03/14/tram-talks-%28update%29#:~:text=")
+    assert fragment_values(link["target"]) == ["The operator said the", "on Friday, March 15."]
+    assert "`003_b5d4c7ccf50ad595.txt:19:1`" in embed.description  # the file citation stays
+
+
+def test_a_short_passage_is_its_own_fragment_and_no_url_means_no_link():
+    short = 'Talks "resume" - today, in Baku & Yerevan.'
+    embed = answer_reply(answer(passage(short, url="https://news.example/a"))).embed
+    assert fragment_values(LINKED.search(embed.description)["target"]) == [short]
+    for url in (None, "javascript:alert(1)", "Reuters", "https://news.example/" + "x" * 5000):
+        embed = answer_reply(answer(passage(TRAM, url=url))).embed
+        assert "](" not in embed.description and "— `003_b5d4c7ccf50ad595.txt:19:1` · A title, 2023-08-03" in (
+            embed.description
+        )
+
+
+def test_without_room_for_the_fragment_the_title_links_to_the_bare_address_then_to_nothing():
+    p = passage(TRAM, url=ARTICLE, title="Tram talks")
+    kinds = []
+    for limit in range(40, 400):
+        line = _meta_line(p, limit)
+        assert units(line) <= limit
+        link = LINKED.search(line)
+        kinds.append("none" if link is None else ("fragment" if "#:~:text=" in link["target"] else "address"))
+    assert kinds == sorted(kinds, key=["none", "address", "fragment"].index)  # more room never loses the link
+    assert {"none", "address", "fragment"} == set(kinds)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from qabot.answer import Answerer
 from qabot.cli import main
 from qabot.errors import ImportRefused
+from qabot.frontend import answerer_for
 from qabot.importer import Article, markdown_of, write_article
 from qabot.markdown import read_front_matter
 from tests.conftest import PROJECT, settings_for
@@ -113,7 +113,7 @@ def ask_show_verify(capsys: pytest.CaptureFixture, tmp_path: Path, question: str
 
 
 def passages_of(corpus: Path, tmp_path: Path, question: str) -> list:
-    return list(Answerer.from_settings(settings_for(corpus, tmp_path / "cache")).ask(question, 10).passages)
+    return list(answerer_for(settings_for(corpus, tmp_path / "cache")).ask(question, 10).passages)
 
 
 def test_news_page_is_imported_without_boilerplate_then_asked_shown_and_verified(env, tmp_path, capsys):

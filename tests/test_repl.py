@@ -19,7 +19,7 @@ from qabot.answer import Answerer
 from qabot.config import Settings, replace
 from qabot.frontend import answerer_for
 from qabot.repl import PROMPT, ReplSession, history_path, run_repl
-from tests.conftest import PROJECT, settings_for
+from tests.conftest import PROJECT, SEEDS, settings_for
 
 UP = "\x1b[A"
 
@@ -104,6 +104,43 @@ def test_help_unknown_and_quit(session: ReplSession) -> None:
     assert session.handle(":quit") is None and session.handle(":q") is None
 
 
+@pytest.mark.parametrize("word", ["quit", "exit", "EXIT", "  quit  ", ":exit"])
+def test_quit_and_exit_leave_without_the_colon(session: ReplSession, word: str) -> None:
+    assert session.handle(word) is None
+
+
+def test_a_line_without_words_is_told_so_and_an_escape_sequence_is_removed_whole(session: ReplSession) -> None:
+    for line in ("?!", "\x01\x02", "\x1b[2J"):
+        assert session.handle(line).startswith("the question has no words") and session.last is None
+    session.handle("who is \x1b[31mbono\x1b[0m")
+    assert session.last.question == "who is bono" and "bono" in session.last.passages[0].matched_terms
+
+
+def test_a_changed_file_is_read_again_before_the_next_question(tmp_path: Path, corpus_copy: Path) -> None:
+    settings = settings_for(corpus_copy, tmp_path / "cache")
+    notes: list[str] = []
+    session = ReplSession(settings, answerer_for(settings), warn=notes.append)
+    first = session.handle("Who is Louis Bono?")
+    assert "May 4, 2023" in first and notes == []
+    file = corpus_copy / "003_b5d4c7ccf50ad595.txt"
+    file.write_text(file.read_text("utf-8").replace("May 4, 2023", "May 5, 2023"), "utf-8")
+    second = session.handle("Who is Louis Bono?")
+    assert "May 5, 2023" in second and "May 4, 2023" not in second
+    assert len(notes) == 1 and re.match(r"the corpus changed; reloaded in \d+\.\d\ds: 5 articles", notes[0])
+    assert "(1 new or changed, 0 removed)" in notes[0]
+    session.handle("who is pashinian")
+    assert len(notes) == 1  # nothing changed since: the index is kept
+
+
+def test_answers_wrap_to_the_width_the_session_is_given(session: ReplSession) -> None:
+    session.width = lambda: 50
+    out = session.handle("Who is Louis Bono?")
+    citations = {f"    — seeds/{Path(p.location.source).name}:{p.location.line}:{p.location.column}"
+                 for p in session.last.passages}
+    assert citations <= set(out.splitlines())
+    assert all(len(line) <= 50 for line in out.splitlines() if line not in citations)
+
+
 def test_reload_picks_up_changes_and_survives_failure(tmp_path: Path, corpus_copy: Path) -> None:
     settings = settings_for(corpus_copy, tmp_path / "cache")
     warnings: list[str] = []
@@ -117,7 +154,11 @@ def test_reload_picks_up_changes_and_survives_failure(tmp_path: Path, corpus_cop
     message = session.handle(":reload")
     assert message.startswith("reload failed, still using the previous index: corpus folder")
     assert "\n" not in message
-    assert session.answerer.index.n_sentences > 0 and "[1]" in session.handle("who is pashinian")
+    # The old index cites files that are gone: a question gets no passage of them, but the session lives on.
+    message = session.handle("who is pashinian")
+    assert message.startswith("cannot answer: the corpus could not be re-read (corpus folder") and "[1]" not in message
+    shutil.copytree(SEEDS, corpus_copy)
+    assert "[1]" in session.handle("who is pashinian") and len(session.answerer.index.docs) == 5
 
 
 def test_run_repl_without_a_terminal_reads_lines_until_eof(seeds_settings: Settings) -> None:
@@ -281,3 +322,46 @@ def test_pty_whitespace_only_lines_stay_out_of_history(pty_env: dict[str, str], 
     assert "Pashinian" in child.before and "seeds/003_b5d4c7ccf50ad595.txt:29:1" in child.before
     quit_cleanly(child)
     assert (tmp_path / "history").read_text("utf-8").splitlines() == ["who is pashinian", ":quit"]
+
+
+def test_pty_an_edit_between_two_questions_is_shown_at_once(pty_env: dict[str, str], corpus_copy: Path,
+                                                            tmp_path: Path) -> None:
+    env = {**pty_env, "QABOT_CACHE_DIR": str(tmp_path / "cache")}
+    child = pexpect.spawn(sys.executable, ["-m", "qabot.cli", "repl", "--corpus", str(corpus_copy)], cwd=str(PROJECT),
+                          env=env, encoding="utf-8", timeout=60)
+    child.expect(r"Loaded 5 articles, \d+ sentences from ")
+    child.expect_exact(PROMPT)
+    child.sendline("Who is Louis Bono?")
+    child.expect_exact(PROMPT)
+    assert "May 4, 2023" in " ".join(child.before.split())  # wrapped to the terminal: compare the words
+    file = corpus_copy / "003_b5d4c7ccf50ad595.txt"
+    file.write_text(file.read_text("utf-8").replace("May 4, 2023", "May 5, 2023"), "utf-8")  # as an editor saves
+    child.sendline("Who is Louis Bono?")
+    child.expect_exact(PROMPT)
+    second = " ".join(child.before.split())
+    assert "the corpus changed; reloaded in" in second and "(1 new or changed, 0 removed)" in second
+    assert "May 5, 2023" in second and "May 4, 2023" not in second
+    child.sendline("exit")  # no colon, as in Python's REPL
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_pty_answers_fit_the_terminal_without_breaking_words(pty_env: dict[str, str]) -> None:
+    child = pexpect.spawn(sys.executable, ["-m", "qabot.cli", "repl"], cwd=str(PROJECT), env=pty_env,
+                          encoding="utf-8", timeout=30, dimensions=(24, 60))
+    child.expect_exact(PROMPT)
+    child.sendline("Who is Louis Bono?")
+    child.expect_exact(PROMPT)
+    lines = child.before.replace("\r\n", "\n").split("\n")[1:]  # after the echoed question
+    citations = [line for line in lines if line.startswith("    — seeds/")]
+    whole = re.compile(r"    — seeds/\d{3}_[0-9a-f]{16}\.txt:\d+:\d+")  # the title went under it
+    assert len(citations) == 3 and all(whole.fullmatch(citation) for citation in citations)
+    assert all(len(line) <= 60 for line in lines if line not in citations)
+    words = " ".join(lines).split()
+    for word in ("Secretary", "Eurasian", "negotiations,", "Mirzoyan", "Azerbaijani"):  # never "Se / cretary"
+        assert word in words
+    child.sendline("quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
