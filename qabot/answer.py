@@ -131,9 +131,14 @@ class Answerer:
             return Answer(question, (), True, f"No article mentions any of: {words}.", expansions, searched)
         if self.refuses(ranking):
             missing = ", ".join(term.word for term in terms if not term.found)
+            judged = (
+                f"confidence {ranking.confidence:.0%}"
+                if self.params.min_confidence is not None
+                else f"chance that they answer it {ranking.answerable:.0%}, confidence {ranking.confidence:.0%}"
+            )
             reason = (
                 "The articles do not seem to answer this: the best match is a weak one"
-                f" (confidence {ranking.confidence:.0%}{f'; not found anywhere: {missing}' if missing else ''})."
+                f" ({judged}{f'; not found anywhere: {missing}' if missing else ''})."
             )
             return Answer(question, (), True, reason, expansions, searched, ranking.confidence)
         ranked = ranking.candidates.sents[ranking.order].tolist()

@@ -272,3 +272,41 @@ def test_a_name_the_corpus_has_only_as_a_common_word_is_marked_so(tmp_path):
     paris, pashinyan = terms["paris"], terms["pashinyan"]
     assert paris.spelled.variant_only and not paris.spelled.as_name, "party is never written as a name"
     assert pashinyan.spelled.variant_only and pashinyan.spelled.as_name and pashinyan.spelled.edits == 1
+
+
+def test_a_name_is_not_searched_as_a_common_word_nor_an_everyday_word_as_a_misspelling(tmp_path):
+    text = (
+        "The party met in the old hall on Monday.\n\nFlooding closed the road for several days.\n\n"
+        "Severe storms hit the coast on Sunday.\n"
+    )
+    answerer = answerer_over(tmp_path, {"a.txt": text})
+    terms = {term.word: term for term in answerer.rank("Who is the mayor of Paris? Was the floor bad?").terms}
+    assert not terms["paris"].found, "Paris is not 'party': the corpus never writes it as a name"
+    assert not terms["floor"].found, "floor is spelled right: no 'flooding'"
+    assert not terms["bad"].found, "bad and several share a stem with severe, not a root with bad"
+    answer = answerer.ask("Who is the mayor of Paris?")
+    assert "party" not in answer.reason and "flood" not in answer.reason
+
+
+def test_variants_are_shown_as_the_corpus_spells_them_never_as_a_stem(answerer):
+    answer = answerer.ask("Who is Louis Bono?", 1)
+    shown = [variant for _, variant in answer.expansions]
+    assert "luis" in shown and "lui" not in shown
+    text = " ".join(answerer.passage_of(sent).text for sent in range(answerer.index.n_sentences)).casefold()
+    assert all(variant in text for variant in shown), "every variant shown is a word of the corpus"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "¿Quién es Louis Bono?",
+        "Hi! I have been reading a lot about the region lately and I keep running into the same place, which"
+        " became a big topic in the news this year. My friends keep arguing about it when we go running, and"
+        " nobody seems to know the details, so I thought I would ask you directly instead of guessing: what"
+        " does the United States insist on regarding the Lachin corridor between Armenia and Nagorno-Karabakh?",
+    ],
+)
+def test_frame_words_of_other_languages_and_chatty_filler_do_not_sink_a_found_question(answerer, question):
+    answer = answerer.ask(question)
+    assert not answer.abstained, answer.reason
+    assert {"bono", "lachin"} & {term.casefold() for term in answer.passages[0].matched_terms}
