@@ -201,10 +201,11 @@ def body_of(text: str) -> str:
 
 
 def file_stem(article: Article) -> str:
-    """date-slug-of-the-title (the first words of the text when there is no title)."""
+    """date-slug-of-the-title (the first words of the text when there is no title), at most SLUG_CHARS of slug."""
     words = article.title or " ".join(article.text.split()[:10])
-    folded = unicodedata.normalize("NFKD", words).encode("ascii", "ignore").decode("ascii").lower()
-    slug = re.sub(r"[^a-z0-9]+", "-", folded).strip("-")
+    # Accents folded (Café -> cafe); letters of other scripts kept, so a Greek or Chinese title names its file.
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", words.lower()) if not unicodedata.combining(ch))
+    slug = re.sub(r"[\W_]+", "-", folded).strip("-")
     if len(slug) > SLUG_CHARS:
         slug = slug[:SLUG_CHARS].rsplit("-", 1)[0]
     slug = slug or "article"

@@ -344,3 +344,13 @@ def test_a_page_that_declares_its_charset_is_read_in_it(env, tmp_path, capsys):
     assert code == 0 and "1 added" in out
     [written] = env.glob("*.md")
     assert "Le café de la gare était fermé" in written.read_text(encoding="utf-8")
+
+
+def test_file_names_fold_accents_and_keep_other_scripts(tmp_path):
+    assert write_article(Article("Text.", "Café à Zürich: “news”!", "2024-01-01"), tmp_path)[0] == (
+        "2024-01-01-cafe-a-zurich-news.md"
+    )
+    assert write_article(Article("Κείμενο.", "Νέα γέφυρα", None), tmp_path)[0] == "νεα-γεφυρα.md"
+    assert write_article(Article("Text without a title, named from its words.", None), tmp_path)[0] == (
+        "text-without-a-title-named-from-its-words.md"
+    )
