@@ -35,10 +35,6 @@ MIN_MASS = 0.01
 DERIVATION_WEIGHT = 0.8  # weight of a derivationally related term (agreement for agree)
 APART_SPLITS = 2  # ways to split an unknown word into two corpus terms that are tried (most even first)
 CHECKED_SENTENCES = 10  # sentences read to see how the corpus writes a word: its parts as neighbours, in capitals
-# A lower-case question word the corpus lacks counts as a question-frame word (a quarter) when it is this
-# common in English or another large language (Zipf frequency: "keep" 5.7, Spanish "quién" 5.4, "twin" 4.3):
-# it frames the question rather than names its topic. Chosen by tools/fit_models.py's article-grouped CV.
-EVERYDAY_ZIPF = 5.0
 # Ways a question word also searches corpus terms written otherwise; tools/fit_models.py measures each one's
 # effect on held-out articles.
 VARIANT_KINDS = frozenset(
@@ -61,7 +57,6 @@ class AnswerParams:
     min_confidence: float | None = None
     variant_weight: float = 0.7
     variant_kinds: frozenset[str] = VARIANT_KINDS  # the kinds of VARIANT_KINDS a question word also searches
-    everyday_zipf: float = EVERYDAY_ZIPF
     names_spelled_as_names: bool = True  # a capitalised word's spelling variants are those the corpus writes as names
     spell_everyday_words: bool = False  # whether a lower-case everyday word ("floor") also searches spelling variants
 
@@ -254,21 +249,23 @@ class Answerer:
             # rank-bm25's IDF can be zero or negative in a tiny corpus; a word still carries some mass.
             mass = max(float(index.idf[term_id]), MIN_MASS) if term_id is not None else unknown_idf
             spelled = (
-                self._spelled_as(term, spelling, as_name)
+                self._spelled_as(term, spelling, [*ids, *apart][0][0], as_name)
                 if term_id is None and capitalised and (ids or apart)
                 else SpelledAs()
             )
-            framing = term in frame or (
-                term_id is None and not capitalised and everyday.get(term, 0.0) >= self.params.everyday_zipf
-            )
-            terms.append(QueryTerm(word, count, tuple(ids), mass, term_id, framing, capitalised, apart, spelled))
+            if not (ids or apart or capitalised) and everyday.get(term, 0.0) >= self.models.everyday_zipf:
+                continue  # an everyday word the corpus lacks ("keep", "quién") frames the question, names no topic
+            terms.append(QueryTerm(word, count, tuple(ids), mass, term_id, term in frame, capitalised, apart, spelled))
         return terms, tuple(expansions), tuple(derived)
 
-    def _spelled_as(self, term: str, spelling: Sequence[tuple[int, int]], as_name: Callable[[int], bool]) -> SpelledAs:
-        """How far the corpus's closest spelling of an unknown name is from it, and whether the corpus writes
-        that spelling as a name: "party" for Paris is no name, "Pashinian" for Pashinyan is."""
+    def _spelled_as(
+        self, term: str, spelling: Sequence[tuple[int, int]], found: int, as_name: Callable[[int], bool]
+    ) -> SpelledAs:
+        """How the corpus writes an unknown name it has in another form (found: the first corpus term searched
+        for it): how far its closest spelling variant is, and whether the corpus writes that form as a name
+        ("Pashinian" for Pashinyan, "EU" for European Union are; "party" for Paris is not)."""
         if not spelling:
-            return SpelledAs(variant_only=True)
+            return SpelledAs(True, as_name=as_name(found))
         variant_id, edits = spelling[0]
         variant = self.index.vocab[variant_id]
         ratio = min(len(term), len(variant)) / max(len(term), len(variant), 1)

@@ -65,6 +65,9 @@ class Models:
     abstention: LinearModel
     min_answerable: float
     labels: Labels
+    # A lower-case question word the corpus lacks at all is left out of the question when it is at least this
+    # common (Zipf frequency) in English or another large language: "keep" 5.7, Spanish "quién" 5.4, "twin" 4.3.
+    everyday_zipf: float = 99.0
 
 
 def logistic(x: float) -> float:
@@ -90,6 +93,7 @@ def models_to_json(models: Models, report: dict[str, Any]) -> str:
         "format": FORMAT,
         "min_answerable": models.min_answerable,
         "labels": {"likely": models.labels.likely, "possible": models.labels.possible},
+        "everyday_zipf": models.everyday_zipf,
         "ranker": linear(models.ranker),
         "confidence": linear(models.confidence),
         "abstention": linear(models.abstention),
@@ -124,7 +128,8 @@ def parse_models(text: str, where: str) -> Models:
             raise ValueError(f"label cut-offs possible {possible}, likely {likely} are not in order within 0..1")
         labels = Labels(likely, possible)
         question = (linear("confidence", QUESTION_FEATURES), linear("abstention", QUESTION_FEATURES))
-        return Models(linear("ranker", CANDIDATE_FEATURES), *question, threshold, labels)
+        everyday = float(data["everyday_zipf"])
+        return Models(linear("ranker", CANDIDATE_FEATURES), *question, threshold, labels, everyday)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"model file {where} is not usable ({exc}); {mend}") from None
 

@@ -79,7 +79,7 @@ DEPTH = 10
 FOLD_SEEDS = (0, 1, 2)  # draws of the folds the CV figures are reported over (the first is the headline)
 TRADEOFF_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)  # fixed min_confidence the CV is also reported at
 UNCALIBRATED = "adversarial"  # the kind left out of ECE and label precision
-EVERYDAY_ZIPFS = (4.5, 5.5, 99.0)  # other cut-offs measured beside answer.EVERYDAY_ZIPF (99: no word is everyday)
+EVERYDAY_ZIPFS = (99.0, 5.5, 5.0, 4.5, 4.0)  # cut-offs for everyday words tried (99: no word is everyday)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,14 +128,15 @@ class Setting:
     threshold_target: float
 
 
-def bm25_models() -> Models:
-    """Models that rank by BM25 alone and never abstain: what candidates are collected with."""
+def bm25_models(everyday_zipf: float = EVERYDAY_ZIPFS[0]) -> Models:
+    """Models that rank by BM25 alone and never abstain: what candidates are collected with (leaving out
+    everyday words from everyday_zipf)."""
     ranker_weights = np.array([name == "bm25" for name in CANDIDATE_FEATURES], dtype=np.float64)
     ones, zeros = np.ones(len(QUESTION_FEATURES)), np.zeros(len(QUESTION_FEATURES))
     ranker = LinearModel(CANDIDATE_FEATURES, np.zeros(len(CANDIDATE_FEATURES)), np.ones(len(CANDIDATE_FEATURES)),
                          ranker_weights)  # fmt: skip
     never = LinearModel(QUESTION_FEATURES, zeros, ones, zeros)
-    return Models(ranker, never, never, 0.0, Labels(1.0, 1.0))
+    return Models(ranker, never, never, 0.0, Labels(1.0, 1.0), everyday_zipf)
 
 
 def open_answerers(sources: Sequence[EvalSource], stack: ExitStack) -> dict[str, Answerer]:
@@ -152,13 +153,16 @@ def open_answerers(sources: Sequence[EvalSource], stack: ExitStack) -> dict[str,
     return answerers
 
 
-def collect(sources: Sequence[EvalSource], answerers: dict[str, Answerer], **changes: object) -> list[Example]:
-    """Every question of every source ranked by its corpus's answerer, its AnswerParams changed as given
-    (the candidates and their features do not depend on the models)."""
+def collect(
+    sources: Sequence[EvalSource], answerers: dict[str, Answerer], everyday_zipf: float, **changes: object
+) -> list[Example]:
+    """Every question of every source ranked by its corpus's answerer, its AnswerParams changed as given, with
+    everyday words from everyday_zipf left out (the candidates and their features do not depend on the
+    fitted models)."""
     examples = []
     for source in sources:
         answerer = answerers[source.name]
-        answerer = Answerer(answerer.index, replace(answerer.params, **changes), answerer.models)
+        answerer = Answerer(answerer.index, replace(answerer.params, **changes), bm25_models(everyday_zipf))
         for item in load_eval(source.questions):
             ranking = answerer.rank(clean_question(item.question))
             hits = np.array(
@@ -442,6 +446,25 @@ def choose_setting(examples: Sequence[Example], fitter: Fitter) -> Setting:
     return chosen
 
 
+def choose_everyday_zipf(answerers: dict[str, Answerer]) -> tuple[float, list[Example], dict[str, object]]:
+    """The everyday-word cut-off with the best CV objective under a first setting (the middle of each grid), its examples, and every
+    cut-off's figures."""
+    first = Setting(RANKER_L2[1], CONFIDENCE_L2[1], ADVERSARIAL_WEIGHTS[1], THRESHOLD_TARGETS[2])
+    best: tuple[tuple[bool, float], float, list[Example]] | None = None
+    tried: dict[str, object] = {}
+    for zipf in EVERYDAY_ZIPFS:
+        examples = collect(SOURCES, answerers, zipf)
+        results = simulate_folds(examples, cross_validated(examples, first, Fitter()))
+        judged = objective(results)
+        tried[str(zipf)] = {"objective": round(judged[1], 4), "admissible": judged[0],
+                            **{name: rounded(f) for name, f in by_set(results).items()}}  # fmt: skip
+        print(f"  everyday_zipf {zipf}: admissible {judged[0]}, objective {judged[1]:.4f}", file=sys.stderr)
+        if best is None or judged > best[0]:
+            best = (judged, zipf, examples)
+    assert best is not None
+    return best[1], best[2], tried
+
+
 def labels_by_cv(results: Sequence[Simulated]) -> Labels:
     """Label cut-offs from cross-validated answers: each the lowest confidence above which held-out
     answers (adversarial questions left out) are right LIKELY_PRECISION / POSSIBLE_PRECISION of the time."""
@@ -506,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with ExitStack() as stack:
         answerers = open_answerers(SOURCES, stack)
-        examples = collect(SOURCES, answerers)
+        everyday_zipf, examples, everyday = choose_everyday_zipf(answerers)
         groups = len({e.group for e in examples})
         print(f"{len(examples)} questions in {groups} articles; choosing settings by {FOLDS}-fold article CV",
               file=sys.stderr)  # fmt: skip
@@ -516,7 +539,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         simulated = {seed: simulate_folds(examples, folds) for seed, folds in per_fold.items()}
         labels = labels_by_cv([r for results in simulated.values() for r in results])
         per_fold = {seed: [(held, replace(m, labels=labels)) for held, m in folds] for seed, folds in per_fold.items()}
-        models = replace(fitter.fit(examples, setting), labels=labels)
+        models = replace(fitter.fit(examples, setting), labels=labels, everyday_zipf=everyday_zipf)
+        per_fold = {seed: [(held, replace(m, everyday_zipf=everyday_zipf)) for held, m in folds]
+                    for seed, folds in per_fold.items()}  # fmt: skip
         fitted = ask_for_real(examples, answerers, [(np.arange(len(examples)), models)])
         cv = ask_for_real(examples, answerers, per_fold[FOLD_SEEDS[0]])
         report: dict[str, object] = {
@@ -537,17 +562,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # each kind of variant left out, and other everyday-word cut-offs: what they do to held-out articles
         alternatives: dict[str, dict[str, object]] = {
             **{f"without {kind}": {"variant_kinds": VARIANT_KINDS - {kind}} for kind in sorted(VARIANT_KINDS)},
-            **{f"everyday_zipf {zipf}": {"everyday_zipf": zipf} for zipf in EVERYDAY_ZIPFS},
             "names spelled as any word": {"names_spelled_as_names": False},
             "everyday words spelled otherwise": {"spell_everyday_words": True},
         }
         measured = {}
         for name, changes in alternatives.items():
-            other = collect(SOURCES, answerers, **changes)
+            other = collect(SOURCES, answerers, everyday_zipf, **changes)
             measured[name] = {set_name: rounded(f) for set_name, f in by_set(
                 simulate_folds(other, cross_validated(other, setting, Fitter()))).items()}  # fmt: skip
             print(f"{name}: {measured[name]}")
         report["alternatives"] = measured
+        report["everyday_zipf"] = {"chosen": everyday_zipf, "tried": everyday}
         report["shipped"] = report["cross_validated_fold_draws"][str(FOLD_SEEDS[0])]  # type: ignore[index]
     args.out.write_text(models_to_json(models, report), encoding="utf-8")
     print(f"wrote {args.out} (setting {setting}, labels {labels}, min_answerable {models.min_answerable})")
