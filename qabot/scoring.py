@@ -134,6 +134,10 @@ class Bm25Postings:
         lo, hi = self.post_ptr[terms].tolist(), self.post_ptr[terms + 1].tolist()
         upper = self.weights(self.term_max_tf[terms], self.term_min_len[terms], np.array(scales))
         order = np.argsort(np.subtract(hi, lo), kind="stable").tolist()  # shortest first: cheap, and rare weighs most
+        longest = order[-1]
+        if hi[longest] - lo[longest] > MOSTLY * postings and upper[longest] >= upper.sum() - upper[longest]:
+            # The floor never exceeds the bounds of the lists before it, so the scan would reach that list.
+            return None
         unscanned = [*np.cumsum(upper[order][::-1])[::-1].tolist(), 0.0]  # what terms order[j:] can add at most
         acc, scratch = self._accumulator()
         seen, best, floor, scanned = [], np.empty(0, dtype=np.int32), 0.0, 0

@@ -303,13 +303,9 @@ def stored_skip(row: Sequence) -> Skipped:
 def _stale_entries(index: Index, stored_skips: Sequence[Skipped], entries: Sequence[FileEntry]) -> list[FileEntry]:
     """Files that are new or whose size, mtime or ctime differ from what the index saw. A file whose
     ctime alone moved (written in place, its mtime set back) is re-read and its bytes compared."""
-    seen = {doc.path: _status(doc) for doc in index.docs}
-    seen.update({s.path: _status(s) for s in stored_skips if isinstance(s, SkippedEntry)})
-    return [entry for entry in entries if seen.get(entry.path) != _status(entry)]
-
-
-def _status(file: FileEntry | DocInfo | SkippedEntry) -> tuple[int, int, int]:
-    return file.size, file.mtime_ns, file.ctime_ns
+    seen = {doc.path: (doc.size, doc.mtime_ns, doc.ctime_ns) for doc in index.docs}
+    seen.update({s.path: (s.size, s.mtime_ns, s.ctime_ns) for s in stored_skips if isinstance(s, SkippedEntry)})
+    return [entry for entry in entries if seen.get(entry.path) != (entry.size, entry.mtime_ns, entry.ctime_ns)]
 
 
 def _removed(index: Index, entries: Sequence[FileEntry]) -> set[str]:

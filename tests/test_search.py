@@ -119,6 +119,31 @@ def test_pruned_search_equals_exhaustive_on_random_corpora(always_pruned, senten
         assert_same(index, query, k)
 
 
+def test_a_dominant_list_that_must_be_scanned_goes_straight_to_the_exhaustive_scorer(monkeypatch):
+    """A list holding most of the query's postings whose bound alone matches the other terms' cannot be
+    skipped (the floor never passes the others' bounds): nothing is scanned before giving up."""
+    index = index_of([*(f"common filler{i % 9}" for i in range(900)), *(f"rare{i % 3} filler1" for i in range(60))])
+    query = [(index.term_ids["common"], 50.0), (index.term_ids["rare1"], 1.0)]
+    scanned: list[int] = []
+    real = Bm25Postings._accumulator
+    monkeypatch.setattr(Bm25Postings, "_accumulator", lambda self: scanned.append(1) or real(self))
+    terms = np.array([term for term, _ in query])
+    scales = [float(index.idf[term]) * weight for term, weight in query]
+    postings = int((index.post_ptr[terms + 1] - index.post_ptr[terms]).sum())
+    assert index.scorer._search_pruned(terms, scales, 3, postings) is None and scanned == []
+    assert_same(index, query, 3)
+
+
+def test_exhaustive_search_keeps_every_tie_at_the_cut():
+    """Many sentences tie with the k-th best: the lowest ids win."""
+    index = index_of([*(["okapi zebra harbour"] * 40), *(["zebra harbour pier"] * 300), "okapi okapi zebra"])
+    query = [(index.term_ids["okapi"], 1.0), (index.term_ids["zebra"], 0.7), (index.term_ids["harbour"], 1.0)]
+    for k in (1, 5, 39, 41, 60):
+        sents, scores = index.search_exhaustive(query, k)
+        ref_sents, ref_scores = dense_top_k(index, query, k)
+        assert sents.tolist() == ref_sents and scores.tobytes() == ref_scores.tobytes(), k
+
+
 def test_threads_searching_at_once_get_what_one_thread_gets(seeds_index, always_pruned):
     rng = np.random.default_rng(11)
     by_df = np.argsort(-seeds_index.df)
