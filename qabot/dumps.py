@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from qabot.errors import ImportRefused
-from qabot.importer import Article, Skip, has_text, iso_date, web_address
+from qabot.imported import Article, Skip, has_text, iso_date, web_address
 
 # The usual names of each field in news APIs' and scrapers' exports, in order of preference.
 FIELD_NAMES: dict[str, tuple[str, ...]] = {

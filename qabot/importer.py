@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qabot.errors import ImportRefused
+from qabot.imported import Article, Skip
 
 PAGE_SUFFIXES = (".html", ".htm")
 DUMP_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv")
@@ -27,25 +28,6 @@ _WEB_ADDRESS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # Characters that break a line in YAML or are not printable there; none belongs in a title.
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
 _BODY_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-@dataclass(frozen=True, slots=True)
-class Article:
-    """One article to write: its text (paragraphs split by blank lines) and what the front matter says."""
-
-    text: str
-    title: str | None = None
-    date: str | None = None  # YYYY-MM-DD
-    url: str | None = None
-    author: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Skip:
-    """A record (or a whole source, when `where` is empty) left out, and why."""
-
-    where: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,34 +192,3 @@ def file_stem(article: Article) -> str:
         slug = slug[:SLUG_CHARS].rsplit("-", 1)[0]
     slug = slug or "article"
     return f"{article.date}-{slug}" if article.date else slug
-
-
-def has_text(article_text: str) -> bool:
-    """Whether the text holds a word (letters or digits), not only whitespace and punctuation."""
-    return any(ch.isalnum() for ch in article_text)
-
-
-def iso_date(value: object) -> str | None:
-    """YYYY-MM-DD from an ISO date or datetime, an RFC 822 date (RSS pubDate) or a Unix time; None otherwise."""
-    import datetime
-    from email.utils import parsedate_to_datetime
-
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        if isinstance(value, int | float):
-            seconds = value / 1000 if value > 1e11 else value  # JavaScript writes milliseconds
-            return datetime.datetime.fromtimestamp(seconds, datetime.UTC).date().isoformat()
-        text = str(value).strip()
-        try:
-            return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()
-        except ValueError:
-            return parsedate_to_datetime(text).date().isoformat()
-    except (ValueError, TypeError, OverflowError, OSError, IndexError):
-        return None
-
-
-def web_address(value: object) -> str | None:
-    """value when it is an http(s) address, else None."""
-    text = value.strip() if isinstance(value, str) else ""
-    return text if re.fullmatch(r"https?://[^\s\x00-\x1f\x7f]+", text, re.IGNORECASE) else None

@@ -7,7 +7,7 @@ import codecs
 import re
 from pathlib import Path
 
-from qabot.importer import Article, Skip, has_text, iso_date, web_address
+from qabot.imported import Article, Skip, has_text, iso_date, web_address
 
 INSTALL = "pip install 'qabot[import]'"
 MAX_PAGE_BYTES = 20_000_000  # a saved page larger than this is skipped (pages with inlined images run to a few MB)

@@ -38,14 +38,23 @@ def location(source: str = "003_b5d4c7ccf50ad595.txt", line: int = 19) -> Locati
 
 
 def passage(text: str, matched: tuple[str, ...] = (), **changes) -> Passage:
-    values = dict(text=text, location=location(), score=1.0, matched_terms=matched, context_before="",
-                  context_after="", also_in=(), title="A title", date="2023-08-03")
+    values = dict(
+        text=text,
+        location=location(),
+        score=1.0,
+        matched_terms=matched,
+        context_before="",
+        context_after="",
+        also_in=(),
+        title="A title",
+        date="2023-08-03",
+    )
     values.update(changes)
     return Passage(**values)
 
 
 def answer(*passages: Passage, question: str = "Who is Louis Bono?", reason: str = "") -> Answer:
-    return Answer(question, tuple(passages), not passages, reason, (), 81)
+    return Answer(question, tuple(passages), not passages, reason, (), 81, label="" if not passages else "Weak match")
 
 
 def assert_within_limits(embed: discord.Embed) -> None:
@@ -61,8 +70,10 @@ def assert_within_limits(embed: discord.Embed) -> None:
 
 
 def shown_text(embed: discord.Embed) -> str:
-    return "\n".join([embed.title or "", embed.description or "", embed.footer.text or ""]
-                     + [f"{f.name}\n{f.value}" for f in embed.fields])
+    return "\n".join(
+        [embed.title or "", embed.description or "", embed.footer.text or ""]
+        + [f"{f.name}\n{f.value}" for f in embed.fields]
+    )
 
 
 def unescaped_markdown(line: str) -> list[str]:
@@ -112,8 +123,10 @@ def test_also_in_sources_are_listed():
 def test_abstention_is_plain_and_says_what_was_searched():
     reply = answer_reply(answer(reason="No article mentions any of: quokka."), articles=5)
     assert reply.embed is None
-    assert reply.content == ("The articles have no answer to that. No article mentions any of: quokka. "
-                             "(Searched 81 sentences in 5 articles.)")
+    assert reply.content == (
+        "The articles have no answer to that. No article mentions any of: quokka. "
+        "(Searched 81 sentences in 5 articles.)"
+    )
 
 
 def test_huge_passage_is_cut_on_a_word_boundary_with_an_ellipsis():
@@ -126,8 +139,10 @@ def test_huge_passage_is_cut_on_a_word_boundary_with_an_ellipsis():
 
 def test_many_long_passages_share_the_6000_budget():
     long_text = "Louis Bono travels to the South Caucasus this week. " * 100
-    passages = [passage(long_text, ("bono",), also_in=tuple(location(f"{i}.txt") for i in range(30)),
-                        title="T" * 5000) for _ in range(10)]
+    passages = [
+        passage(long_text, ("bono",), also_in=tuple(location(f"{i}.txt") for i in range(30)), title="T" * 5000)
+        for _ in range(10)
+    ]
     embed = answer_reply(answer(*passages, question="Q" * 10_000, reason="r" * 10_000)).embed
     assert_within_limits(embed)
     assert len(quote_lines(embed)) == 10 and all("**Bono**" in q for q in quote_lines(embed))
@@ -157,14 +172,35 @@ def test_real_answer_renders_real_citations(answerer):
     embed = answer_reply(result).embed
     for p in result.passages:
         assert f"`{p.location.source}:{p.location.line}:{p.location.column}`" in embed.description
-        assert (answerer.root / p.location.source).read_text("utf-8")[p.location.start:p.location.end] == p.text
+        assert (answerer.root / p.location.source).read_text("utf-8")[p.location.start : p.location.end] == p.text
 
 
 # --- fuzz ---------------------------------------------------------------------------------------------
 
-hostile = st.sampled_from(["@everyone", "@here", "<@&123456789012345678>", "<@!123456789012345678>",
-                           "<@123>", "**", "__", "`", "```", "||", "> ", "# ", "\\", "\n", "\x00", "\x1b[31m",
-                           "[x](http://evil.test)", "😀", "\u202e", " "])
+hostile = st.sampled_from(
+    [
+        "@everyone",
+        "@here",
+        "<@&123456789012345678>",
+        "<@!123456789012345678>",
+        "<@123>",
+        "**",
+        "__",
+        "`",
+        "```",
+        "||",
+        "> ",
+        "# ",
+        "\\",
+        "\n",
+        "\x00",
+        "\x1b[31m",
+        "[x](http://evil.test)",
+        "😀",
+        "\u202e",
+        " ",
+    ]
+)
 text = st.one_of(
     st.text(max_size=300),
     st.lists(st.one_of(hostile, st.text(max_size=20)), max_size=60).map("".join),
@@ -178,9 +214,18 @@ urls = st.one_of(st.none(), text, text.map(lambda path: "https://news.example/" 
 @st.composite
 def answers(draw) -> Answer:
     passages = tuple(
-        Passage(draw(text), location(draw(sources), draw(st.integers(1, 10**6))), 1.0, draw(words),
-                draw(text), draw(text), tuple(location(draw(sources)) for _ in range(draw(st.integers(0, 8)))),
-                draw(text), draw(st.one_of(st.none(), text)), draw(urls))
+        Passage(
+            draw(text),
+            location(draw(sources), draw(st.integers(1, 10**6))),
+            1.0,
+            draw(words),
+            draw(text),
+            draw(text),
+            tuple(location(draw(sources)) for _ in range(draw(st.integers(0, 8)))),
+            draw(text),
+            draw(st.one_of(st.none(), text)),
+            draw(urls),
+        )
         for _ in range(draw(st.integers(0, 12)))
     )
     expansions = tuple((w, w.lower()) for w in draw(words))
@@ -207,8 +252,10 @@ def test_any_answer_fits_discord_and_mentions_nobody(generated: Answer):
 # --- the title links to the article's web page, with a text fragment ---------------------------------------
 
 ARTICLE = "https://news.example/2024/03/14/tram-talks-(update)"
-TRAM = ('The operator said the truce between unions and managers, agreed on Monday, "holds for now" - and '
-        "full service resumes on Friday, March 15.")
+TRAM = (
+    'The operator said the truce between unions and managers, agreed on Monday, "holds for now" - and '
+    "full service resumes on Friday, March 15."
+)
 LINKED = re.compile(r"· \[(?P<title>(?:\\.|[^\]\\])*)\]\((?P<target>[^)\s]+)\)(?P<after>.*)$", re.MULTILINE)
 
 

@@ -141,7 +141,8 @@ def test_a_jsonl_eval_still_uses_the_corpus(eval_env, capsys):
     assert main(["eval", str(DEV_SET), "--corpus", "seeds"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("questions: 30 (25 answerable, 5 unanswerable)\n")
-    assert float(figure(out, "R@1:")) >= 0.92
+    assert float(figure(out, "R@1:")) >= 0.88
+    assert "labels (shown answers" in out and "  Likely answer " in out, "each label's share and precision"
 
 
 def test_corpus_flag_with_a_squad_file_is_reported_as_unused(squad_files, eval_env, capsys):

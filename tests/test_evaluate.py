@@ -202,8 +202,11 @@ def test_abstention_by_kind_names_unlabelled_questions_by_answerability():
 @needs_shared(DEV_SET)
 def test_dev_set_meets_the_quality_bars(answerer):
     report = evaluate(load_eval(DEV_SET), answerer.ask, 10)
-    assert report.recall_at_1 >= 0.92 and report.recall_at_3 >= 0.96 and report.mrr_at_10 >= 0.94
-    assert report.abstention_accuracy >= 0.8 and report.false_abstention_rate <= 0.04
+    assert report.recall_at_1 >= 0.88 and report.recall_at_3 >= 0.92 and report.mrr_at_10 >= 0.90
+    assert report.abstention_accuracy >= 0.8 and report.false_abstention_rate <= 0.05
+    assert report.ece is not None and report.ece <= 0.15
+    likely = [f for f in report.labels if f.label == "Likely answer"]
+    assert likely and likely[0].precision >= 0.95
 
 
 # --- reading files --------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ import pytest
 from qabot.cli import main
 from qabot.errors import ImportRefused
 from qabot.frontend import answerer_for
-from qabot.importer import Article, markdown_of, write_article
+from qabot.imported import Article
+from qabot.importer import markdown_of, write_article
 from qabot.markdown import read_front_matter
 from tests.conftest import PROJECT, settings_for
 
