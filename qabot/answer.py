@@ -21,6 +21,7 @@ from qabot.features import Candidates, QueryTerm, candidate_features, question_f
 from qabot.index import idf_of_unknown
 from qabot.learned import Models, logistic, shipped_models
 from qabot.model import Answer, Location, Passage
+from qabot.phrase import answer_phrase
 from qabot.searchable import SearchableIndex
 from qabot.variants import VariantFinder
 
@@ -149,7 +150,9 @@ class Answerer:
             words_of.setdefault(tuple(variants), []).append(word)
         reason = "; ".join(f"{', '.join(variants)} (for {', '.join(words)})" for variants, words in words_of.items())
         reason = f"also searched: {reason}" if reason else ""
-        return Answer(question, tuple(passages), False, reason, expansions, searched, ranking.confidence)
+        phrase = answer_phrase(cleaned, passages[0], ranking.confidence, self.index) if passages else None
+        return Answer(question, tuple(passages), False, reason, expansions, searched, ranking.confidence,
+                      phrase=phrase)
 
     def rank(self, cleaned_question: str) -> Ranking:
         """The question's candidate sentences ranked by the fitted ranker, and its confidence."""

@@ -9,9 +9,10 @@ from typing import Any
 
 from qabot.analyze import analyze, term_spans
 from qabot.cite import display_path, printable
-from qabot.model import Answer, Location, Passage
+from qabot.model import Answer, AnswerPhrase, Location, Passage
 
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
+UNDERLINE, NORMAL = "\x1b[4m", "\x1b[22m"  # NORMAL ends bold but keeps the underline on
 # How a confidence reads, highest first: (at least this confidence, words). The confidence is
 # calibrated, so "possible match" at 0.5 means about half of such first passages answer.
 CONFIDENCE_WORDS = ((0.7, "Likely answer"), (0.4, "Possible match"), (0.0, "Weak match: check the source"))
@@ -53,18 +54,37 @@ def render_text(answer: Answer, color: bool = False, cwd: Path | None = None) ->
     """Human-readable answer: how confident, numbered passages with citations; or a plain abstention sentence."""
     if answer.abstained:
         return f"No answer in the corpus. {printable(answer.reason)}"
-    lines = [f"{confidence_label(answer.confidence)}:"]
-    lines += [line for number, p in enumerate(answer.passages, 1) for line in passage_lines(number, p, color, cwd)]
+    lines = [phrase_line(answer.phrase, color)] if answer.phrase else []
+    lines.append(f"{confidence_label(answer.confidence)}:")
+    lines += [
+        line
+        for number, p in enumerate(answer.passages, 1)
+        for line in passage_lines(number, p, color, cwd, answer.phrase if number == 1 else None)
+    ]
     if answer.reason:
         lines.append(f"({printable(answer.reason)})")
     return "\n".join(lines)
 
 
-def passage_lines(number: int, passage: Passage, color: bool = False, cwd: Path | None = None) -> list[str]:
+def phrase_line(phrase: AnswerPhrase, color: bool = False) -> str:
+    """`Answer: senior advisor for Caucasus negotiations (72%)`, the phrase in bold where colour is on."""
+    text = f"{BOLD}{printable(phrase.text)}{RESET}" if color else printable(phrase.text)
+    return f"Answer: {text} ({phrase.probability:.0%})"
+
+
+def passage_lines(
+    number: int, passage: Passage, color: bool = False, cwd: Path | None = None, phrase: AnswerPhrase | None = None
+) -> list[str]:
     """`[N] text` exactly as in the file (no quote marks added: the sentence keeps its own), its citation line
-    and one line per wire copy."""
+    and one line per wire copy. With colour, matched words are bold and the answer phrase (of this passage)
+    underlined; without, the text is left exactly as the file has it, so `qabot verify` can check it."""
     text = printable(passage.text)
-    if color:
+    if color and phrase is not None:
+        start, end = phrase.start - passage.location.start, phrase.end - passage.location.start
+        inside = emphasise(text[start:end], passage.matched_terms, BOLD, NORMAL)
+        text = (emphasise(text[:start], passage.matched_terms, BOLD, RESET) + UNDERLINE + inside + RESET
+                + emphasise(text[end:], passage.matched_terms, BOLD, RESET))  # fmt: skip
+    elif color:
         text = emphasise(text, passage.matched_terms, BOLD, RESET)
     where = printable(citation(passage.location, cwd))
     lines = [f"[{number}] {text}", f"    — {where}  ({printable(_title_line(passage))})"]
@@ -94,8 +114,8 @@ def location_json(location: Location, cwd: Path | None = None) -> dict[str, Any]
 
 
 def answer_json(answer: Answer, cwd: Path | None = None) -> dict[str, Any]:
-    """The answer as DESIGN.md's JSON object (plus each passage's sha256 to detect stale citations, and
-    "missing_shards" on a sharded answer some shards could not give)."""
+    """The answer as DESIGN.md's JSON object (plus each passage's sha256 to detect stale citations, "answer":
+    the answer phrase or null, and "missing_shards" on a sharded answer some shards could not give)."""
     record: dict[str, Any] = {
         "question": answer.question,
         "abstained": answer.abstained,
@@ -120,9 +140,22 @@ def answer_json(answer: Answer, cwd: Path | None = None) -> dict[str, Any]:
             for p in answer.passages
         ],
     }
+    record["answer"] = phrase_json(answer.phrase) if answer.phrase else None
     if answer.missing_shards:
         record["missing_shards"] = list(answer.missing_shards)
     return record
+
+
+def phrase_json(phrase: AnswerPhrase) -> dict[str, Any]:
+    """The answer phrase: its text, offsets into the first passage's file, line, column and probability."""
+    return {
+        "text": phrase.text,
+        "start": phrase.start,
+        "end": phrase.end,
+        "line": phrase.line,
+        "column": phrase.column,
+        "probability": round(phrase.probability, 4),
+    }
 
 
 def render_json(answer: Answer, cwd: Path | None = None) -> str:
