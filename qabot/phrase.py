@@ -33,6 +33,7 @@ from qabot.searchable import SearchableIndex
 
 FORMAT = 1
 MAX_SPAN = 10  # tokens in a candidate
+_PAD = 12  # the widest window around a span that phrase_features counts question words in
 # Signals of a candidate span, in order; each has a weight, plus one per question form.
 PHRASE_FEATURES = (
     "question_overlap",  # share of the span's words that are the question's: the answer is what it does not say
@@ -261,13 +262,16 @@ def phrase_features(
     running = np.vstack([np.zeros(len(_TOKEN_COLUMNS)), np.cumsum(table, axis=0)])
     matched_at = _TOKEN_INDEX["matched"]
     head_at = _TOKEN_INDEX["head"]
-    running_matched = running[:, matched_at]
+    # question words up to each token, padded so that windows reaching past either end need no clipping
+    running_matched = np.concatenate(
+        [np.zeros(_PAD), running[:, matched_at], np.full(_PAD, running[-1, matched_at])]
+    )
 
     def count(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         return running[hi] - running[lo]
 
     def count_matched(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        return running_matched[np.clip(hi, 0, n)] - running_matched[np.clip(lo, 0, n)]
+        return running_matched[hi + _PAD] - running_matched[lo + _PAD]
 
     inside = count(s, e)
     col = _TOKEN_INDEX

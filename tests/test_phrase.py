@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,16 @@ from qabot.answer import Answerer, clean_question
 from qabot.answer_type import QUESTION_FORMS, question_form
 from qabot.cite import column_of, line_of
 from qabot.errors import ConfigError
-from qabot.evaluate import exact_match, f1_score, squad_normalise
+from qabot.evaluate import (
+    EvalItem,
+    Gold,
+    ItemResult,
+    exact_match,
+    f1_score,
+    render_report,
+    score_results,
+    squad_normalise,
+)
 from qabot.model import Answer, AnswerPhrase
 from qabot.phrase import (
     MAX_SPAN,
@@ -163,7 +173,7 @@ def test_phrase_offsets_are_exact_on_a_squad_sample(tmp_path: Path):
 
 
 def test_a_phrase_across_a_line_break_keeps_line_and_column(tmp_path: Path):
-    files = {"oxygen.txt": "Oxygen\n\nThe gas was first isolated by Carl Wilhelm Scheele in\n1773 in Uppsala.\n"}
+    files = {"oxygen.txt": "Oxygen\n\nThe gas was first isolated by Carl Scheele in\nthe year 1773 in Uppsala.\n"}
     answerer = answerer_over(tmp_path, files)
     answer = answerer.ask("When was the gas first isolated?")
     passage = answer.passages[0]
@@ -171,4 +181,32 @@ def test_a_phrase_across_a_line_break_keeps_line_and_column(tmp_path: Path):
     at = passage.text.index("1773")
     phrase = phrase_in_passage(passage, at, at + 4, 0.9)
     assert_exact(phrase, answer)
-    assert (phrase.line, phrase.column) == (4, 1)
+    assert (phrase.line, phrase.column) == (4, 10)
+
+
+def test_eval_scores_the_phrase_readers_skill_shown_and_all_answerable(answerer):
+    answer = answerer.ask("Who is Louis Bono?")
+    passage = next(p for p in answer.passages if "senior advisor for Caucasus negotiations" in p.text)
+    at = passage.text.index("senior advisor")
+    right = phrase_in_passage(passage, at, at + len("senior advisor for Caucasus negotiations"), 0.8)
+    wrong = phrase_in_passage(passage, 0, 4, 0.2)
+    answer = replace(answer, passages=(passage,))
+    gold = (Gold(passage.location.source, "senior advisor for Caucasus negotiations"),)
+    item = EvalItem("1", "Who is Louis Bono?", True, "factoid", gold)
+    results = [
+        ItemResult(item, replace(answer, phrase=right), 1, right),
+        ItemResult(replace(item, id="2", question="When did he go?"), answer, 1, wrong),  # not shown
+        ItemResult(replace(item, id="3"), Answer("q", (), True, "no"), None, None),  # abstained
+        ItemResult(EvalItem("4", "q", False, "adversarial", ()), replace(answer, phrase=wrong), None, wrong),
+    ]
+    report = score_results(results).phrase
+    assert report is not None
+    assert (report.readers_skill.questions, report.readers_skill.em) == (2, 0.5)
+    assert (report.shown.questions, report.shown.em, report.shown.f1) == (1, 1.0, 1.0)
+    assert report.answered == 2
+    assert report.all_answerable.questions == 3 and report.all_answerable.em == pytest.approx(1 / 3)
+    assert report.ece == pytest.approx(0.2)  # 0.8 right, 0.2 wrong: each bin off by 0.2
+    assert [(w.word, w.answered, w.shown) for w in report.by_word] == [("who", 1, 1), ("when", 1, 0)]
+    printed = render_report(score_results(results))
+    assert "reader's skill:  0.500 / 0.500 (best phrase, shown or not, on 2 questions" in printed
+    assert "shown:           1.000 / 1.000 (1 of 2 answered answerable questions, 50.0%)" in printed

@@ -15,7 +15,7 @@ from qabot.discord_render import answer_embed
 from qabot.model import Answer
 from qabot.phrase import phrase_in_passage
 from qabot.render import BOLD, RESET, UNDERLINE, answer_json, render_text
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, SEEDS
 
 PHRASE = "senior advisor for Caucasus negotiations"
 
@@ -70,7 +70,7 @@ def test_discord_embed_opens_with_the_phrase_in_bold(bono):
 
 def test_verify_checks_the_phrase_offsets(bono, corpus_copy: Path, tmp_path: Path):
     saved = tmp_path / "answer.json"
-    data = answer_json(bono, corpus_copy)  # sources relative to the corpus root
+    data = answer_json(bono, SEEDS)  # sources relative to the corpus root, read in its copy
     saved.write_text(json.dumps(data), encoding="utf-8")
     result = verify_saved_output(corpus_copy, saved, cwd=corpus_copy)
     assert result.all_ok
@@ -86,7 +86,7 @@ def test_verify_checks_the_phrase_offsets(bono, corpus_copy: Path, tmp_path: Pat
 
 def test_verify_refuses_a_malformed_phrase(bono, corpus_copy: Path, tmp_path: Path, capsys):
     saved = tmp_path / "answer.json"
-    data = answer_json(bono, corpus_copy)
+    data = answer_json(bono, SEEDS)
     data["answer"] = {"text": PHRASE, "start": "12"}
     saved.write_text(json.dumps(data), encoding="utf-8")
     code = main(["verify", "--corpus", str(corpus_copy), str(saved)])
