@@ -524,7 +524,7 @@ def phrase_lines(report: PhraseReport) -> list[str]:
         f"  phrase ECE:      {ece} (best phrase's probability against its EM, answered answerable questions)",
         "  question word   answered   shown  shown EM  best EM",
         *(
-            f"  {w.word:<14} {w.answered:>9} {w.shown:>7} {w.shown_em:>9.3f} {w.top_em:>8.3f}"
+            f"  {w.word:<14} {w.answered:>9} {w.shown:>7} {f'{w.shown_em:.3f}' if w.shown else '-':>9} {w.top_em:>8.3f}"
             for w in report.by_word
         ),
     ]

@@ -165,12 +165,12 @@ _AFTER = {  # feature -> words of the token after the span
 
 @dataclass(frozen=True, slots=True)
 class PhraseModel:
-    """The fitted weights: a score per candidate, per question form for the crossed signals, and the
-    logistic "show it" model with the probability a phrase needs to be shown."""
+    """The fitted weights: the span ranker's (shared, and per question form), the logistic "show it"
+    model's, and the probability a phrase needs to be shown."""
 
     weights: np.ndarray  # [len(PHRASE_FEATURES)]
     crossed: np.ndarray  # [len(QUESTION_FORMS), len(PHRASE_FEATURES)]: added for questions of that form
-    show_weights: np.ndarray  # [len(SHOW_FEATURES) + len(QUESTION_FORMS)]
+    show_weights: np.ndarray  # [len(SHOW_NAMES)]
     show_bias: float
     threshold: float
 
@@ -191,7 +191,6 @@ class PhraseGuess:
     start: int
     end: int
     probability: float  # that it is the answer (calibrated on SQuAD's answers)
-    top_probability: float  # the softmax's share among the sentence's candidates
 
 
 def tokenize(sentence: str) -> Tokens:
@@ -443,7 +442,7 @@ def read_phrase(
     first, stop = int(spans[0][best]), int(spans[1][best])
     shown = show_features(form, probabilities, stop - first, confidence)
     start, end = int(tokens.starts[first]), int(tokens.ends[stop - 1])
-    return PhraseGuess(start, end, show_probability(model, shown), float(probabilities[best]))
+    return PhraseGuess(start, end, show_probability(model, shown))
 
 
 def index_idf(index: SearchableIndex) -> Callable[[str], float]:
