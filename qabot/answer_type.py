@@ -204,6 +204,12 @@ class QuestionForm:
     head: str | None = None
 
 
+def question_word(question: str) -> str:
+    """The question's first wh-word (what, which, who, whom, whose, when, where, why, how), else "other"."""
+    match = _WH.search(question)
+    return match.group(1).lower() if match else "other"
+
+
 def question_form(question: str) -> QuestionForm:
     """The question's form and head noun, from its first question word and the words after it."""
     match = _WH.search(question)

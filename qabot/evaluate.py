@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from qabot.answer_type import question_word
 from qabot.config import Settings, replace
 from qabot.errors import QabotError
 from qabot.model import Answer, AnswerPhrase, Passage
@@ -21,7 +22,6 @@ MAX_HIT_CHARS = 600
 CALIBRATION_BINS = 10
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_WH_WORD = re.compile(r"\b(what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "‚": "'"})
 
 
@@ -383,12 +383,6 @@ def ask_item(
     rank = first_hit_rank(answer, item, depth) if item.answerable else None
     top = read(item.question, answer) if read is not None and answer.passages else answer.phrase
     return ItemResult(item, answer, rank, top)
-
-
-def question_word(question: str) -> str:
-    """The question's first wh-word (what, which, who, when, where, why, how), else "other"."""
-    match = _WH_WORD.search(question)
-    return match.group(1).lower() if match else "other"
 
 
 def _scores(pairs: Sequence[tuple[AnswerPhrase | None, EvalItem]], questions: int | None = None) -> PhraseScores:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from qabot.answer import Answerer, clean_question
-from qabot.answer_type import QUESTION_FORMS, question_form
+from qabot.answer_type import QUESTION_FORMS, question_form, question_word
 from qabot.cite import column_of, line_of
 from qabot.errors import ConfigError
 from qabot.evaluate import (
@@ -106,6 +106,11 @@ def test_features_are_one_row_per_candidate_and_see_the_question():
 def test_question_forms(question, form, head):
     assert question_form(question).form == form and question_form(question).head == head
     assert form in QUESTION_FORMS
+
+
+def test_question_word_is_the_first_wh_word_anywhere():
+    assert question_word("The Rhine flows through which country?") == "which"
+    assert question_word("HOW many?") == "how" and question_word("Name a city.") == "other"
 
 
 def test_shipped_model_parses_and_a_broken_one_says_how_to_mend_it():
