@@ -20,6 +20,7 @@ from qabot.compounds import initials, joined_words, split_words
 from qabot.features import Candidates, QueryTerm, SpelledAs, candidate_features, question_features
 from qabot.learned import Models, logistic, shipped_models
 from qabot.model import Answer, Location, Passage
+from qabot.phrase import answer_phrase
 from qabot.scoring import idf_of_unknown
 from qabot.searchable import SearchableIndex
 from qabot.variants import VariantFinder
@@ -149,7 +150,9 @@ class Answerer:
         reason = "; ".join(f"{', '.join(variants)} (for {', '.join(words)})" for variants, words in words_of.items())
         reason = f"also searched: {reason}" if reason else ""
         label = self.models.labels.of(ranking.confidence)
-        return Answer(question, tuple(passages), False, reason, expansions, searched, ranking.confidence, (), label)
+        phrase = answer_phrase(cleaned, passages[0], ranking.confidence, self.index) if passages else None
+        return Answer(question, tuple(passages), False, reason, expansions, searched, ranking.confidence, (), label,
+                      phrase)  # fmt: skip
 
     def rank(self, cleaned_question: str) -> Ranking:
         """The question's candidate sentences ranked by the fitted ranker, and its confidence."""

@@ -144,3 +144,106 @@ def has_answer_type(sentence: str, kind: str | None, focus: Sequence[tuple[int, 
                 return True
         return False
     return bool(sentence_cues(sentence) & cue_bits(kind))
+
+
+# The finer question forms the answer phrase is read by (phrase.py crosses each with a span's shape);
+# expected_type's coarse kinds are what the sentence ranker reads.
+QUESTION_FORMS = (
+    "when",  # when, what year/date/day/month/century
+    "how_many",  # how many, what number
+    "how_much",  # how much (money, amounts)
+    "how_long",  # how long: a duration or a length
+    "how_old",
+    "how_measure",  # how far/high/big ...
+    "percent",  # what percentage/share
+    "where",  # where, what city/country ...
+    "who",  # who, whom, which person
+    "whose",
+    "definition",  # who is X? (a role)
+    "why",
+    "how",  # how did/does ...: a manner
+    "what_noun",  # what/which X ...: a thing of kind X
+    "what_is",  # what is/was/are ...
+    "what_do",  # what did/does X do ...
+    "what",  # any other what
+    "other",  # no question word
+)
+_WH = re.compile(r"\b(what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
+_FORM_AFTER_WORD = (  # (question word, pattern on the words after it, form)
+    ("how", re.compile(r"(?:many|much\s+of\b|large\s+a\s+number)"), "how_many"),
+    ("how", re.compile(r"much\b"), "how_much"),
+    ("how", re.compile(r"long\b"), "how_long"),
+    ("how", re.compile(r"old\b"), "how_old"),
+    ("how", re.compile(r"(?:far|wide|high|deep|tall|big|large|fast|heavy|often|hot|cold|short|small)\b"),
+     "how_measure"),
+    ("what", re.compile(r"(?:(?:is|was|are|were)\s+the\s+)?(?:year|date|day|month|century|decade|time|period|era|"
+                        r"season|age)\b"), "when"),
+    ("what", re.compile(r"(?:(?:is|was|are|were)\s+the\s+)?(?:number|amount)\b"), "how_many"),
+    ("what", re.compile(r"(?:(?:is|was|are|were)\s+the\s+)?(?:percentage|percent|proportion|share|fraction)\b"),
+     "percent"),
+)
+_AUXILIARIES = frozenset("is was are were be been being has have had does do did can could will would should "
+                         "may might must".split())  # fmt: skip
+_DO = frozenset(("do", "does", "did"))
+# Words between "what"/"which" and the noun that says what kind of thing is asked for.
+_HEAD_SKIP = frozenset("the a an kind kinds type types sort sorts form forms name names of one ones group first last "
+                       "second third main most least only largest biggest longest highest greatest oldest smallest "
+                       "earliest tallest deepest fastest strongest richest closest lowest latest newest youngest best "
+                       "worst".split())  # fmt: skip
+_PLACE_HEADS = frozenset("city country place town state region nation continent province county capital island "
+                         "area location village street neighbourhood neighborhood district".split())
+_PERSON_HEADS = frozenset("person man woman people men women".split())
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionForm:
+    """What a question asks for, finer than expected_type: one of QUESTION_FORMS, and the noun of
+    "what/which X" (the head of the answer: "river" in "What river is larger than the Rhine?"), lowercased."""
+
+    form: str
+    head: str | None = None
+
+
+def question_word(question: str) -> str:
+    """The question's first wh-word (what, which, who, whom, whose, when, where, why, how), else "other"."""
+    match = _WH.search(question)
+    return match.group(1).lower() if match else "other"
+
+
+def question_form(question: str) -> QuestionForm:
+    """The question's form and head noun, from its first question word and the words after it."""
+    match = _WH.search(question)
+    if match is None:
+        return QuestionForm("other")
+    word = match.group(1).lower()
+    rest = question[match.end() :].lower()
+    after = _WORD.findall(rest)
+    for wh, pattern, form in _FORM_AFTER_WORD:
+        if (wh == word or (wh == "what" and word == "which")) and pattern.match(rest.lstrip()):
+            return QuestionForm(form, _head(after) if word in ("what", "which") else None)
+    if word in ("who", "whom"):
+        return QuestionForm("definition" if expected_type(question) == "definition" else "who")
+    if word in ("whose", "when", "where", "why"):
+        return QuestionForm(word)
+    if word == "how":
+        return QuestionForm("how")
+    head = _head(after)
+    if after and after[0] not in _AUXILIARIES and head is not None:
+        form = "where" if head in _PLACE_HEADS else "who" if head in _PERSON_HEADS else "what_noun"
+        return QuestionForm(form, head)
+    if after and after[0] in _DO:
+        return QuestionForm("what_do")
+    if after and after[0] in _AUXILIARIES:
+        return QuestionForm("what_is", head)
+    return QuestionForm("what", head)
+
+
+def _head(after: Sequence[str]) -> str | None:
+    """The noun "what/which" asks about: the first word past auxiliaries and "the kind of", when it is
+    not followed by a verb-like auxiliary of its own ("what is the river" → river)."""
+    words = list(after)
+    while words and words[0] in _AUXILIARIES:
+        words.pop(0)
+    while words and words[0] in _HEAD_SKIP:
+        words.pop(0)
+    return words[0] if words and not words[0].isdigit() else None

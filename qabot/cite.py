@@ -442,14 +442,19 @@ def printable(text: str) -> str:
 
 
 def check_answer(corpus_root: Path, answer: dict[str, Any], cwd: Path | None = None) -> list[Check]:
-    """One Check per passage of a saved answer, each followed by one per `also_in` entry."""
+    """One Check per passage of a saved answer, each followed by one per `also_in` entry; first, one for the
+    answer phrase (in the first passage's file) when there is one."""
     files: dict[str, CitedFile | Check] = {}
     shas = {p["source"]: p["sha256"] for p in answer["passages"] if isinstance(p.get("sha256"), str)}
     checks = []
+    phrase = answer.get("answer")
+    if phrase is not None and answer["passages"]:
+        entry = {**phrase, "source": answer["passages"][0]["source"]}
+        checks.append(_check_span(corpus_root, entry, phrase["text"], shas, files, cwd, kind="answer "))
     for passage in answer["passages"]:
         checks.append(_check_span(corpus_root, passage, passage["text"], shas, files, cwd))
         for other in passage.get("also_in") or ():
-            checks.append(_check_span(corpus_root, other, None, shas, files, cwd, also=True))
+            checks.append(_check_span(corpus_root, other, None, shas, files, cwd, kind="also in "))
     return checks
 
 
@@ -460,10 +465,10 @@ def _check_span(
     shas: dict[str, str],
     files: dict[str, CitedFile | Check],
     cwd: Path | None,
-    also: bool = False,
+    kind: str = "",
 ) -> Check:
     source, start, end = entry["source"], entry["start"], entry["end"]
-    label = f"{'also in ' if also else ''}{source}:{start}-{end}"
+    label = f"{kind}{source}:{start}-{end}"
     if source not in files:
         files[source] = _open_for_check(corpus_root, source, cwd)
     cited = files[source]
@@ -499,8 +504,11 @@ def _open_for_check(corpus_root: Path, source: str, cwd: Path | None) -> CitedFi
 def _looks_like_answer(value: Any) -> bool:
     if not isinstance(value, dict) or not isinstance(value.get("passages"), list):
         return False
-    return all(_looks_like_span(p, with_text=True) for p in value["passages"]) and all(
-        _looks_like_span(other) for p in value["passages"] for other in p.get("also_in") or ()
+    phrase = value.get("answer")
+    return (
+        all(_looks_like_span(p, with_text=True) for p in value["passages"])
+        and all(_looks_like_span(other) for p in value["passages"] for other in p.get("also_in") or ())
+        and (phrase is None or (isinstance(phrase, dict) and _looks_like_span({**phrase, "source": ""}, True)))
     )
 
 

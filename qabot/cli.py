@@ -8,12 +8,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from qabot import __version__
 from qabot.config import Settings, load_settings
 from qabot.errors import ConfigError, CorpusError, QabotError
 from qabot.frontend import open_answerer, progress_bar, typed_question, warn, without_escapes
+
+if TYPE_CHECKING:
+    from qabot.model import Answer, AnswerPhrase
 
 EXIT_OK, EXIT_NO_ANSWER, EXIT_USAGE = 0, 1, 2
 
@@ -164,13 +167,19 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.answer import clean_question
     from qabot.evaluate import evaluate, open_eval_set, render_report
+    from qabot.phrase import best_phrase
 
     with open_eval_set(args.file, args.outside) as eval_set:
         if eval_set.corpus is not None and getattr(args, "corpus", None):
             warn(f"--corpus is not used: {args.file} is asked of its own articles")
         answerer = open_answerer(eval_set.settings_for(settings))
-        report = evaluate(eval_set.items, answerer.ask, args.top_k)
+
+        def read(question: str, answer: Answer) -> AnswerPhrase | None:  # the best phrase, shown or not
+            return best_phrase(clean_question(question), answer.passages[0], answer.confidence, answerer.index)
+
+        report = evaluate(eval_set.items, answerer.ask, args.top_k, read)
     print(render_report(report, misses=args.misses))
     return EXIT_OK
 

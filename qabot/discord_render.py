@@ -127,10 +127,20 @@ def answer_embed(answer: Answer) -> discord.Embed:
     sources = _sources_line([p.location for p in answer.passages])
     fixed = units(embed.title or "") + units(footer) + units("Sources") + units(sources)
     budget = min(DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - fixed)
-    embed.description = _blocks([_passage_block_parts(p, _variants(answer)) for p in answer.passages], budget)
+    head = _phrase_head(answer, budget // 4)
+    budget -= units(head)
+    embed.description = head + _blocks([_passage_block_parts(p, _variants(answer)) for p in answer.passages], budget)
     embed.add_field(name="Sources", value=sources, inline=False)
     embed.set_footer(text=footer)
     return embed
+
+
+def _phrase_head(answer: Answer, limit: int) -> str:
+    """`**phrase** (72%)` and a blank line, opening the embed; "" when the answer has no phrase."""
+    if answer.phrase is None:
+        return ""
+    tail = f" ({answer.phrase.probability:.0%})\n\n"
+    return _fit(one_line(answer.phrase.text), limit - units(tail), lambda text: f"**{escape(text)}**") + tail
 
 
 def context_embed(answer: Answer) -> discord.Embed:

@@ -4,20 +4,26 @@ calibration."""
 from __future__ import annotations
 
 import json
+import re
+import string
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from qabot.answer_type import question_word
 from qabot.config import Settings, replace
 from qabot.errors import QabotError
-from qabot.model import Answer, Passage
+from qabot.model import Answer, AnswerPhrase, Passage
 from qabot.squad import SquadArticle, SquadFormatError, display_title, is_squad, parse_squad, write_corpus
 
 MAX_HIT_CHARS = 600
 UNCALIBRATED_KINDS = frozenset({"adversarial"})  # left out of ECE and label precision: users rarely ask them
 CALIBRATION_BINS = 10
+_PUNCTUATION = frozenset(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "‚": "'"})
 
 
@@ -60,6 +66,40 @@ class ItemResult:
     item: EvalItem
     answer: Answer
     rank: int | None  # 1-based rank of the first hit, None when no hit in the passages
+    top_phrase: AnswerPhrase | None = None  # the first passage's best phrase, shown or not (else the shown one)
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseScores:
+    """EM and F1 (SQuAD's official ones, in [0, 1]) of some answer phrases."""
+
+    questions: int
+    em: float
+    f1: float
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseByWord:
+    """The answer phrase on the answered answerable questions of one question word."""
+
+    word: str
+    answered: int
+    shown: int
+    shown_em: float
+    top_em: float  # the best phrase, shown or not
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseReport:
+    """How well the answer phrase reads: see render_report for what each figure means."""
+
+    readers_skill: PhraseScores  # top phrase, shown or not, where the first passage holds a gold answer
+    shown: PhraseScores  # shown phrases of answered answerable questions
+    answered: int  # answerable questions answered (not abstained)
+    all_answerable: PhraseScores  # every answerable question, 0 when no phrase is shown
+    ece: float | None  # of the top phrase's probability against its EM, over answered answerable questions
+    reliability: tuple[ReliabilityBin, ...]
+    by_word: tuple[PhraseByWord, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +147,7 @@ class EvalReport:
     ece: float | None  # None when every answer abstained
     reliability: tuple[ReliabilityBin, ...]  # the non-empty bins, lowest first
     labels: tuple[LabelFigures, ...] = ()  # per label, most confident first
+    phrase: PhraseReport | None = None  # None when no answerable question was answered
 
 
 class EvalFileError(QabotError):
@@ -116,6 +157,31 @@ class EvalFileError(QabotError):
 def fold_for_match(text: str) -> str:
     """Whitespace collapsed and curly quotes straightened, for the hit rule."""
     return " ".join(text.translate(_QUOTES).split())
+
+
+def squad_normalise(text: str) -> str:
+    """SQuAD's official answer normalisation (evaluate-v1.1.py): lower case, no punctuation, no articles,
+    whitespace collapsed."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, golds: Iterable[str]) -> bool:
+    """SQuAD's exact match: the normalised prediction equals some normalised gold answer."""
+    return any(squad_normalise(prediction) == squad_normalise(gold) for gold in golds)
+
+
+def f1_score(prediction: str, golds: Iterable[str]) -> float:
+    """SQuAD's F1: token overlap of the normalised prediction with the best-matching gold answer."""
+    predicted = squad_normalise(prediction).split()
+    best = 0.0
+    for gold in golds:
+        wanted = squad_normalise(gold).split()
+        common = sum((Counter(predicted) & Counter(wanted)).values())
+        if common:
+            precision, recall = common / len(predicted), common / len(wanted)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
 
 
 # --- reading eval sets ----------------------------------------------------------------------------
@@ -333,15 +399,64 @@ def _share(selected: Sequence[ItemResult], test: Callable[[ItemResult], bool]) -
     return sum(1 for r in selected if test(r)) / len(selected) if selected else 0.0
 
 
-def evaluate(items: Sequence[EvalItem], ask: Callable[[str, int], Answer], depth: int = 10) -> EvalReport:
-    """Ask every question (top `depth` passages) and score the answers."""
-    return score_results([ask_item(item, ask, depth) for item in items])
+PhraseReader = Callable[[str, Answer], AnswerPhrase | None]  # (question, answer) -> best phrase, shown or not
 
 
-def ask_item(item: EvalItem, ask: Callable[[str, int], Answer], depth: int = 10) -> ItemResult:
-    """The answer to one eval question (top `depth` passages) and the rank of its first hit."""
+def evaluate(
+    items: Sequence[EvalItem], ask: Callable[[str, int], Answer], depth: int = 10, read: PhraseReader | None = None
+) -> EvalReport:
+    """Ask every question (top `depth` passages) and score the answers; read gives the best phrase of an
+    answer's first passage even when it is not shown (without it, only shown phrases are known)."""
+    return score_results([ask_item(item, ask, depth, read) for item in items])
+
+
+def ask_item(
+    item: EvalItem, ask: Callable[[str, int], Answer], depth: int = 10, read: PhraseReader | None = None
+) -> ItemResult:
+    """The answer to one eval question (top `depth` passages), the rank of its first hit and its best phrase."""
     answer = ask(item.question, depth)
-    return ItemResult(item, answer, first_hit_rank(answer, item, depth) if item.answerable else None)
+    rank = first_hit_rank(answer, item, depth) if item.answerable else None
+    top = read(item.question, answer) if read is not None and answer.passages else answer.phrase
+    return ItemResult(item, answer, rank, top)
+
+
+def _scores(pairs: Sequence[tuple[AnswerPhrase | None, EvalItem]], questions: int | None = None) -> PhraseScores:
+    """EM and F1 of (phrase, item) pairs, a missing phrase scoring 0, averaged over questions (default: pairs)."""
+    golds = [[gold.quote for gold in item.answers] for _, item in pairs]
+    em = sum(exact_match(p.text, g) for (p, _), g in zip(pairs, golds, strict=True) if p is not None)
+    f1 = sum(f1_score(p.text, g) for (p, _), g in zip(pairs, golds, strict=True) if p is not None)
+    total = len(pairs) if questions is None else questions
+    return PhraseScores(total, em / total if total else 0.0, f1 / total if total else 0.0)
+
+
+def phrase_report(results: Sequence[ItemResult]) -> PhraseReport | None:
+    """The answer phrase's figures over the answerable questions; None when none was answered."""
+    answerable = [r for r in results if r.item.answerable]
+    answered = [r for r in answerable if not r.answer.abstained and r.answer.passages]
+    if not answered:
+        return None
+    shown = [(r.answer.phrase, r.item) for r in answered if r.answer.phrase is not None]
+    golds = {id(r): [gold.quote for gold in r.item.answers] for r in answered}
+    bins = reliability_bins(
+        (r.top_phrase.probability, exact_match(r.top_phrase.text, golds[id(r)])) for r in answered if r.top_phrase
+    )
+    words: dict[str, list[ItemResult]] = {}
+    for r in answered:
+        words.setdefault(question_word(r.item.question), []).append(r)
+    by_word = []
+    for word, group in sorted(words.items(), key=lambda pair: -len(pair[1])):
+        on = [(r.answer.phrase, r.item) for r in group if r.answer.phrase is not None]
+        by_word.append(PhraseByWord(word, len(group), len(on), _scores(on).em,
+                                    _scores([(r.top_phrase, r.item) for r in group]).em))  # fmt: skip
+    return PhraseReport(
+        readers_skill=_scores([(r.top_phrase, r.item) for r in answered if r.rank == 1]),
+        shown=_scores(shown),
+        answered=len(answered),
+        all_answerable=_scores(shown, len(answerable)),
+        ece=expected_calibration_error(bins),
+        reliability=bins,
+        by_word=tuple(by_word),
+    )
 
 
 def score_results(results: Sequence[ItemResult]) -> EvalReport:
@@ -366,6 +481,7 @@ def score_results(results: Sequence[ItemResult]) -> EvalReport:
         ece=expected_calibration_error(bins),
         reliability=bins,
         labels=label_figures(results),
+        phrase=phrase_report(results),
     )
 
 
@@ -422,6 +538,29 @@ def render_report(report: EvalReport, misses: bool = False) -> str:
         lines += ["labels (shown answers; right: the first passage answers):"]
         lines += [f"  {f.label:<{width}}  {f.share:>6.1%} of answers ({f.count}), right {f.precision:.1%}"
                   for f in report.labels]  # fmt: skip
+    if report.phrase is not None:
+        lines += phrase_lines(report.phrase)
     if misses:
         lines += [line for line in map(_miss_line, report.results) if line]
     return "\n".join(lines)
+
+
+def phrase_lines(report: PhraseReport) -> list[str]:
+    """The answer phrase's figures (SQuAD's EM and F1) and its breakdown by question word."""
+    skill, shown = report.readers_skill, report.shown
+    ece = "n/a" if report.ece is None else f"{report.ece:.3f}"
+    return [
+        "answer phrase (SQuAD EM / F1):",
+        f"  reader's skill:  {skill.em:.3f} / {skill.f1:.3f} (best phrase, shown or not, on {skill.questions}"
+        " questions whose first passage holds a gold answer)",
+        f"  shown:           {shown.em:.3f} / {shown.f1:.3f} ({shown.questions} of {report.answered} answered"
+        f" answerable questions, {shown.questions / report.answered:.1%})",
+        f"  all answerable:  {report.all_answerable.em:.3f} / {report.all_answerable.f1:.3f}"
+        f" ({report.all_answerable.questions} questions, 0 when no phrase is shown)",
+        f"  phrase ECE:      {ece} (best phrase's probability against its EM, answered answerable questions)",
+        "  question word   answered   shown  shown EM  best EM",
+        *(
+            f"  {w.word:<14} {w.answered:>9} {w.shown:>7} {f'{w.shown_em:.3f}' if w.shown else '-':>9} {w.top_em:>8.3f}"
+            for w in report.by_word
+        ),
+    ]

@@ -49,6 +49,18 @@ class Passage:
 
 
 @dataclass(frozen=True, slots=True)
+class AnswerPhrase:
+    """The words of the first passage that answer: the file's text[start:end] is `text` (line and column 1-based)."""
+
+    text: str
+    start: int
+    end: int
+    line: int
+    column: int
+    probability: float  # calibrated probability that these are the answer's words
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """The answer to one question: passages best first, or an abstention with its reason."""
 
@@ -61,3 +73,4 @@ class Answer:
     confidence: float = 0.0  # calibrated probability that the first passage answers the question
     missing_shards: tuple[str, ...] = ()  # shards of a sharded index not searched: the answer is partial
     label: str = ""  # the confidence in words ("Likely answer", ...), with a measured precision; "" when abstained
+    phrase: AnswerPhrase | None = None  # the words that answer, inside the first passage, when likely right

@@ -12,9 +12,10 @@ from typing import Any
 from qabot.analyze import analyze, term_spans
 from qabot.cite import display_path, printable
 from qabot.learned import WEAK
-from qabot.model import Answer, Location, Passage
+from qabot.model import Answer, AnswerPhrase, Location, Passage
 
 BOLD, RESET = "\x1b[1m", "\x1b[0m"
+UNDERLINE, NORMAL = "\x1b[4m", "\x1b[22m"  # NORMAL ends bold but keeps the underline on
 UNDER_CITATION = " " * 6  # lines under a citation start where it does, past "    — "
 MIN_WRAP_WIDTH = 20  # narrower terminals get lines this long: a word a line would be unreadable
 
@@ -59,24 +60,50 @@ def render_text(answer: Answer, color: bool = False, cwd: Path | None = None, wi
     """
     if answer.abstained:
         return "\n".join(wrap_words(f"No answer in the corpus. {printable(answer.reason)}", width))
-    lines = wrap_words(f"{confidence_label(answer)}:", width)
+    lines = wrap_words(phrase_line(answer.phrase, color), width) if answer.phrase else []
+    lines += wrap_words(f"{confidence_label(answer)}:", width)
     lines += [
-        line for number, p in enumerate(answer.passages, 1) for line in passage_lines(number, p, color, cwd, width)
+        line
+        for number, p in enumerate(answer.passages, 1)
+        for line in passage_lines(number, p, color, cwd, width, answer.phrase if number == 1 else None)
     ]
     if answer.reason:
         lines += wrap_words(f"({printable(answer.reason)})", width)
     return "\n".join(lines)
 
 
+def phrase_line(phrase: AnswerPhrase, color: bool = False) -> str:
+    """`Answer: senior advisor for Caucasus negotiations (72%)`, the phrase in bold where colour is on."""
+    text = f"{BOLD}{printable(phrase.text)}{RESET}" if color else printable(phrase.text)
+    return f"Answer: {text} ({phrase.probability:.0%})"
+
+
 def passage_lines(
-    number: int, passage: Passage, color: bool = False, cwd: Path | None = None, width: int | None = None
+    number: int,
+    passage: Passage,
+    color: bool = False,
+    cwd: Path | None = None,
+    width: int | None = None,
+    phrase: AnswerPhrase | None = None,
 ) -> list[str]:
     """`[N] text` exactly as in the file (no quote marks added: the sentence keeps its own), its citation line,
-    the article's web address on a line of its own when it has one, and one line per wire copy."""
+    the article's web address on a line of its own when it has one, and one line per wire copy. With colour,
+    matched words are bold and the answer phrase (of this passage) underlined; without, the text is left
+    exactly as the file has it, so `qabot verify` can check it."""
     head = f"[{number}] "
-    lines = wrap_words(printable(passage.text), width, head, " " * len(head))
+    text = printable(passage.text)
+    lines = wrap_words(text, width, head, " " * len(head))
     if color:
-        lines = [line[: len(head)] + emphasise(line[len(head) :], passage.matched_terms, BOLD, RESET) for line in lines]
+        spaced = "".join(" " if char.isspace() else char for char in text)  # as wrapping writes whitespace
+        phrase_at = (phrase.start - passage.location.start, phrase.end - passage.location.start) if phrase else None
+        cursor, coloured = 0, []
+        for line in lines:
+            body = line[len(head) :]
+            found = spaced.find(body, cursor)
+            at = found if found >= 0 else cursor
+            cursor = at + len(body)
+            coloured.append(line[: len(head)] + _marked(body, at, passage.matched_terms, phrase_at))
+        lines = coloured
     where = f"    — {printable(citation(passage.location, cwd))}"
     about = f"({printable(_title_line(passage))})"
     if width is None or len(where) + 2 + len(about) <= width:
@@ -89,6 +116,19 @@ def passage_lines(
     return lines
 
 
+def _marked(body: str, at: int, matched_terms: tuple[str, ...], phrase_at: tuple[int, int] | None) -> str:
+    """A line's text (starting at offset `at` of its passage) with matched words in bold and the part of the
+    answer phrase it holds underlined."""
+    if phrase_at is None:
+        return emphasise(body, matched_terms, BOLD, RESET)
+    start, end = (min(max(offset - at, 0), len(body)) for offset in phrase_at)
+    if start == end:
+        return emphasise(body, matched_terms, BOLD, RESET)
+    inside = emphasise(body[start:end], matched_terms, BOLD, NORMAL)
+    return (emphasise(body[:start], matched_terms, BOLD, RESET) + UNDERLINE + inside + RESET
+            + emphasise(body[end:], matched_terms, BOLD, RESET))  # fmt: skip
+
+
 def wrap_words(text: str, width: int | None, first_indent: str = "", indent: str = "") -> list[str]:
     """text as lines of at most width columns, broken only at spaces (a longer word keeps a line of its own);
     one line when width is None."""
@@ -96,7 +136,7 @@ def wrap_words(text: str, width: int | None, first_indent: str = "", indent: str
         return [first_indent + text]
     wrapped = textwrap.wrap(
         text, width, initial_indent=first_indent, subsequent_indent=indent,
-        break_long_words=False, break_on_hyphens=False,
+        break_long_words=False, break_on_hyphens=False, expand_tabs=False,
     )  # fmt: skip
     return wrapped or [first_indent.rstrip()]
 
@@ -131,8 +171,8 @@ def location_json(location: Location, cwd: Path | None = None) -> dict[str, Any]
 
 def answer_json(answer: Answer, cwd: Path | None = None) -> dict[str, Any]:
     """The answer as the JSON object of docs/json.md: each passage with its file's sha256 (to detect stale
-    citations) and its article's web address (`url`, null when none); "missing_shards" on a sharded answer
-    some shards could not give."""
+    citations) and its article's web address (`url`, null when none); "answer": the answer phrase or null;
+    "missing_shards" on a sharded answer some shards could not give."""
     record: dict[str, Any] = {
         "question": answer.question,
         "abstained": answer.abstained,
@@ -159,9 +199,22 @@ def answer_json(answer: Answer, cwd: Path | None = None) -> dict[str, Any]:
             for p in answer.passages
         ],
     }
+    record["answer"] = phrase_json(answer.phrase) if answer.phrase else None
     if answer.missing_shards:
         record["missing_shards"] = list(answer.missing_shards)
     return record
+
+
+def phrase_json(phrase: AnswerPhrase) -> dict[str, Any]:
+    """The answer phrase: its text, offsets into the first passage's file, line, column and probability."""
+    return {
+        "text": phrase.text,
+        "start": phrase.start,
+        "end": phrase.end,
+        "line": phrase.line,
+        "column": phrase.column,
+        "probability": round(phrase.probability, 4),
+    }
 
 
 def render_json(answer: Answer, cwd: Path | None = None) -> str:

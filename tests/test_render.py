@@ -46,7 +46,7 @@ def test_color_emphasises_matched_words_only_on_terminals():
 def test_json_follows_the_design_schema(answerer, monkeypatch):
     monkeypatch.chdir(PROJECT)
     data = answer_json(answerer.ask("Where did EU foreign ministers meet?"))
-    assert list(data) == ["question", "abstained", "reason", "confidence", "label", "passages"]
+    assert list(data) == ["question", "abstained", "reason", "confidence", "label", "passages", "answer"]
     assert 0.0 <= data["confidence"] <= 1.0
     first = data["passages"][0]
     assert list(first) == [

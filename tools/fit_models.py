@@ -447,8 +447,8 @@ def choose_setting(examples: Sequence[Example], fitter: Fitter) -> Setting:
 
 
 def choose_everyday_zipf(answerers: dict[str, Answerer]) -> tuple[float, list[Example], dict[str, object]]:
-    """The everyday-word cut-off with the best CV objective under a first setting (the middle of each grid), its examples, and every
-    cut-off's figures."""
+    """The everyday-word cut-off with the best CV objective under a first setting (from the middle of each
+    grid), the examples collected with it, and every cut-off's figures."""
     first = Setting(RANKER_L2[1], CONFIDENCE_L2[1], ADVERSARIAL_WEIGHTS[1], THRESHOLD_TARGETS[2])
     best: tuple[tuple[bool, float], float, list[Example]] | None = None
     tried: dict[str, object] = {}

@@ -1,0 +1,535 @@
+"""The answer phrase: the words of the first passage that answer the question, without a neural model.
+
+Every span of the sentence that could be an answer (a name, a number with its unit, a run of
+content words: at most MAX_SPAN tokens, not starting or ending on a stopword or punctuation) is a
+candidate; each is described by the signals PHRASE_FEATURES names, each weighed once for every
+question and once more for the question's form (answer_type.question_form: a year for "when", a
+name after "in" for "where", a word beside the question's for "who"). A softmax over the sentence's
+candidates picks one, and a logistic model over how sure that softmax is, and how sure the answerer
+is of the sentence, gives the probability that the phrase is SQuAD's answer. Weights are
+package data (qabot/data/phrase.json), fitted by `python tools/fit_phrase.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qabot.analyze import stopwords, term_of
+from qabot.answer_type import QUESTION_FORMS, QuestionForm, question_form
+from qabot.errors import ConfigError
+from qabot.index import idf_of_unknown
+from qabot.model import AnswerPhrase, Passage
+from qabot.searchable import SearchableIndex
+
+FORMAT = 1
+MAX_SPAN = 10  # tokens in a candidate
+_PAD = 12  # the widest window around a span that phrase_features counts question words in
+# Signals of a candidate span, in order; each has a weight, plus one per question form.
+PHRASE_FEATURES = (
+    "question_overlap",  # share of the span's words that are the question's: the answer is what it does not say
+    "all_question_words",  # every content word of the span is in the question
+    "head_in_span",  # the span holds the noun of "what/which X" (X)
+    "head_beside",  # X stands within two tokens of the span ("the river Danube", "Cologne city")
+    "near_distance",  # log(1 + tokens from the span to the nearest question word outside it)
+    "far_distance",  # log(1 + tokens to the farthest)
+    "matched_left",  # share of the sentence's question words left of the span
+    "matched_right",  # share right of it
+    "left_matched",  # a question word just before the span (a stopword between them allowed): "born in [1745]"
+    "right_matched",  # a question word just after it
+    "within_3",  # share of the question words within 3 tokens of the span
+    "within_6",
+    "within_12",
+    "no_match",  # the sentence holds no question word
+    "position",  # where the span starts, 0 at the sentence's start, 1 at its end
+    "length",  # tokens / MAX_SPAN
+    "clean_left",  # starts the sentence or follows punctuation or a stopword: a constituent's edge
+    "clean_right",  # ends the sentence or comes before punctuation or a stopword
+    "cuts_name",  # starts or ends inside a run of capitalised words
+    "cuts_number",  # starts or ends inside a number
+    "idf",  # mean IDF of the span's words, over the corpus's largest: a rare word names something
+    # shape of the span
+    "capitalised",  # its first word has a capital
+    "all_capitalised",  # every content word has one: a name
+    "number",  # holds a number (digits or a number word)
+    "year",  # a year (1745, 1990s)
+    "month",  # a month's name
+    "money",  # a currency sign or word
+    "percent",  # % or percent
+    "unit",  # a unit of measure (km, tonnes, acres)
+    "duration",  # a unit of time (days, years)
+    "era",  # century, decade, BC, AD, ago
+    "person_suffix",  # ends in -er, -or, -ist, -ian: a role or a trade
+    "abstract_suffix",  # ends in -tion, -ment, -ity, -ism, -ness, -ance, -ence
+    "lowercase",  # no capital and no digit
+    "bracketed",  # the whole of a bracket's contents
+    "quoted",  # the whole of a quotation
+    "len_1",  # one token
+    "len_2",
+    "len_3",
+    "len_4_5",
+    "len_6_up",
+    "has_comma",
+    "has_and",  # holds "and" or "or": a list
+    # the token before it
+    "after_start",  # it opens the sentence
+    "after_in",  # in, on, at, near, within
+    "after_of",
+    "after_by",
+    "after_from",  # from, to, into, through
+    "after_as",  # as, called, named, known
+    "after_be",  # is, was, are, were, became
+    "after_article",  # the, a, an
+    "after_comma",
+    "after_open",  # an opening bracket or quote
+    "after_time",  # since, until, during, before, after, between
+    "after_number",
+    "after_name",  # a capitalised word
+    # the token after it
+    "before_end",  # it ends the sentence
+    "before_comma",
+    "before_of",
+    "before_in",  # in, on, at
+    "before_and",  # and, or
+    "before_close",  # a closing bracket or quote
+    "before_be",  # is, was, are, were
+    "before_possessive",  # 's
+    "before_who",  # who, which, that, where
+    "before_number",
+    "before_name",
+)
+# Signals of the top candidate that its "show it" probability is read from (plus the question form).
+SHOW_FEATURES = (
+    "top_probability",  # the softmax's probability of the top candidate
+    "runner_up_probability",  # of the second
+    "top_length",  # its length in tokens / MAX_SPAN
+    "log_candidates",  # log of the number of candidates
+    "confidence_logit",  # logit of the answer's confidence that the sentence answers
+)
+SHOW_NAMES = SHOW_FEATURES + tuple(f"form_{form}" for form in QUESTION_FORMS)  # the show model's weights
+
+_W = r"(?:[^\W_]|[\u0300-\u036f])"  # a letter or digit, or a combining accent
+_TOKEN = re.compile(
+    rf"(?:[^\W\d_]\.){{2,}}|\d+(?:[.,:]\d+)*(?:st|nd|rd|th|s)?(?!{_W})|['’]s\b|{_W}+(?:-{_W}+|['’](?!s\b){_W}+)*|\S"
+)
+_BREAKS = frozenset(';:()[]{}"“”«»—|')  # a candidate never spans these
+_OPENERS, _CLOSERS = frozenset("([{\"“«'‘"), frozenset(")]}\"”»'’")
+_QUOTES = frozenset("\"“”«»'‘’")
+_HEDGES = frozenset("about around over under nearly almost approximately some roughly more less than up to".split())
+_CURRENCY = frozenset("$£€¥")
+_NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty "
+                          "fifty hundred hundreds thousand thousands million millions billion billions trillion dozen "
+                          "dozens half third quarter".split())  # fmt: skip
+_MONTHS = frozenset("january february march april may june july august september october november december".split())
+_MONEY = frozenset("dollars dollar pounds pound euros euro cents usd gbp eur yen".split())
+_PERCENT = frozenset(("%", "percent", "per", "percentage"))
+_UNITS = frozenset("km kilometres kilometers kilometre kilometer mi miles mile m metres meters metre meter cm mm ft "
+                   "feet foot inches inch yards yard acres acre hectares hectare ha kg kilograms kilogram tonnes "
+                   "tonne tons ton lb lbs pounds square sq cubic mph kmh km/h degrees °c °f mw kw gw watts volts "
+                   "litres liters gallons".split())  # fmt: skip
+_DURATIONS = frozenset("seconds second minutes minute hours hour days day weeks week months month years year".split())
+_ERAS = frozenset("century centuries decade decades bc bce ad ce ago millennium era".split())
+_PERSON_SUFFIX = re.compile(r"(?:er|or|ist|ian|ant|ee)s?$")
+_ABSTRACT_SUFFIX = re.compile(r"(?:tion|sion|ment|ity|ism|ness|ance|ence|ship)s?$")
+_YEAR = re.compile(r"(?:1[0-9]|20)\d\ds?|\d{2,3}0s")
+_BEFORE = {  # feature -> words of the token before the span
+    "after_in": {"in", "on", "at", "near", "within", "inside"},
+    "after_of": {"of"},
+    "after_by": {"by"},
+    "after_from": {"from", "to", "into", "through", "towards", "toward"},
+    "after_as": {"as", "called", "named", "known", "titled", "nicknamed"},
+    "after_be": {"is", "was", "are", "were", "be", "been", "became", "becomes"},
+    "after_article": {"the", "a", "an"},
+    "after_comma": {","},
+    "after_time": {"since", "until", "during", "before", "after", "between", "till"},
+}
+_AFTER = {  # feature -> words of the token after the span
+    "before_comma": {","},
+    "before_of": {"of"},
+    "before_in": {"in", "on", "at"},
+    "before_and": {"and", "or"},
+    "before_be": {"is", "was", "are", "were"},
+    "before_possessive": {"'s", "’s"},
+    "before_who": {"who", "which", "that", "where", "whose"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseModel:
+    """The fitted weights: the span ranker's (shared, and per question form), the logistic "show it"
+    model's, and the probability a phrase needs to be shown."""
+
+    weights: np.ndarray  # [len(PHRASE_FEATURES)]
+    crossed: np.ndarray  # [len(QUESTION_FORMS), len(PHRASE_FEATURES)]: added for questions of that form
+    show_weights: np.ndarray  # [len(SHOW_NAMES)]
+    show_bias: float
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """A sentence's tokens: text and character offsets (sentence[starts[i]:ends[i]] == texts[i])."""
+
+    texts: list[str]
+    starts: np.ndarray
+    ends: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseGuess:
+    """The best candidate of a sentence: sentence[start:end], and how sure the model is of it."""
+
+    start: int
+    end: int
+    probability: float  # that it is the answer (calibrated on SQuAD's answers)
+
+
+def tokenize(sentence: str) -> Tokens:
+    """Words, numbers (1,050,000; 1990s), dotted initials, a possessive 's, and single punctuation marks."""
+    matches = list(_TOKEN.finditer(sentence))
+    return Tokens(
+        [match.group() for match in matches],
+        np.array([match.start() for match in matches], dtype=np.int64),
+        np.array([match.end() for match in matches], dtype=np.int64),
+    )
+
+
+def _is_word(token: str) -> bool:
+    return token[0].isalnum()
+
+
+def candidate_spans(tokens: Tokens) -> tuple[np.ndarray, np.ndarray]:
+    """Token ranges [start, end) of the candidates: at most MAX_SPAN tokens, not across a bracket, quote,
+    colon, semicolon or dash, starting and ending on a content word (or a currency sign or hedge before
+    a number, a % after one)."""
+    texts = tokens.texts
+    lower = [text.lower() for text in texts]
+    stop = stopwords()
+    content = [_is_word(text) and low not in stop for text, low in zip(texts, lower, strict=True)]
+    number = [text[0].isdigit() for text in texts] + [False, False]
+    hedge = [low in _HEDGES or low in _CURRENCY for low in lower] + [False]
+    # "more than 1,000": a hedge may open a candidate when a number, or a hedge and a number, follow
+    can_start = [ok or (hedge[i] and (number[i + 1] or (hedge[i + 1] and number[i + 2])))
+                 for i, ok in enumerate(content)]  # fmt: skip
+    can_end = [ok or low == "%" for ok, low in zip(content, lower, strict=True)]
+    starts, ends = [], []
+    for i in range(len(texts)):
+        if not can_start[i]:
+            continue
+        for j in range(i, min(len(texts), i + MAX_SPAN)):
+            if texts[j] in _BREAKS:
+                break
+            if can_end[j]:
+                starts.append(i)
+                ends.append(j + 1)
+    return np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
+
+
+def phrase_features(
+    form: QuestionForm,
+    question_terms: frozenset[str],
+    tokens: Tokens,
+    spans: tuple[np.ndarray, np.ndarray],
+    idf: Callable[[str], float] | None = None,
+) -> np.ndarray:
+    """The PHRASE_FEATURES of each candidate span [start, end) of the sentence (rows follow spans).
+
+    question_terms are the question's index terms (analyze.term_of); idf gives an index term's IDF
+    over the corpus's largest (1 for a term the corpus lacks; without it every word counts as rare).
+    Every count over a span is a difference of one table of running sums, so the cost is a few array
+    operations whatever the number of candidates.
+    """
+    s, e = spans
+    n = len(tokens.texts)
+    head = term_of(form.head) if form.head else None
+    terms = [term_of(text) if text[0].isalnum() else None for text in tokens.texts]
+    table = np.empty((n, len(_TOKEN_COLUMNS)))
+    table[:, : len(_STATIC_COLUMNS)] = [_static_row(text) for text in tokens.texts]
+    table[:, len(_STATIC_COLUMNS) :] = [
+        (term in question_terms, term == head, (idf(term) if idf else 1.0), 1.0) if term is not None else
+        (0.0, 0.0, 0.0, 0.0) for term in terms
+    ]  # fmt: skip
+    running = np.vstack([np.zeros(len(_TOKEN_COLUMNS)), np.cumsum(table, axis=0)])
+    matched_at = _TOKEN_INDEX["matched"]
+    head_at = _TOKEN_INDEX["head"]
+    # question words up to each token, padded so that windows reaching past either end need no clipping
+    running_matched = np.concatenate(
+        [np.zeros(_PAD), running[:, matched_at], np.full(_PAD, running[-1, matched_at])]
+    )
+
+    def count(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return running[hi] - running[lo]
+
+    def count_matched(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return running_matched[hi + _PAD] - running_matched[lo + _PAD]
+
+    inside = count(s, e)
+    col = _TOKEN_INDEX
+    matched = table[:, col["matched"]]
+    length = e - s
+    content_count = inside[:, col["content"]]
+    match_count = inside[:, col["matched"]]
+    total_matches = int(matched.sum())
+    outside = max(total_matches, 1)
+    at = np.flatnonzero(matched)
+    if len(at):
+        left = np.searchsorted(at, s) - 1
+        right = np.searchsorted(at, e)
+        to_left = np.where(left >= 0, s - at[np.maximum(left, 0)], n)
+        to_right = np.where(right < len(at), at[np.minimum(right, len(at) - 1)] - e + 1, n)
+        near = np.minimum(to_left, to_right)
+        far = np.maximum(np.where(at[0] < s, s - at[0], 0), np.where(at[-1] >= e, at[-1] - e + 1, 0))
+    else:
+        near = far = np.full(len(s), n)
+    # the tokens around each span; index n is a padding token that is nothing
+    padded = np.vstack([table, np.zeros(len(_TOKEN_COLUMNS))])
+    prev = padded[np.where(s > 0, s - 1, n)]
+    after = padded[e]
+    first, last = table[s], table[e - 1]
+    head_count = running[:, head_at]
+
+    def window(k: int) -> np.ndarray:
+        return (count_matched(s - k, s) + count_matched(e, e + k)) / outside
+
+    columns: dict[str, Any] = {
+        "question_overlap": match_count / np.maximum(inside[:, col["word"]], 1),
+        "all_question_words": (match_count >= content_count) & (content_count > 0),
+        "head_in_span": inside[:, head_at] > 0,
+        "head_beside": (head_count[s] - head_count[np.maximum(s - 2, 0)] + head_count[np.minimum(e + 2, n)]
+                        - head_count[e]) > 0,
+        "near_distance": np.log1p(near) / 3,
+        "far_distance": np.log1p(far) / 3,
+        "matched_left": running[s, matched_at] / outside,
+        "matched_right": (total_matches - running[e, matched_at]) / outside,
+        "left_matched": (count_matched(s - 1, s) + (prev[:, col["stopword"]] > 0) * count_matched(s - 2, s - 1)) > 0,
+        "right_matched": (count_matched(e, e + 1) + (after[:, col["stopword"]] > 0) * count_matched(e + 1, e + 2)) > 0,
+        "within_3": window(3),
+        "within_6": window(6),
+        "within_12": window(12),
+        "no_match": np.full(len(s), total_matches == 0),
+        "position": s / max(n, 1),
+        "length": length / MAX_SPAN,
+        "clean_left": (s == 0) | (prev[:, col["word"]] == 0) | (prev[:, col["stopword"]] > 0),
+        "clean_right": (e == n) | (after[:, col["word"]] == 0) | (after[:, col["stopword"]] > 0),
+        "cuts_name": _cuts(prev, first, last, after, col["capital"]),
+        "cuts_number": _cuts(prev, first, last, after, col["numeric"]),
+        "idf": inside[:, col["rarity"]] / np.maximum(inside[:, col["rare"]], 1),
+        "capitalised": first[:, col["capital"]],
+        "all_capitalised": (inside[:, col["capital_content"]] == content_count) & (content_count > 0),
+        "number": inside[:, col["numeric"]] > 0,
+        **{name: inside[:, col[name]] > 0 for name in _SPAN_FLAGS},
+        "person_suffix": last[:, col["person_suffix"]],
+        "abstract_suffix": last[:, col["abstract_suffix"]],
+        "lowercase": (inside[:, col["capital"]] == 0) & (inside[:, col["numeric"]] == 0),
+        "bracketed": prev[:, col["open_bracket"]] * after[:, col["close_bracket"]],
+        "quoted": prev[:, col["quote"]] * after[:, col["quote"]],
+        "len_1": length == 1,
+        "len_2": length == 2,
+        "len_3": length == 3,
+        "len_4_5": (length >= 4) & (length <= 5),
+        "len_6_up": length >= 6,
+        "after_start": s == 0,
+        **{name: prev[:, col[name]] for name in _BEFORE},
+        "after_open": prev[:, col["opener"]],
+        "after_number": prev[:, col["numeric"]],
+        "after_name": prev[:, col["capital"]],
+        "before_end": (e == n) | (after[:, col["period"]] > 0),
+        **{name: after[:, col[name]] for name in _AFTER},
+        "before_close": after[:, col["closer"]],
+        "before_number": after[:, col["numeric"]],
+        "before_name": after[:, col["capital"]],
+    }
+    features = np.empty((len(s), len(PHRASE_FEATURES)))
+    for i, name in enumerate(PHRASE_FEATURES):
+        features[:, i] = columns[name]
+    return features
+
+
+def _cuts(prev: np.ndarray, first: np.ndarray, last: np.ndarray, after: np.ndarray, column: int) -> np.ndarray:
+    """Whether a span starts or ends inside a run of tokens that have the column's property."""
+    return (prev[:, column] * first[:, column] + after[:, column] * last[:, column]) > 0
+
+
+_SPAN_FLAGS = ("year", "month", "money", "percent", "unit", "duration", "era", "has_comma", "has_and")
+# What phrase_features needs to know of each token, one column each: first those of the token alone
+# (_static_row), then those that depend on the question and the corpus.
+_STATIC_COLUMNS = (
+    "word", "content", "stopword", "capital", "capital_content", "numeric", *_SPAN_FLAGS, "person_suffix",
+    "abstract_suffix", "open_bracket", "close_bracket", "quote", "opener", "closer", "period", *_BEFORE, *_AFTER,
+)  # fmt: skip
+_TOKEN_COLUMNS = (*_STATIC_COLUMNS, "matched", "head", "rarity", "rare")
+_TOKEN_INDEX = {name: i for i, name in enumerate(_TOKEN_COLUMNS)}
+
+
+@lru_cache(maxsize=1 << 16)  # tokens are Zipfian: most of a sentence's are cached
+def _static_row(text: str) -> tuple[float, ...]:
+    """A token's _STATIC_COLUMNS."""
+    low = text.lower()
+    word = text[0].isalnum()
+    stop = word and low in stopwords()
+    content = word and not stop
+    capital = word and text[0].isupper()
+    flags = {
+        "word": word, "content": content, "stopword": stop, "capital": capital, "capital_content": capital and content,
+        "numeric": text[0].isdigit() or low in _NUMBER_WORDS,
+        "year": bool(_YEAR.fullmatch(low)), "month": low in _MONTHS, "money": low in _MONEY or low in _CURRENCY,
+        "percent": low in _PERCENT, "unit": low in _UNITS, "duration": low in _DURATIONS, "era": low in _ERAS,
+        "has_comma": low == ",", "has_and": low in ("and", "or"),
+        "person_suffix": bool(_PERSON_SUFFIX.search(low)) and low.isalpha(),
+        "abstract_suffix": bool(_ABSTRACT_SUFFIX.search(low)),
+        "open_bracket": low in ("(", "["), "close_bracket": low in (")", "]"), "quote": low in _QUOTES,
+        "opener": low in _OPENERS, "closer": low in _CLOSERS, "period": low == ".",
+        **{name: low in words for name, words in _BEFORE.items()},
+        **{name: low in words for name, words in _AFTER.items()},
+    }  # fmt: skip
+    return tuple(float(flags[name]) for name in _STATIC_COLUMNS)
+
+
+def span_scores(model: PhraseModel, form: QuestionForm, features: np.ndarray) -> np.ndarray:
+    """The model's score of each candidate: the weights every question shares plus its form's own."""
+    return features @ (model.weights + model.crossed[QUESTION_FORMS.index(form.form)])
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """exp(scores) normalised to sum to 1, without overflow."""
+    exp = np.exp(scores - scores.max())
+    return exp / exp.sum()
+
+
+def show_features(form: QuestionForm, probabilities: np.ndarray, top_length: int, confidence: float) -> np.ndarray:
+    """The SHOW_FEATURES of a sentence's best candidate, then one column per question form (1 for its own)."""
+    ordered = np.sort(probabilities)[::-1]
+    clipped = min(max(confidence, 1e-4), 1 - 1e-4)
+    values = [ordered[0], ordered[1] if len(ordered) > 1 else 0.0, top_length / MAX_SPAN,
+              math.log(len(ordered)), math.log(clipped / (1 - clipped))]  # fmt: skip
+    forms = [float(form.form == name) for name in QUESTION_FORMS]
+    return np.array(values + forms)
+
+
+def show_probability(model: PhraseModel, features: np.ndarray) -> float:
+    """The logistic model's probability that the phrase is the answer."""
+    x = float(features @ model.show_weights + model.show_bias)
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def question_terms(question: str) -> frozenset[str]:
+    """The index terms of the question's words, as phrase_features matches them."""
+    return frozenset(term for match in _TOKEN.finditer(question) if (term := term_of(match.group())))
+
+
+def read_phrase(
+    question: str, sentence: str, confidence: float, model: PhraseModel, idf: Callable[[str], float] | None = None
+) -> PhraseGuess | None:
+    """The sentence's most likely answer phrase (None when it has no candidate), with its probability of
+    being the answer given the confidence that the sentence answers the question."""
+    tokens = tokenize(sentence)
+    spans = candidate_spans(tokens)
+    if not len(spans[0]):
+        return None
+    form = question_form(question)
+    features = phrase_features(form, question_terms(question), tokens, spans, idf)
+    probabilities = softmax(span_scores(model, form, features))
+    best = int(np.argmax(probabilities))
+    first, stop = int(spans[0][best]), int(spans[1][best])
+    shown = show_features(form, probabilities, stop - first, confidence)
+    start, end = int(tokens.starts[first]), int(tokens.ends[stop - 1])
+    return PhraseGuess(start, end, show_probability(model, shown))
+
+
+def index_idf(index: SearchableIndex) -> Callable[[str], float]:
+    """An index term's IDF over that of a term no sentence holds (so 1 for a word the corpus lacks)."""
+    rarest = idf_of_unknown(index.n_sentences) or 1.0
+    term_ids, idf = index.term_ids, index.idf
+
+    def of(term: str) -> float:
+        term_id = term_ids.get(term)
+        return 1.0 if term_id is None else max(float(idf[term_id]), 0.0) / rarest
+
+    return of
+
+
+def best_phrase(question: str, passage: Passage, confidence: float, index: SearchableIndex) -> AnswerPhrase | None:
+    """The shipped model's most likely phrase of the passage, however unlikely (None: no candidate)."""
+    guess = read_phrase(question, passage.text, confidence, shipped_phrase_model(), index_idf(index))
+    return None if guess is None else phrase_in_passage(passage, guess.start, guess.end, guess.probability)
+
+
+def answer_phrase(question: str, passage: Passage, confidence: float, index: SearchableIndex) -> AnswerPhrase | None:
+    """The passage's phrase when its probability reaches the shipped model's threshold, else None."""
+    phrase = best_phrase(question, passage, confidence, index)
+    return phrase if phrase is not None and phrase.probability >= shipped_phrase_model().threshold else None
+
+
+def phrase_in_passage(passage: Passage, start: int, end: int, probability: float) -> AnswerPhrase:
+    """The AnswerPhrase for passage.text[start:end], placed in its file: file_text[start:end] == text."""
+    text = passage.text
+    location = passage.location
+    newline = text.rfind("\n", 0, start)
+    line = location.line + text.count("\n", 0, start)
+    column = start - newline if newline >= 0 else location.column + start
+    return AnswerPhrase(text[start:end], location.start + start, location.start + end, line, column, probability)
+
+
+def model_to_json(model: PhraseModel, report: dict[str, Any]) -> str:
+    """The JSON text of the model, with the fitting report kept beside it."""
+    data = {
+        "format": FORMAT,
+        "threshold": model.threshold,
+        "weights": dict(zip(PHRASE_FEATURES, map(float, model.weights), strict=True)),
+        "crossed": {
+            form: dict(zip(PHRASE_FEATURES, map(float, row), strict=True))
+            for form, row in zip(QUESTION_FORMS, model.crossed, strict=True)
+        },
+        "show": {
+            "bias": model.show_bias,
+            "weights": dict(zip(SHOW_NAMES, map(float, model.show_weights), strict=True)),
+        },
+        "report": report,
+    }
+    return json.dumps(data, indent=1) + "\n"
+
+
+def parse_phrase_model(text: str, where: str) -> PhraseModel:
+    """The model from model_to_json's text; ConfigError says what is wrong and how to mend it."""
+    try:
+        data = json.loads(text)
+        if data.get("format") != FORMAT:
+            raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
+        if tuple(data["weights"]) != PHRASE_FEATURES:
+            raise ValueError(f"features {list(data['weights'])}, expected {list(PHRASE_FEATURES)}")
+        crossed = data["crossed"]
+        if tuple(crossed) != QUESTION_FORMS or any(tuple(row) != PHRASE_FEATURES for row in crossed.values()):
+            raise ValueError(f"crossed weights are not over the forms {list(QUESTION_FORMS)} x the features")
+        if tuple(data["show"]["weights"]) != SHOW_NAMES:
+            raise ValueError(f"show features {list(data['show']['weights'])}, expected {list(SHOW_NAMES)}")
+        model = PhraseModel(
+            np.array([float(w) for w in data["weights"].values()]),
+            np.array([[float(w) for w in row.values()] for row in data["crossed"].values()]),
+            np.array([float(w) for w in data["show"]["weights"].values()]),
+            float(data["show"]["bias"]),
+            float(data["threshold"]),
+        )
+        if not all(np.all(np.isfinite(a)) for a in (model.weights, model.crossed, model.show_weights)):
+            raise ValueError("a weight is not finite")
+        if not 0.0 <= model.threshold <= 1.0:
+            raise ValueError(f"threshold {model.threshold} is outside 0..1")
+        return model
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"phrase model {where} is not usable ({exc}); re-fit with `python tools/fit_phrase.py`") \
+            from None
+
+
+@cache
+def shipped_phrase_model() -> PhraseModel:
+    """The phrase model shipped with the package (qabot/data/phrase.json)."""
+    resource = files("qabot").joinpath("data/phrase.json")
+    return parse_phrase_model(resource.read_text(encoding="utf-8"), str(Path("qabot") / "data" / "phrase.json"))
