@@ -215,12 +215,12 @@ class Answerer:
             elif len(counts) < MAX_QUERY_TERMS:
                 # a capital after the question's first word marks a name ("Where is Obersee?"); "¿Quién" is no name
                 named = question[start].isupper() and any(char.isalnum() for char in question[:start])
-                counts[term] = [fold(question[start:end]).replace(".", ""), 1, named]
+                counts[term] = [fold(question[start:end]).replace(".", ""), 1, named, question[start].isupper()]
         unknown_idf = idf_of_unknown(index.n_sentences)
         frame, everyday = frame_terms(), everyday_terms()
         related = derivations() if "derivation" in kinds else {}
         terms, expansions, derived = [], [], []
-        for term, (word, count, capitalised) in counts.items():
+        for term, (word, count, capitalised, typed_upper) in counts.items():
             term_id = index.term_ids.get(term)
             ids: list[tuple[int, float]] = []
             if term_id is not None:
@@ -232,8 +232,8 @@ class Answerer:
                     derived.append((word, other))
             spelling: list[tuple[int, int]] = []
             if term_id is None or index.df[term_id] <= RARE_DF:
-                # a lower-case everyday word is spelled right: "floor" is no misspelling of "flood"
-                misspelt = capitalised or self.params.spell_everyday_words or term not in everyday
+                # an everyday word typed in lower case is spelled right: "floor" is no misspelling of "flood"
+                misspelt = typed_upper or self.params.spell_everyday_words or term not in everyday
                 spelling = self._variant_finder().find(term) if "spelling" in kinds and misspelt else []
                 if capitalised and self.params.names_spelled_as_names:  # Paris is not "party", Victoria not victory
                     spelling = [(found, edits) for found, edits in spelling if as_name(found)]

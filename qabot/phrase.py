@@ -27,8 +27,8 @@ import numpy as np
 from qabot.analyze import stopwords, term_of
 from qabot.answer_type import QUESTION_FORMS, QuestionForm, question_form
 from qabot.errors import ConfigError
-from qabot.index import idf_of_unknown
 from qabot.model import AnswerPhrase, Passage
+from qabot.scoring import idf_of_unknown
 from qabot.searchable import SearchableIndex
 
 FORMAT = 1

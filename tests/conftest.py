@@ -20,13 +20,14 @@ DEV_SET = SHARED / "eval" / "dev.jsonl"
 MAKE_CORPUS = SHARED / "bench" / "make_corpus.py"
 
 
-def answerer_over(folder: Path, files: dict[str, str]) -> Answerer:
-    """An answerer over folder/corpus after writing files (name -> text) into it; its cache in folder/cache."""
+def answerer_over(folder: Path, files: dict[str, str], **changes) -> Answerer:
+    """An answerer over folder/corpus after writing files (name -> text) into it; its cache in folder/cache;
+    settings changed as given."""
     corpus = folder / "corpus"
     corpus.mkdir(exist_ok=True)
     for name, text in files.items():
         (corpus / name).write_text(text, encoding="utf-8")
-    return answerer_for(settings_for(corpus, folder / "cache"))
+    return answerer_for(settings_for(corpus, folder / "cache", **changes))
 
 
 def needs_shared(path: Path) -> pytest.MarkDecorator:

@@ -199,14 +199,26 @@ def save_answers(corpus: Path, cache: Path, questions: list[str], target: Path, 
 QUESTIONS = ["who is pashinian", "Who is Louis Bono?", "what is the weather on mars"]
 
 
+def cited(saved: Path) -> int:
+    """Citations in saved JSON output: each passage, each wire copy, each answer phrase."""
+    text = saved.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    objects = [json.loads(text)] if text.lstrip().startswith("{\n") else [json.loads(line) for line in lines]
+    return sum(
+        len(obj["passages"]) + sum(len(p["also_in"]) for p in obj["passages"]) + (obj.get("answer") is not None)
+        for obj in objects
+    )
+
+
 def test_verify_fresh_output_is_all_ok(corpus_copy: Path, tmp_path: Path) -> None:
     saved = tmp_path / "answers.jsonl"
     save_answers(corpus_copy, tmp_path / "cache", QUESTIONS, saved, tmp_path)
     result = verify_saved_output(corpus_copy, saved, cwd=tmp_path)
     lines = result.report.splitlines()
-    assert result.all_ok and result.counts["OK"] == 6
-    assert all(line.startswith("OK       corpus/") for line in lines[:-1])
-    assert lines[-1] == "6 citations checked: 6 OK"
+    count = cited(saved)
+    assert count >= 6 and result.all_ok and result.counts["OK"] == count
+    assert all(line.startswith("OK       ") and "corpus/" in line for line in lines[:-1])
+    assert lines[-1] == f"{count} citations checked: {count} OK"
 
 
 def test_verify_reads_pretty_json_and_falls_back_to_root_relative_sources(corpus_copy: Path, tmp_path: Path) -> None:
@@ -215,7 +227,7 @@ def test_verify_reads_pretty_json_and_falls_back_to_root_relative_sources(corpus
     save_answers(corpus_copy, tmp_path / "cache", QUESTIONS[:1], saved, corpus_copy, pretty=True)
     assert saved.read_text().count("\n") > 10
     result = verify_saved_output(corpus_copy, saved, cwd=PROJECT)
-    assert result.all_ok and result.counts["OK"] == 3
+    assert result.all_ok and result.counts["OK"] == cited(saved) >= 3
 
 
 def test_verify_detects_changed_text_sha_and_missing_files(corpus_copy: Path, tmp_path: Path) -> None:
@@ -236,7 +248,7 @@ def test_verify_detects_changed_text_sha_and_missing_files(corpus_copy: Path, tm
     assert changed in lines
     assert any(line.startswith("MISSING  corpus/000_9ad8541396ee1ed9.txt:") for line in lines)
     assert result.counts["CHANGED"] >= 3  # every passage of the tampered file: its sha changed
-    assert lines[-1].startswith("6 citations checked: ")
+    assert lines[-1].startswith(f"{cited(saved)} citations checked: ")
 
 
 def test_verify_flags_a_change_elsewhere_in_the_file_by_its_sha(corpus_copy: Path, tmp_path: Path) -> None:
@@ -246,8 +258,9 @@ def test_verify_flags_a_change_elsewhere_in_the_file_by_its_sha(corpus_copy: Pat
     with open(tmp_path / source, "a", encoding="utf-8") as handle:
         handle.write("\nAn appended line.\n")
     result = verify_saved_output(corpus_copy, saved, cwd=tmp_path)
-    assert result.counts["CHANGED"] == 3
-    assert all(line.endswith(": file sha256 differs") for line in result.report.splitlines()[:-1])
+    in_that_file = sum(f" {source}:" in line for line in result.report.splitlines()[:-1])
+    assert result.counts["CHANGED"] == in_that_file >= 1
+    assert all(line.endswith(": file sha256 differs") for line in result.report.splitlines()[:-1] if "CHANGED" in line)
 
 
 def test_verify_refuses_outside_sources_without_printing_them(
@@ -260,8 +273,9 @@ def test_verify_refuses_outside_sources_without_printing_them(
     answer["passages"][1].update(source=str(outside_file))
     saved.write_text(json.dumps(answer))
     result = verify_saved_output(corpus_copy, saved, cwd=tmp_path)
-    assert result.refused == 2 and result.counts["OK"] == 1 and not result.all_ok
-    assert result.report.count("REFUSED  ") == 2
+    phrase = answer.get("answer") is not None  # it is checked in the first passage's file: refused with it
+    assert result.refused == 2 + phrase and result.counts["OK"] == cited(saved) - 2 - phrase and not result.all_ok
+    assert result.report.count("REFUSED  ") == 2 + phrase
     assert SECRET not in result.report
 
 

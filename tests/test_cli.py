@@ -79,7 +79,8 @@ def test_show_help_documents_the_three_citation_forms(cli_env: dict, capsys: pyt
 def test_ask_text_prints_numbered_cited_passages(cli_env: dict, capsys: pytest.CaptureFixture) -> None:
     assert main(["ask", "Who is Louis Bono?"]) == 0
     out = capsys.readouterr().out
-    assert re.match(r"(?:Likely answer|Possible match|Weak match: check the source) \(confidence \d+%\):\n\[1\] ", out)
+    labels = r"(?:Likely answer|Possible match|Weak match: check the source)"
+    assert re.match(rf"(?:Answer: .+ \(\d+%\)\n)?{labels} \(confidence \d+%\):\n\[1\] ", out)
     assert "\n[2] " in out
     assert re.search(r"\n    — seeds/\d{3}_[0-9a-f]{16}\.txt:\d+:\d+  \(", out)
     assert "\x1b[" not in out  # NO_COLOR and not a terminal
@@ -215,7 +216,10 @@ def test_verify_good_tampered_and_outside(corpus_copy: Path, tmp_path: Path, cli
 
     good = run(env, "verify", str(saved), cwd=tmp_path)
     assert good.returncode == 0, good.stdout + good.stderr
-    assert good.stdout.count("\nOK       corpus/") == 5 and good.stdout.endswith("6 citations checked: 6 OK\n")
+    answers = [json.loads(line) for line in asked.stdout.splitlines()]
+    count = sum(len(a["passages"]) + sum(len(p["also_in"]) for p in a["passages"]) + (a["answer"] is not None)
+                for a in answers)  # fmt: skip
+    assert good.stdout.count("OK       ") == count and good.stdout.endswith(f"{count} citations checked: {count} OK\n")
 
     pashinian = json.loads(asked.stdout.splitlines()[0])["passages"][0]
     cited = tmp_path / pashinian["source"]

@@ -242,7 +242,7 @@ async def test_an_article_with_a_web_address_links_its_title_with_a_text_fragmen
     await dpytest.message("!ask When does full tram service resume?")
     [reply] = replies()
     description = reply.embeds[0].description
-    first = description.split("\n\n")[0]
+    first = next(block for block in description.split("\n\n") if "`tram.txt:" in block)
     assert "`tram.txt:5:1`" in first  # the file citation stays
     link = re.search(r"· \[Tram service to resume\]\((?P<target>[^)\s]+)\)$", first, re.MULTILINE)
     assert link is not None, description
@@ -293,7 +293,7 @@ async def test_abstention_quoting_everyone_pings_nobody(bot, sent_payloads):
     other = dpytest.get_config().members[1]
     await dpytest.message(f"!ask @everyone <@&123456789012345678> <@{other.id}> zzyzx")
     [reply] = replies()
-    assert "everyone" in reply.content and not RAW_MENTION.search(reply.content)
+    assert "zzyzx" in reply.content and not RAW_MENTION.search(reply.content)
     assert not reply.mention_everyone and not reply.role_mentions and not reply.mentions
     assert_no_pings(sent_payloads[-1])
 

@@ -29,7 +29,8 @@ def test_text_rendering_numbers_passages_with_citations(answerer, monkeypatch):
     text = render_text(answer)
     first = answer.passages[0]
     head = f"{confidence_label(answer)}:\n[1] {first.text}\n    — {citation(first.location)}  ("
-    assert text.startswith(head)
+    phrase = f"Answer: {answer.phrase.text} ({answer.phrase.probability:.0%})\n" if answer.phrase else ""
+    assert text.startswith(phrase + head)
     assert "[3]" in text
     assert "\x1b[" not in text
 
@@ -119,7 +120,10 @@ def test_text_is_not_wrapped_without_a_width_and_colour_survives_wrapping(answer
     assert max(map(len, render_text(answer).splitlines())) > 200  # piped output stays one line a passage
     coloured = render_text(answer, color=True, width=50)
     assert "\x1b[1mBono\x1b[0m" in coloured
-    assert render_text(answer, width=50) == coloured.replace("\x1b[1m", "").replace("\x1b[0m", "")
+    plain = coloured
+    for code in ("\x1b[1m", "\x1b[0m", "\x1b[4m", "\x1b[22m"):  # bold, reset, the phrase's underline and its end
+        plain = plain.replace(code, "")
+    assert render_text(answer, width=50) == plain
 
 
 def test_terminal_width_only_for_terminals(monkeypatch):

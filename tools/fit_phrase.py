@@ -34,6 +34,7 @@ from qabot.answer import Answerer, clean_question
 from qabot.answer_type import QUESTION_FORMS, question_form
 from qabot.config import load_settings, replace
 from qabot.evaluate import exact_match, expected_calibration_error, f1_score, fold_for_match, reliability_bins
+from qabot.frontend import answerer_for
 from qabot.phrase import (
     PHRASE_FEATURES,
     PhraseModel,
@@ -136,7 +137,7 @@ def first_passage(answerer: Answerer, question: str) -> tuple[str, float] | None
     as `ask` does, so that fitting needs no phrase model of its own."""
     ranking = answerer.rank(question)
     found = any(term.found for term in ranking.terms) and len(ranking.order)
-    if not found or ranking.confidence < answerer.min_confidence:
+    if not found or answerer.refuses(ranking):
         return None
     return answerer.passage_of(int(ranking.candidates.sents[ranking.order[0]])).text, ranking.confidence
 
@@ -148,7 +149,7 @@ def build(cache: Path) -> tuple[list[Sentence], list[Sentence | None], list[str]
     base = load_settings(PROJECT / "config" / "qabot.toml", env={})
     boilerplate = compile_boilerplate(base.boilerplate_patterns)
     for name, folder in SETS:
-        answerers[name] = Answerer.from_settings(replace(base, corpus=folder / "corpus", cache_dir=cache / name))
+        answerers[name] = answerer_for(replace(base, corpus=folder / "corpus", cache_dir=cache / name))
         idfs[name] = index_idf(answerers[name].index)
     gold, first, articles = [], [], []
     for name, corpus, raw in items:
