@@ -48,7 +48,7 @@ QUESTION_FEATURES = (
     "missing_share",  # share of the question's IDF mass that no indexed term stands for
     "missing_names",  # capitalised question words the corpus does not have, spelled any way we know
     "variant_names",  # capitalised question words the corpus has only written otherwise (Victoria as victory)
-    "variant_name_edits",  # those words' closest corpus spellings: edits per letter, summed
+    "variant_name_edits",  # how far their closest corpus spellings are: edits per letter plus length lost, summed
     "variant_names_unnamed",  # those of them the corpus never writes as a name (Paris as "party")
     "pairs_together",  # the best candidate's share of the question's adjacent term pairs that stand adjacent
     "article_coverage",  # the best article's share of the question's IDF mass, over its candidate sentences
@@ -102,7 +102,7 @@ class Candidates:
 
     sents: np.ndarray  # int64 sentence ids
     features: np.ndarray  # float64 [len(sents), len(CANDIDATE_FEATURES)]
-    matched: np.ndarray  # float64 [question terms, len(sents)]: 1 where a term is there, a variant's weight ...
+    matched: np.ndarray  # float64 [question terms, len(sents)]: 1 where a term is there, a variant's weight, or 0
     docs: np.ndarray  # int64 article of each sentence
 
 
@@ -196,29 +196,33 @@ def question_features(
     """The QUESTION_FEATURES of a question whose candidates the ranker scored (order: best first)."""
     mass = coverage_mass(terms)
     found = np.array([max((weight for _, weight in term.ids + term.apart), default=0.0) for term in terms])
-    missing_share = float(mass @ (1.0 - found) / (mass.sum() or 1.0))
-    missing_names = sum(1 for term in terms if term.capitalised and not term.found)
     renamed = [term for term in terms if term.capitalised and term.found and term.spelled.variant_only]
-    edits = sum(term.spelled.edits / max(len(term.word), 1) + 1.0 - term.spelled.length_ratio for term in renamed)
-    unnamed = sum(1 for term in renamed if not term.spelled.as_name)
-    spelling = [len(renamed), edits, unnamed]
-    if not len(order):
-        return np.array([0.0, 0.0, 0.0, 0.0, missing_share, missing_names, *spelling, 0.0, 0.0, 0.0, 0.0])
-    top = order[0]
-    margin = scores[top] - scores[order[1]] if len(order) > 1 else 1.0
-    coverage = candidates.features[:, CANDIDATE_FEATURES.index("coverage")]
-    paragraph = candidates.features[:, CANDIDATE_FEATURES.index("paragraph_coverage")]
-    window = candidates.features[:, CANDIDATE_FEATURES.index("window_coverage")]
-    paired = sum(1 for term in terms if term.own_id is not None) > 1
-    together = float(candidates.features[:, CANDIDATE_FEATURES.index("in_order")].max()) if paired else 1.0
-    articles, article_of = np.unique(candidates.docs, return_inverse=True)
-    held = np.zeros((len(terms), len(articles)))
-    np.maximum.at(held.T, article_of, candidates.matched.T)
-    article_coverage = float((mass @ held).max() / (mass.sum() or 1.0))
-    return np.array(
-        [scores[top], margin, coverage[top], paragraph[top], missing_share, missing_names, *spelling, together,
-         article_coverage, window[top], coverage.max()]
-    )  # fmt: skip
+    columns = dict.fromkeys(QUESTION_FEATURES, 0.0)
+    columns.update(
+        missing_share=float(mass @ (1.0 - found) / (mass.sum() or 1.0)),
+        missing_names=sum(1 for term in terms if term.capitalised and not term.found),
+        variant_names=len(renamed),
+        variant_name_edits=sum(t.spelled.edits / max(len(t.word), 1) + 1.0 - t.spelled.length_ratio for t in renamed),
+        variant_names_unnamed=sum(1 for term in renamed if not term.spelled.as_name),
+    )
+    if len(order):
+        top = order[0]
+        column = {name: candidates.features[:, CANDIDATE_FEATURES.index(name)] for name in CANDIDATE_FEATURES}
+        articles, article_of = np.unique(candidates.docs, return_inverse=True)
+        held = np.zeros((len(terms), len(articles)))  # per term and article: how well the article's candidates hold it
+        np.maximum.at(held.T, article_of, candidates.matched.T)
+        paired = sum(1 for term in terms if term.own_id is not None) > 1
+        columns.update(
+            top_score=scores[top],
+            margin=scores[top] - scores[order[1]] if len(order) > 1 else 1.0,
+            top_coverage=column["coverage"][top],
+            top_paragraph_coverage=column["paragraph_coverage"][top],
+            pairs_together=float(column["in_order"].max()) if paired else 1.0,
+            article_coverage=float((mass @ held).max() / (mass.sum() or 1.0)),
+            top_window_coverage=column["window_coverage"][top],
+            best_coverage=column["coverage"].max(),
+        )
+    return np.array([columns[name] for name in QUESTION_FEATURES], dtype=np.float64)
 
 
 def paragraph_members(sents: np.ndarray, first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
