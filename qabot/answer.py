@@ -214,7 +214,7 @@ class Answerer:
                 counts[term][1] += 1
             elif len(counts) < MAX_QUERY_TERMS:
                 # a capital after the question's first word marks a name ("Where is Obersee?"); "¿Quién" is no name
-                named = question[start].isupper() and any(char.isalnum() for char in question[:start])
+                named = written_as_name(question, start)
                 counts[term] = [fold(question[start:end]).replace(".", ""), 1, named, question[start].isupper()]
         unknown_idf = idf_of_unknown(index.n_sentences)
         frame, everyday = frame_terms(), everyday_terms()
@@ -281,7 +281,7 @@ class Answerer:
         for sent in self._best((term_id,)):
             text = self.index.sentence_text(sent)
             for start, _, found in term_spans(text):
-                if found == term and text[start].isupper() and any(char.isalnum() for char in text[:start]):
+                if found == term and written_as_name(text, start):
                     return True
         return False
 
@@ -399,6 +399,12 @@ class Answerer:
             sha256=doc.sha256,
             column=int(index.sent_column[sent]),
         )
+
+
+def written_as_name(text: str, start: int) -> bool:
+    """Whether the word at start is capitalised after a text's first word, as a name is ("Where is Obersee?");
+    an opening capital after punctuation only ("¿Quién") is not."""
+    return text[start].isupper() and any(char.isalnum() for char in text[:start])
 
 
 def _spelled(variant: str, spellings: Mapping[str, list[str]]) -> list[str]:

@@ -45,7 +45,17 @@ from scipy.special import expit
 from qabot.answer import VARIANT_KINDS, Answerer, AnswerParams, Ranking, clean_question
 from qabot.config import load_settings
 from qabot.config import replace as replace_settings
-from qabot.evaluate import EvalItem, EvalReport, ItemResult, ask_item, is_hit, load_eval, score_results
+from qabot.evaluate import (
+    EvalItem,
+    EvalReport,
+    ItemResult,
+    ask_item,
+    expected_calibration_error,
+    is_hit,
+    load_eval,
+    reliability_bins,
+    score_results,
+)
 from qabot.features import CANDIDATE_FEATURES, QUESTION_FEATURES, question_features
 from qabot.learned import LIKELY, POSSIBLE, WEAK, Labels, LinearModel, Models, logistic, models_to_json
 from qabot.store import IndexParams, open_index
@@ -375,19 +385,10 @@ def _mean(values: Sequence[bool]) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
 
 
-def ece(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> float:
-    """Expected calibration error over equal-width bins (Naeini et al., 2015)."""
-    if not pairs:
-        return float("nan")
-    confidence = np.array([c for c, _ in pairs])
-    right = np.array([r for _, r in pairs], dtype=np.float64)
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            total += inside.sum() * abs(confidence[inside].mean() - right[inside].mean())
-    return float(total / len(pairs))
+def ece(pairs: Sequence[tuple[float, bool]]) -> float:
+    """evaluate's ECE of (confidence, right) pairs; NaN when there are none."""
+    value = expected_calibration_error(reliability_bins(pairs))
+    return float("nan") if value is None else value
 
 
 def cross_validated(
