@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise
@@ -277,13 +277,7 @@ class Answerer:
     def _as_name(self, term_id: int) -> bool:
         """Whether the corpus writes the term with a capital past a sentence's first word, in one of the
         sentences that hold it most."""
-        term = self.index.vocab[term_id]
-        for sent in self._best((term_id,)):
-            text = self.index.sentence_text(sent)
-            for start, _, found in term_spans(text):
-                if found == term and written_as_name(text, start):
-                    return True
-        return False
+        return any(written_as_name(text, start) for text, start, _ in self._occurrences(term_id))
 
     def _written_apart(self, word: str) -> tuple[tuple[int, float], ...]:
         """The two corpus terms of an unknown word that the corpus writes apart ("cease-fire" for
@@ -297,22 +291,22 @@ class Answerer:
     def _corpus_spelling(self, term: str) -> str | None:
         """The term as a sentence that holds it most spells it ("luis", never the stem "lui")."""
         term_id = self.index.term_ids.get(term)
-        for sent in self._best((term_id,)) if term_id is not None else ():
-            text = self.index.sentence_text(sent)
-            for start, end, found in term_spans(text):
-                if found == term:
-                    return fold(text[start:end]).replace(".", "")
+        for text, start, end in self._occurrences(term_id) if term_id is not None else ():
+            return fold(text[start:end]).replace(".", "")
         return None
 
     def _in_capitals(self, term_id: int) -> bool:
         """Whether the corpus writes the term in capitals (EU, WWII) in one of the sentences that hold
         it most, as initials are written ("ca." and "St." are no initials)."""
+        return any(text[start:end].isupper() for text, start, end in self._occurrences(term_id))
+
+    def _occurrences(self, term_id: int) -> Iterator[tuple[str, int, int]]:
+        """(sentence text, start, end) of each place the term stands, in the sentences that hold it most,
+        best first, read lazily (the checks above stop at their first yes)."""
         term = self.index.vocab[term_id]
         for sent in self._best((term_id,)):
             text = self.index.sentence_text(sent)
-            if any(found == term and text[start:end].isupper() for start, end, found in term_spans(text)):
-                return True
-        return False
+            yield from ((text, start, end) for start, end, found in term_spans(text) if found == term)
 
     def _best(self, term_ids: Sequence[int]) -> list[int]:
         """The CHECKED_SENTENCES sentences that best match term_ids (BM25, each at weight 1)."""
