@@ -19,8 +19,12 @@ EPSILON = 0.25  # rank-bm25's default floor for negative IDF, as a share of the 
 # Top-k search: below this many postings a query is scored exhaustively (bounds would cost more than they save).
 EXHAUSTIVE_POSTINGS = 30_000
 BOUND_SLACK = 1e-9  # relative margin, so float rounding never lets a bound fall below a real score
-MOSTLY = 0.5  # a list to scan holding more than this share of a query's postings: score exhaustively
+MOSTLY = 0.5  # a list that must be scanned holding more than this share of a query's postings: score exhaustively
+SCANNED_SHARE = 0.1  # pruning that would scan more than this share of a query's postings gives way to exhaustive
 LOOKUP_COST = 4  # a binary search per sentence costs about as much as this many postings scattered and read
+TABLED_TF = 32  # saturations are looked up for term frequencies up to this; higher ones (rare) are computed
+DENSE_SHARE = 0.25  # a query with postings above this share of the sentences is summed over all sentences
+FLOOR_SAMPLE = 4096  # sentences whose full scores give the exhaustive scorer a first floor
 
 
 def idf_okapi(df: np.ndarray, n_docs: int, epsilon: float = EPSILON) -> np.ndarray:
@@ -76,11 +80,19 @@ class Bm25Postings:
     ) -> None:
         self.post_ptr, self.post_sent, self.post_tf, self.post_len = post_ptr, post_sent, post_tf, post_len
         self.term_max_tf, self.term_min_len = term_max_tf, term_min_len
-        self.n_sentences, self.idf, self.k1 = n_sentences, idf, k1
+        self.n_sentences, self.idf, self.avgdl, self.k1 = n_sentences, idf, avgdl, k1
         longest = int(post_len.max()) if len(post_len) else 0
-        # By sentence length: BM25's length normaliser, and the saturation at tf = 1 (most postings).
+        most_tf = int(term_max_tf.max()) if len(term_max_tf) else 0
+        # By sentence length: BM25's length normaliser, and the saturation by term frequency (row) and
+        # length (column), flattened: a posting's weight is one lookup, with the reference's arithmetic.
         self._norm_by_length = length_norm(np.arange(longest + 1), avgdl or 1.0, k1, b)
-        self._saturation_at_one = tf_okapi(np.ones(longest + 1), self._norm_by_length.copy(), k1)
+        self._width = longest + 1
+        self._tabled_tf = min(most_tf, TABLED_TF)
+        self._all_tabled = most_tf <= TABLED_TF
+        self._saturation = np.concatenate([
+            tf_okapi(np.full(longest + 1, float(tf)), self._norm_by_length.copy(), k1)
+            for tf in range(self._tabled_tf + 1)
+        ])  # fmt: skip
         self._buffers = threading.local()
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,12 +104,17 @@ class Bm25Postings:
         self, tf: np.ndarray, lengths: np.ndarray, scale: float | np.ndarray, out: np.ndarray | None = None
     ) -> np.ndarray:
         """scale times the BM25 saturation of `tf` occurrences in sentences of `lengths` terms
-        (rank-bm25's arithmetic; at tf = 1 looked up by length). Written to `out` when given."""
-        weights = np.take(self._saturation_at_one, lengths, out=out)
-        if len(tf) and tf.max() > 1:
-            repeated = np.flatnonzero(tf > 1)
-            norm = self._norm_by_length[lengths[repeated]]
-            weights[repeated] = tf_okapi(tf[repeated].astype(np.float64), norm, self.k1)
+        (rank-bm25's arithmetic, looked up by frequency and length). Written to `out` when given."""
+        rows = tf.astype(np.intp)
+        if not self._all_tabled:
+            rows = np.minimum(rows, self._tabled_tf)
+        rows *= self._width
+        rows += lengths
+        weights = np.take(self._saturation, rows, out=out)
+        if not self._all_tabled and len(tf) and tf.max() > self._tabled_tf:
+            beyond = np.flatnonzero(tf > self._tabled_tf)
+            norm = self._norm_by_length[lengths[beyond]]
+            weights[beyond] = tf_okapi(tf[beyond].astype(np.float64), norm, self.k1)
         weights *= scale
         return weights
 
@@ -128,8 +145,8 @@ class Bm25Postings:
         k reach. Once the unscanned terms' bounds sum below it, no unseen sentence can make the top
         k: the seen ones are completed by looking the other terms up, weightiest first, dropping every
         sentence whose partial score plus the bounds still missing falls below the floor. Survivors
-        are scored exactly, in the reference's term order. When a list that would have to be scanned
-        holds most of the query's postings, pruning cannot pay and the exhaustive scorer answers.
+        are scored exactly, in the reference's term order. When a list that will surely be scanned holds
+        most of the query's postings, pruning cannot pay and the exhaustive scorer answers.
         """
         lo, hi = self.post_ptr[terms].tolist(), self.post_ptr[terms + 1].tolist()
         upper = self.weights(self.term_max_tf[terms], self.term_min_len[terms], np.array(scales))
@@ -141,10 +158,12 @@ class Bm25Postings:
         unscanned = [*np.cumsum(upper[order][::-1])[::-1].tolist(), 0.0]  # what terms order[j:] can add at most
         acc, scratch = self._accumulator()
         seen, best, floor, scanned = [], np.empty(0, dtype=np.int32), 0.0, 0
+        read = 0  # postings scanned so far
         for i in order:
             if unscanned[scanned] < floor:
                 break
-            if scanned and hi[i] - lo[i] > MOSTLY * postings:
+            read += hi[i] - lo[i]
+            if scanned and read > SCANNED_SHARE * postings:
                 acc[np.concatenate(seen)] = 0.0
                 return None
             sents = self.post_sent[lo[i] : hi[i]]
@@ -156,11 +175,18 @@ class Bm25Postings:
             scanned += 1
             if scanned < len(order):
                 best, floor = self._raised_floor(acc, best, sents, partial, floor, k)
-        seen = np.concatenate(seen)
-        candidates = np.sort(seen[acc[seen] + unscanned[scanned] >= floor])
-        partial = acc[candidates]  # summed in scan order: good enough to prune, not to rank
-        acc[seen] = 0.0
         missing = unscanned[scanned]
+        if missing < floor and sum(len(sents) for sents in seen) > DENSE_SHARE * self.n_sentences:
+            # Most sentences were seen: one pass over all of them (an unseen one, at zero, cannot reach
+            # the floor) beats sorting the seen ones.
+            candidates = np.flatnonzero(acc + missing >= floor)
+            partial = acc[candidates]
+            acc.fill(0.0)
+        else:
+            seen = np.concatenate(seen)
+            candidates = np.sort(seen[acc[seen] + missing >= floor])
+            partial = acc[candidates]  # summed in scan order: good enough to prune, not to rank
+            acc[seen] = 0.0
         for i in sorted(order[scanned:], key=lambda i: -upper[i]):  # the weightiest first: it prunes the most
             partial += self._gathered(terms[i : i + 1], scales[i : i + 1], candidates)
             missing -= upper[i]
@@ -227,7 +253,7 @@ class Bm25Postings:
         if not weighted_terms or k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0)
         acc, scratch = self._accumulator()
-        touched = []
+        touched, positive = [], True
         for term_id, query_weight in weighted_terms:
             lo, hi = self.post_ptr[term_id], self.post_ptr[term_id + 1]
             sents = self.post_sent[lo:hi]
@@ -235,6 +261,9 @@ class Bm25Postings:
             # add.at skips the gathered copy that `acc[sents] += ...` makes; each sentence appears once
             np.add.at(acc, sents, self.weights(self.post_tf[lo:hi], self.post_len[lo:hi], scale, scratch[: hi - lo]))
             touched.append(sents)
+            positive = positive and scale > 0
+        if positive and sum(len(sents) for sents in touched) > DENSE_SHARE * self.n_sentences:
+            return self._dense_top(acc, touched, k)
         candidates = np.concatenate(touched) if len(touched) > 1 else touched[0]
         scores = acc[candidates]
         acc[candidates] = 0.0
@@ -247,6 +276,26 @@ class Bm25Postings:
         if len(touched) > 1:
             candidates, first = np.unique(candidates, return_index=True)
             scores = scores[first]
+        order = np.lexsort((candidates, -scores))[:k]
+        return candidates[order].astype(np.int64), scores[order]
+
+    @staticmethod
+    def _dense_top(acc: np.ndarray, lists: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The top k of the summed scores in acc (which it zeroes) of the sentences in `lists`, when most
+        sentences hold a query term: the full scores of the shortest lists' sentences (where the rare
+        terms are) set a floor the k-th best reaches, and one pass over all sentences keeps those at or
+        above it, cheaper than selecting among every posting."""
+        sample, held = [], 0
+        for sents in sorted(lists, key=len):
+            sample.append(sents[: FLOOR_SAMPLE - held])
+            held += len(sample[-1])
+            if held >= FLOOR_SAMPLE:
+                break
+        scores = acc[np.unique(np.concatenate(sample))]  # each sentence once: the k-th best of distinct ones
+        floor = float(np.partition(scores, len(scores) - k)[len(scores) - k]) if len(scores) >= k else 0.0
+        candidates = np.flatnonzero(acc >= floor) if floor > 0 else np.flatnonzero(acc)
+        scores = acc[candidates]
+        acc.fill(0.0)
         order = np.lexsort((candidates, -scores))[:k]
         return candidates[order].astype(np.int64), scores[order]
 

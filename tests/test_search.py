@@ -14,7 +14,7 @@ from qabot import scoring
 from qabot.corpus import Document
 from qabot.index import Index
 from qabot.postings import analyze_documents, build_index
-from qabot.scoring import Bm25Postings
+from qabot.scoring import Bm25Postings, length_norm
 from qabot.store import IndexParams, open_index
 from tests.conftest import SEEDS
 
@@ -42,14 +42,20 @@ def index_of(sentences: list[str]) -> Index:
     return build_index(Path("/nowhere"), [analyze_documents(docs, None)], [], 1.2, 0.75)
 
 
+def formula_weights(index: Index, lo: int, hi: int, scale: float) -> np.ndarray:
+    """BM25's term weight of postings lo:hi written out as rank-bm25 computes it, no lookup tables."""
+    tf, lengths = index.post_tf[lo:hi].astype(np.float64), index.post_len[lo:hi].astype(np.float64)
+    avgdl = float(index.tok_ptr[-1]) / index.n_sentences
+    return tf * (index.k1 + 1) / (tf + length_norm(lengths, avgdl, index.k1, index.b)) * scale
+
+
 def dense_top_k(index: Index, query: list[tuple[int, float]], k: int) -> tuple[list[int], np.ndarray]:
     """The plainest reference: every sentence's score summed term by term, every touched sentence sorted."""
     scores, touched = np.zeros(index.n_sentences), np.zeros(index.n_sentences, dtype=bool)
     for term, weight in query:
         lo, hi = index.post_ptr[term], index.post_ptr[term + 1]
-        sents = index.post_sent[lo:hi]
-        scores[sents] += index.scorer.weights(index.post_tf[lo:hi], index.post_len[lo:hi], index.idf[term] * weight)
-        touched[sents] = True
+        scores[index.post_sent[lo:hi]] += formula_weights(index, lo, hi, index.idf[term] * weight)
+        touched[index.post_sent[lo:hi]] = True
     ranked = sorted(np.flatnonzero(touched).tolist(), key=lambda s: (-scores[s], s))[:k]
     return ranked, scores[ranked]
 
@@ -61,8 +67,10 @@ def assert_same(index: Index, query: list[tuple[int, float]], k: int) -> None:
         assert scores.tobytes() == np.asarray(ref_scores).tobytes(), (query, k)
 
 
+@pytest.mark.parametrize("dense_share", [0.0, 0.25, 1e9])
 @pytest.mark.parametrize("k", [1, 3, 10, 50, 100])
-def test_pruned_search_equals_exhaustive_on_the_seeds(seeds_index, always_pruned, k):
+def test_pruned_search_equals_exhaustive_on_the_seeds(seeds_index, always_pruned, monkeypatch, k, dense_share):
+    monkeypatch.setattr(scoring, "DENSE_SHARE", dense_share)  # seen sentences gathered by one pass, or sorted
     rng = np.random.default_rng(k)
     by_df = np.argsort(-seeds_index.df)
     for _ in range(60):
@@ -87,6 +95,38 @@ def test_pruning_looks_the_common_term_up_instead_of_scanning_it(always_pruned, 
                                                             "common okapi sighting."]  # fmt: skip
     assert index.df[common] == 4002 and (common, 2) in looked_up, looked_up
     assert_same(index, [(okapi, 1.0), (common, 1.0)], 2)
+
+
+@pytest.mark.parametrize("tabled_tf", [1, 2, 32])
+def test_looked_up_weights_are_the_formula_bit_for_bit(seeds_index, monkeypatch, tabled_tf):
+    """Saturations looked up by frequency and length, or computed past the table, are rank-bm25's floats."""
+    monkeypatch.setattr(scoring, "TABLED_TF", tabled_tf)
+    index = index_of([f"okapi {'zebra ' * (i % 40)}harbour" for i in range(120)])
+    assert index.term_max_tf.max() > 32  # the table is cut short and the formula takes over
+    for probe in (index, seeds_index):
+        fresh = Bm25Postings(probe.post_ptr, probe.post_sent, probe.post_tf, probe.post_len, probe.term_max_tf,
+                             probe.term_min_len, probe.n_sentences, probe.idf, probe.scorer.avgdl, probe.k1,
+                             probe.b)  # fmt: skip
+        everything = fresh.weights(probe.post_tf, probe.post_len, 1.7)
+        assert everything.tobytes() == formula_weights(probe, 0, len(probe.post_tf), 1.7).tobytes()
+
+
+@pytest.mark.parametrize("dense_share", [0.0, 1e9])
+def test_summing_over_every_sentence_or_the_touched_ones_ranks_alike(seeds_index, monkeypatch, dense_share):
+    """The exhaustive scorer's two ways to pick the top k (a floor and one pass over every sentence, or a
+    selection among the postings) both give the reference's ids and scores."""
+    monkeypatch.setattr(scoring, "DENSE_SHARE", dense_share)
+    rng = np.random.default_rng(5)
+    by_df = np.argsort(-seeds_index.df)
+    for k in (1, 3, 50, 5000):
+        for _ in range(20):
+            rare = rng.choice(len(seeds_index.vocab), 2, replace=False).tolist()
+            terms = [*by_df[: rng.integers(0, 3)].tolist(), *rare]
+            weights = rng.choice([1.0, 0.7], len(terms)).tolist()
+            query = [(int(term), weight) for term, weight in zip(terms, weights, strict=True)]
+            sents, scores = seeds_index.search_exhaustive(query, k)
+            ref_sents, ref_scores = dense_top_k(seeds_index, query, k)
+            assert sents.tolist() == ref_sents and scores.tobytes() == ref_scores.tobytes(), (query, k)
 
 
 def test_term_bounds_hold_every_posting(seeds_index):
