@@ -353,16 +353,18 @@ class Answerer:
         before, after = index.neighbours(sent)
         doc = index.docs[int(index.sent_doc[sent])]
         text = index.sentence_text(sent)
-        spelled: dict[str, str] = {}  # index term -> the word as this sentence spells it
-        for start, end, term in term_spans(text):
-            spelled.setdefault(term, fold(text[start:end]).replace(".", ""))
+        spelled: dict[str, str] | None = None  # index term -> the word as this sentence spells it, when needed
         matched: list[str] = []
         for term in terms:
             held = [term_id for term_id, _ in term.ids if term_id in tokens]
             if term.apart and all(part in tokens for part, _ in term.apart):
                 held += [part for part, _ in term.apart]
             for term_id in held:
-                word = term.word if term_id == term.own_id else spelled.get(index.vocab[term_id], term.word)
+                if term_id == term.own_id:
+                    word = term.word
+                else:
+                    spelled = _spellings(text) if spelled is None else spelled
+                    word = spelled.get(index.vocab[term_id], term.word)
                 if word not in matched:
                     matched.append(word)
         return Passage(
@@ -401,6 +403,14 @@ def written_as_name(text: str, start: int) -> bool:
     return text[start].isupper() and any(char.isalnum() for char in text[:start])
 
 
+def _spellings(text: str) -> dict[str, str]:
+    """Each index term of the text, as the text first spells it (folded, without dots)."""
+    spelled: dict[str, str] = {}
+    for start, end, term in term_spans(text):
+        spelled.setdefault(term, fold(text[start:end]).replace(".", ""))
+    return spelled
+
+
 def _spelled(variant: str, spellings: Mapping[str, list[str]]) -> list[str]:
     """The spellings of a searched variant; of a word written apart ("ceas fire"), its parts' first ones."""
     if " " in variant:
@@ -422,9 +432,9 @@ def _jaccard(sentence_terms: Sequence[np.ndarray]) -> np.ndarray:
     column = np.cumsum(new_term) - 1
     shared_terms = np.bincount(column) > 1
     held = shared_terms[column]
-    incidence = np.zeros((count, int(shared_terms.sum())), dtype=np.int64)
-    incidence[rows[held], (np.cumsum(shared_terms) - 1)[column[held]]] = 1
-    shared = incidence @ incidence.T  # integer matmul: exact, and no BLAS threads for a tiny product
+    incidence = np.zeros((count, int(shared_terms.sum())))
+    incidence[rows[held], (np.cumsum(shared_terms) - 1)[column[held]]] = 1.0
+    shared = incidence @ incidence.T  # counts of shared terms: whole numbers, exact in floating point
     np.fill_diagonal(shared, sizes)
     union = sizes[:, None] + sizes[None, :] - shared
     return np.divide(shared, union, out=np.zeros(shared.shape), where=union > 0)

@@ -125,7 +125,10 @@ def candidate_features(
     members, owner = paragraph_members(sents, *index.paragraph_bounds(sents))
     positions = np.concatenate([sents, before, after, members])  # -1 (no neighbour) holds no term
     searched = [term.searched() for term in terms]  # rows: each term's ids, then its parts
-    present, contribution = index.term_weights([term_id for row in searched for term_id, _ in row], positions)
+    # paragraphs and neighbours overlap: each distinct sentence is looked up once
+    distinct, spread = np.unique(positions, return_inverse=True)
+    present, contribution = index.term_weights([term_id for row in searched for term_id, _ in row], distinct)
+    present, contribution = present.take(spread, axis=1), contribution.take(spread, axis=1)  # C order, as summed
     row_weight = np.array([weight for row in searched for _, weight in row])
     ideal = sum(term.count * term.mass for term in terms) or 1.0
     bm25 = (row_weight @ contribution) / ideal
@@ -157,9 +160,8 @@ def candidate_features(
     cues = index.cues(sents)
     question_ids = {term.own_id for term in terms if term.own_id is not None}
     own_ids = [term.own_id for term in terms if term.own_id is not None]
-    sequences = [index.sentence_terms(sent) for sent in sents.tolist()]
-    word_signals = np.array([_word_signals(sequence.tolist(), question_ids, set(pairwise(own_ids)))
-                             for sequence in sequences]).reshape(n, 4)  # fmt: skip
+    sequences = Sequences.of([index.sentence_terms(sent) for sent in sents.tolist()])
+    word_signals = _word_signals(sequences, question_ids, set(pairwise(own_ids)))
     if answer_type == "definition":  # depends on where the question's words stand: read the texts
         focus_terms = {index.vocab[term_id] for term_id in question_ids}  # strings: no term lookups
         typed = np.array([_defines(index.sentence_text(sent), focus_terms) for sent in sents.tolist()], dtype=float)
@@ -242,31 +244,66 @@ def _defines(text: str, focus_terms: set[str]) -> bool:
     return has_answer_type(text, "definition", focus)
 
 
-def _word_signals(
-    sequence: list[int], question_ids: set[int], question_pairs: set[tuple[int, int]]
-) -> tuple[float, float, float, int]:
-    """From a sentence's terms in order: novelty (share not in the question), in-order (share of the
+@dataclass(frozen=True, slots=True)
+class Sequences:
+    """Sentences' terms in order, end to end: tokens[i] belongs to sentence owner[i], which starts at
+    starts[owner[i]] and holds lengths[owner[i]] terms."""
+
+    tokens: np.ndarray  # int64
+    owner: np.ndarray  # int64
+    starts: np.ndarray  # int64
+    lengths: np.ndarray  # int64
+
+    @staticmethod
+    def of(sequences: Sequence[np.ndarray]) -> Sequences:
+        lengths = np.array([len(sequence) for sequence in sequences], dtype=np.int64)
+        tokens = np.concatenate([np.zeros(0, dtype=np.int64), *sequences]).astype(np.int64)
+        owner = np.repeat(np.arange(len(sequences), dtype=np.int64), lengths)
+        return Sequences(tokens, owner, np.cumsum(lengths) - lengths, lengths)
+
+    def holding(self, term_ids: Sequence[int] | set[int]) -> np.ndarray:
+        """Positions (ascending) of the tokens that are one of term_ids."""
+        wanted = np.sort(np.fromiter(term_ids, dtype=np.int64))
+        if not len(wanted) or not len(self.tokens):
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(wanted[np.minimum(np.searchsorted(wanted, self.tokens), len(wanted) - 1)] == self.tokens)
+
+
+def _word_signals(sequences: Sequences, question_ids: set[int], question_pairs: set[tuple[int, int]]) -> np.ndarray:
+    """Per sentence, from its terms in order: novelty (share not in the question), in-order (share of the
     question's adjacent term pairs standing adjacent here), proximity (distinct question terms over
     the stretch from the first to the last of them) and the sentence's length in terms."""
-    at = [i for i, term in enumerate(sequence) if term in question_ids]
-    novelty = 1.0 - len(at) / len(sequence) if sequence else 0.0
-    in_order = len(question_pairs & set(pairwise(sequence))) / len(question_pairs) if question_pairs else 0.0
-    proximity = len({sequence[i] for i in at}) / (at[-1] - at[0] + 1) if len(at) > 1 else 0.0
-    return novelty, in_order, proximity, len(sequence)
+    lengths, owner, tokens = sequences.lengths, sequences.owner, sequences.tokens
+    count = len(lengths)
+    at = sequences.holding(question_ids)
+    held = np.bincount(owner[at], minlength=count)
+    novelty = np.divide(held, lengths, out=np.ones(count), where=lengths > 0)
+    novelty = np.where(lengths > 0, 1.0 - novelty, 0.0)
+    in_order = np.zeros(count)
+    if question_pairs and len(tokens) > 1:
+        codes = tokens[:-1] << 32 | tokens[1:]  # each adjacent pair of terms (ids are below 2^32)
+        wanted = np.sort(np.array([first << 32 | second for first, second in question_pairs], dtype=np.int64))
+        hit = np.flatnonzero((owner[:-1] == owner[1:]) & np.isin(codes, wanted))
+        distinct = np.unique(owner[hit] * len(wanted) + np.searchsorted(wanted, codes[hit]))  # a pair counts once
+        in_order = np.bincount(distinct // len(wanted), minlength=count) / len(question_pairs)
+    proximity = np.zeros(count)
+    if len(at):
+        rows, first = np.unique(owner[at], return_index=True)
+        last = np.append(first[1:], len(at)) - 1
+        kinds = np.bincount(np.unique(owner[at] << 32 | tokens[at]) >> 32, minlength=count)[rows]
+        several = held[rows] > 1
+        stretch = at[last] - at[first] + 1
+        proximity[rows[several]] = kinds[several] / stretch[several]
+    return np.column_stack([novelty, in_order, proximity, lengths])
 
 
-def _match_position(sequences: Sequence[np.ndarray], question_ids: Sequence[int]) -> np.ndarray:
+def _match_position(sequences: Sequences, question_ids: Sequence[int]) -> np.ndarray:
     """Per sentence (its terms in order), the place of its first question term, 0 at its first term and
     1 at its last; 1 where it has none. A sentence that opens with the question's words tends to go on
     to the answer; one that reaches them late, to lead up to them."""
-    lengths = np.array([len(sequence) for sequence in sequences], dtype=np.int64)
-    tokens = np.concatenate([np.zeros(0, dtype=np.int64), *sequences])
-    wanted = np.sort(np.array(question_ids, dtype=np.int64))
-    place = np.ones(len(sequences))
-    if not len(wanted) or not len(tokens):
-        return place
-    at = np.flatnonzero(wanted[np.minimum(np.searchsorted(wanted, tokens), len(wanted) - 1)] == tokens)
-    ends = np.cumsum(lengths)
-    owner, first = np.unique(np.searchsorted(ends, at, side="right"), return_index=True)
-    place[owner] = (at[first] - (ends - lengths)[owner]) / np.maximum(lengths - 1, 1)[owner]
+    lengths = sequences.lengths
+    place = np.ones(len(lengths))
+    at = sequences.holding(question_ids)
+    owner, first = np.unique(sequences.owner[at], return_index=True)
+    place[owner] = (at[first] - sequences.starts[owner]) / np.maximum(lengths - 1, 1)[owner]
     return place

@@ -253,11 +253,12 @@ def phrase_features(
     head = term_of(form.head) if form.head else None
     terms = [term_of(text) if text[0].isalnum() else None for text in tokens.texts]
     table = np.empty((n, len(_TOKEN_COLUMNS)))
-    table[:, : len(_STATIC_COLUMNS)] = [_static_row(text) for text in tokens.texts]
-    table[:, len(_STATIC_COLUMNS) :] = [
+    static = b"".join([_static_row(text) for text in tokens.texts])
+    table[:, : len(_STATIC_COLUMNS)] = np.frombuffer(static, dtype=np.float64).reshape(n, len(_STATIC_COLUMNS))
+    table[:, len(_STATIC_COLUMNS) :] = np.array([
         (term in question_terms, term == head, (idf(term) if idf else 1.0), 1.0) if term is not None else
         (0.0, 0.0, 0.0, 0.0) for term in terms
-    ]  # fmt: skip
+    ], dtype=np.float64).reshape(n, 4)  # fmt: skip
     running = np.vstack([np.zeros(len(_TOKEN_COLUMNS)), np.cumsum(table, axis=0)])
     matched_at = _TOKEN_INDEX["matched"]
     head_at = _TOKEN_INDEX["head"]
@@ -371,8 +372,8 @@ _TOKEN_INDEX = {name: i for i, name in enumerate(_TOKEN_COLUMNS)}
 
 
 @lru_cache(maxsize=1 << 16)  # tokens are Zipfian: most of a sentence's are cached
-def _static_row(text: str) -> tuple[float, ...]:
-    """A token's _STATIC_COLUMNS."""
+def _static_row(text: str) -> bytes:
+    """A token's _STATIC_COLUMNS, as the bytes of float64 values (rows join into a table in one copy)."""
     low = text.lower()
     word = text[0].isalnum()
     stop = word and low in stopwords()
@@ -391,7 +392,7 @@ def _static_row(text: str) -> tuple[float, ...]:
         **{name: low in words for name, words in _BEFORE.items()},
         **{name: low in words for name, words in _AFTER.items()},
     }  # fmt: skip
-    return tuple(float(flags[name]) for name in _STATIC_COLUMNS)
+    return np.array([float(flags[name]) for name in _STATIC_COLUMNS]).tobytes()
 
 
 def span_scores(model: PhraseModel, form: QuestionForm, features: np.ndarray) -> np.ndarray:

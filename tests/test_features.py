@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qabot.analyze import derivations, frame_terms, term_of
 from qabot.answer import Answerer, clean_question
 from qabot.answer_type import ANAPHORA, cue_bits, expected_type, has_answer_type, sentence_cues
-from qabot.features import CANDIDATE_FEATURES, QUESTION_FEATURES, question_features
+from qabot.features import CANDIDATE_FEATURES, QUESTION_FEATURES, Sequences, _word_signals, question_features
 from qabot.segment import paragraph_breaks
 from tests.conftest import answerer_over
 
@@ -167,3 +171,25 @@ def test_match_position_is_where_the_question_words_stand(tmp_path):
 def test_match_position_says_nothing_for_a_definition(answerer):
     position = column(answerer, "Who is Louis Bono?", "match_position")
     assert len(set(position.values())) == 1, "the role stands before the name as often as after it"
+
+
+def plain_word_signals(sequence: list[int], question_ids: set[int], pairs: set[tuple[int, int]]) -> list[float]:
+    """The word signals of one sentence, written out term by term (the reference)."""
+    at = [i for i, term in enumerate(sequence) if term in question_ids]
+    novelty = 1.0 - len(at) / len(sequence) if sequence else 0.0
+    in_order = len(pairs & set(pairwise(sequence))) / len(pairs) if pairs else 0.0
+    proximity = len({sequence[i] for i in at}) / (at[-1] - at[0] + 1) if len(at) > 1 else 0.0
+    return [novelty, in_order, proximity, float(len(sequence))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sentences=st.lists(st.lists(st.integers(0, 9), max_size=12), min_size=1, max_size=8),
+    question=st.lists(st.integers(0, 12), max_size=5, unique=True),
+)
+def test_word_signals_of_sentences_end_to_end_are_each_sentence_s(sentences, question):
+    pairs = set(pairwise(question))
+    arrays = [np.array(sentence, dtype=np.int32) for sentence in sentences]
+    signals = _word_signals(Sequences.of(arrays), set(question), pairs)
+    expected = np.array([plain_word_signals(sentence, set(question), pairs) for sentence in sentences])
+    assert signals.tobytes() == expected.tobytes()
