@@ -217,7 +217,24 @@ def qabot_query(args: argparse.Namespace) -> None:
             values[f"{name}-{k}"] = {"ask": split_stats(ask_times, answered), "search": split_stats(search_times,
                                                                                                    answered)}
             values[f"{name}-{k}"]["answered"] = sum(answered)
+            if name == "answerable" and k == DEPTHS[0]:
+                values["phrase"] = phrase_stats(answerer, queries, answers)
     report(**values)
+
+
+def phrase_stats(answerer, queries: list[str], answers: list) -> dict | None:
+    """Time of the answer phrase alone (answer_phrase over the first passage, as Answerer.ask calls it)
+    on the timed questions the answerer answered; None for code that has no phrase."""
+    try:
+        from qabot.answer import clean_question
+        from qabot.phrase import answer_phrase
+    except ImportError:
+        return None
+    asked = [(clean_question(query), answer) for query, answer in zip(queries[WARMUP:], answers, strict=True)
+             if not answer.abstained]  # fmt: skip
+    times, _ = measure(lambda pair: answer_phrase(pair[0], pair[1].passages[0], pair[1].confidence, answerer.index),
+                       asked, min(WARMUP, len(asked)), None)  # fmt: skip
+    return stats(times)
 
 
 def qabot_fresh(args: argparse.Namespace) -> None:

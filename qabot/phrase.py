@@ -371,26 +371,41 @@ _TOKEN_COLUMNS = (*_STATIC_COLUMNS, "matched", "head", "rarity", "rare")
 _TOKEN_INDEX = {name: i for i, name in enumerate(_TOKEN_COLUMNS)}
 
 
+# Every word a _STATIC_COLUMNS flag looks for; any other token's row depends only on its shape.
+_LISTED = frozenset().union(
+    _NUMBER_WORDS, _MONTHS, _MONEY, _CURRENCY, _PERCENT, _UNITS, _DURATIONS, _ERAS, _QUOTES, _OPENERS, _CLOSERS,
+    (",", "and", "or", "(", "[", ")", "]", "."), *_BEFORE.values(), *_AFTER.values(),
+)
+
+
 @lru_cache(maxsize=1 << 16)  # tokens are Zipfian: most of a sentence's are cached
 def _static_row(text: str) -> bytes:
     """A token's _STATIC_COLUMNS, as the bytes of float64 values (rows join into a table in one copy)."""
     low = text.lower()
     word = text[0].isalnum()
-    stop = word and low in stopwords()
+    listed = low if low in _LISTED or low[0].isdigit() else ""
+    return _row_of(
+        listed, word, word and low in stopwords(), word and text[0].isupper(),
+        bool(_PERSON_SUFFIX.search(low)) and low.isalpha(), bool(_ABSTRACT_SUFFIX.search(low)),
+    )  # fmt: skip
+
+
+@cache  # few distinct shapes: every unlisted word of one shape shares its row
+def _row_of(listed: str, word: bool, stop: bool, capital: bool, person: bool, abstract: bool) -> bytes:
+    """The _STATIC_COLUMNS of a token that is `listed` (a word some flag looks for, or a number; "" for
+    any other) with the given shape."""
     content = word and not stop
-    capital = word and text[0].isupper()
     flags = {
         "word": word, "content": content, "stopword": stop, "capital": capital, "capital_content": capital and content,
-        "numeric": text[0].isdigit() or low in _NUMBER_WORDS,
-        "year": bool(_YEAR.fullmatch(low)), "month": low in _MONTHS, "money": low in _MONEY or low in _CURRENCY,
-        "percent": low in _PERCENT, "unit": low in _UNITS, "duration": low in _DURATIONS, "era": low in _ERAS,
-        "has_comma": low == ",", "has_and": low in ("and", "or"),
-        "person_suffix": bool(_PERSON_SUFFIX.search(low)) and low.isalpha(),
-        "abstract_suffix": bool(_ABSTRACT_SUFFIX.search(low)),
-        "open_bracket": low in ("(", "["), "close_bracket": low in (")", "]"), "quote": low in _QUOTES,
-        "opener": low in _OPENERS, "closer": low in _CLOSERS, "period": low == ".",
-        **{name: low in words for name, words in _BEFORE.items()},
-        **{name: low in words for name, words in _AFTER.items()},
+        "numeric": listed[:1].isdigit() or listed in _NUMBER_WORDS,
+        "year": bool(_YEAR.fullmatch(listed)), "month": listed in _MONTHS,
+        "money": listed in _MONEY or listed in _CURRENCY, "percent": listed in _PERCENT, "unit": listed in _UNITS,
+        "duration": listed in _DURATIONS, "era": listed in _ERAS, "has_comma": listed == ",",
+        "has_and": listed in ("and", "or"), "person_suffix": person, "abstract_suffix": abstract,
+        "open_bracket": listed in ("(", "["), "close_bracket": listed in (")", "]"), "quote": listed in _QUOTES,
+        "opener": listed in _OPENERS, "closer": listed in _CLOSERS, "period": listed == ".",
+        **{name: listed in words for name, words in _BEFORE.items()},
+        **{name: listed in words for name, words in _AFTER.items()},
     }  # fmt: skip
     return np.array([float(flags[name]) for name in _STATIC_COLUMNS]).tobytes()
 
