@@ -25,19 +25,8 @@ from qabot.evaluate import (
 )
 from qabot.frontend import answerer_for
 from qabot.model import Answer, AnswerPhrase
-from qabot.phrase import (
-    MAX_SPAN,
-    PHRASE_FEATURES,
-    best_phrase,
-    candidate_spans,
-    model_to_json,
-    parse_phrase_model,
-    phrase_features,
-    phrase_in_passage,
-    question_terms,
-    shipped_phrase_model,
-    tokenize,
-)
+from qabot.phrase import best_phrase, model_to_json, parse_phrase_model, phrase_in_passage, shipped_phrase_model
+from qabot.phrase_signals import MAX_SPAN, PHRASE_FEATURES, candidate_spans, phrase_features, question_terms, tokenize
 from tests.conftest import DEV_SET, SHARED, answerer_over, needs_shared, settings_for
 
 SQUAD_DEV = SHARED / "eval" / "squad-dev"

@@ -35,18 +35,8 @@ from qabot.answer_type import QUESTION_FORMS, question_form
 from qabot.config import load_settings, replace
 from qabot.evaluate import exact_match, expected_calibration_error, f1_score, fold_for_match, reliability_bins
 from qabot.frontend import answerer_for
-from qabot.phrase import (
-    PHRASE_FEATURES,
-    PhraseModel,
-    candidate_spans,
-    index_idf,
-    model_to_json,
-    phrase_features,
-    question_terms,
-    show_features,
-    softmax,
-    tokenize,
-)
+from qabot.phrase import PhraseModel, index_idf, model_to_json, show_features, softmax
+from qabot.phrase_signals import PHRASE_FEATURES, candidate_spans, phrase_features, question_terms, tokenize
 from qabot.segment import compile_boilerplate, sentence_spans
 
 PROJECT = Path(__file__).resolve().parent.parent
