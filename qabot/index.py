@@ -124,7 +124,8 @@ class Index:
         """This index, from now on weighing terms with the given IDF (per term) and average sentence
         length: a shard's are the whole corpus's, so each weight equals the single index's bit for bit."""
         scorer = Bm25Postings(self.post_ptr, self.post_sent, self.post_tf, self.post_len, self.term_max_tf,
-                              self.term_min_len, len(self.sent_doc), idf, avgdl, self.k1, self.b)  # fmt: skip
+                              self.term_min_len, len(self.sent_doc), idf, avgdl, self.k1, self.b,
+                              (self.tok_ptr, self.tok_ids))  # fmt: skip
         object.__setattr__(self, "scorer", scorer)
         return self
 

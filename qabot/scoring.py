@@ -25,6 +25,7 @@ LOOKUP_COST = 4  # a binary search per sentence costs about as much as this many
 TABLED_TF = 32  # saturations are looked up for term frequencies up to this; higher ones (rare) are computed
 DENSE_SHARE = 0.25  # a query with postings above this share of the sentences is summed over all sentences
 FLOOR_SAMPLE = 4096  # sentences whose full scores give the exhaustive scorer a first floor
+COUNTED_SENTENCES = 2048  # up to this many sentences are scored by counting their own terms
 
 
 def idf_okapi(df: np.ndarray, n_docs: int, epsilon: float = EPSILON) -> np.ndarray:
@@ -61,7 +62,10 @@ class Bm25Postings:
 
     Postings of term t are post_sent/post_tf/post_len[post_ptr[t]:post_ptr[t + 1]], sentences ascending.
     term_max_tf and term_min_len bound each term's weight (BM25's saturation grows with tf and shrinks
-    with length), whatever the statistics are. Thread-safe: each thread scores in buffers of its own.
+    with length), whatever the statistics are. sentence_terms, when given, is the same index read
+    sentence by sentence (tok_ptr, tok_ids: the term ids of sentence s are tok_ids[tok_ptr[s]:tok_ptr[s + 1]]),
+    from which a few sentences' weights are counted instead of searched for in long posting lists.
+    Thread-safe: each thread scores in buffers of its own.
     """
 
     def __init__(
@@ -77,8 +81,10 @@ class Bm25Postings:
         avgdl: float,
         k1: float,
         b: float,
+        sentence_terms: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.post_ptr, self.post_sent, self.post_tf, self.post_len = post_ptr, post_sent, post_tf, post_len
+        self.sentence_terms = sentence_terms
         self.term_max_tf, self.term_min_len = term_max_tf, term_min_len
         self.n_sentences, self.idf, self.avgdl, self.k1 = n_sentences, idf, avgdl, k1
         longest = int(post_len.max()) if len(post_len) else 0
@@ -229,9 +235,16 @@ class Bm25Postings:
 
     def _gathered(self, terms: np.ndarray, scales: list[float], sents: np.ndarray) -> np.ndarray:
         """Exact scores of sorted distinct sentences over the given terms, summed term by term in the
-        given order, as search_exhaustive sums them (so the floats are identical). A term is looked up
-        by binary search, or, for many sentences, scattered into the (zero) accumulator and read back."""
+        given order, as search_exhaustive sums them (so the floats are identical). For a few sentences
+        their own terms are counted; else a term is looked up by binary search or, for many sentences,
+        scattered into the (zero) accumulator and read back."""
         total = np.zeros(len(sents))
+        if self.sentence_terms is not None and len(sents) <= COUNTED_SENTENCES:
+            held, lengths = self.held(terms, sents)
+            for row, scale in enumerate(scales):
+                at = np.flatnonzero(held[row])
+                total[at] += self.weights(held[row, at], lengths[at], scale)
+            return total
         acc, scratch = self._accumulator()
         for term, scale in zip(terms.tolist(), scales, strict=True):
             lo, hi = int(self.post_ptr[term]), int(self.post_ptr[term + 1])
@@ -308,9 +321,33 @@ class Bm25Postings:
             self._buffers.arrays = buffers
         return buffers
 
+    def held(self, terms: np.ndarray, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """How often each term (rows) stands in each sentence (columns; -1 holds nothing), counted in the
+        sentences' own terms (so equal to the postings' tf), and each sentence's length in terms."""
+        tok_ptr, tok_ids = self.sentence_terms
+        real = sents >= 0
+        starts = tok_ptr[np.where(real, sents, 0)]
+        lengths = np.where(real, tok_ptr[np.where(real, sents + 1, 0)] - starts, 0)
+        owner = np.repeat(np.arange(len(sents), dtype=np.int64), lengths)
+        shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)  # from place in the run to place in tok_ids
+        tokens = tok_ids[np.arange(len(owner), dtype=np.int64) + shift]
+        distinct, row_of = np.unique(terms, return_inverse=True)
+        slot = np.minimum(np.searchsorted(distinct, tokens), len(distinct) - 1)
+        hit = distinct[slot] == tokens
+        counts = np.zeros((len(distinct), len(sents)), dtype=np.int64)
+        np.add.at(counts, (slot[hit], owner[hit]), 1)
+        return counts[row_of.ravel()], lengths
+
     def term_weights(self, terms: Sequence[int], sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per term (rows) and sentence (columns): whether the sentence holds the term, and the
-        term's BM25 weight there (0 where absent)."""
+        """Per term (rows) and sentence (columns; -1 holds nothing): whether the sentence holds the term,
+        and the term's BM25 weight there (0 where absent)."""
+        if self.sentence_terms is not None:
+            term_ids = np.asarray(terms, dtype=np.int64)
+            held, lengths = self.held(term_ids, np.asarray(sents, dtype=np.int64))
+            rows, columns = np.nonzero(held)
+            weights = np.zeros(held.shape)
+            weights[rows, columns] = self.weights(held[rows, columns], lengths[columns], self.idf[term_ids[rows]])
+            return held > 0, weights
         present = np.zeros((len(terms), len(sents)), dtype=bool)
         found = np.zeros((len(terms), len(sents)), dtype=np.int64)  # posting index of (term, sentence)
         for row, term in enumerate(terms):

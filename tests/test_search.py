@@ -83,6 +83,7 @@ def test_pruned_search_equals_exhaustive_on_the_seeds(seeds_index, always_pruned
 def test_pruning_looks_the_common_term_up_instead_of_scanning_it(always_pruned, monkeypatch):
     """A rare term and a very common one: once the rare term's sentences set the floor, the common
     term's 4,002 postings are only searched for the few sentences that can still make the top k."""
+    monkeypatch.setattr(scoring, "COUNTED_SENTENCES", 0)  # look terms up in their lists, not in the sentences
     filler = [f"common words number{i % 7} item{i}" for i in range(4000)]
     index = index_of([*filler, "common okapi sighting", "okapi okapi near common words"])
     okapi, common = index.term_ids["okapi"], index.term_ids["common"]
@@ -127,6 +128,28 @@ def test_summing_over_every_sentence_or_the_touched_ones_ranks_alike(seeds_index
             sents, scores = seeds_index.search_exhaustive(query, k)
             ref_sents, ref_scores = dense_top_k(seeds_index, query, k)
             assert sents.tolist() == ref_sents and scores.tobytes() == ref_scores.tobytes(), (query, k)
+
+
+@pytest.mark.parametrize("counted", [0, 2048])
+def test_a_few_sentences_counted_in_their_own_terms_weigh_what_their_postings_say(
+    seeds_index, always_pruned, monkeypatch, counted
+):
+    """Term weights and pruned scores read from the sentences' terms equal those found in the posting lists."""
+    monkeypatch.setattr(scoring, "COUNTED_SENTENCES", counted)
+    index = seeds_index
+    postings_only = Bm25Postings(index.post_ptr, index.post_sent, index.post_tf, index.post_len, index.term_max_tf,
+                                 index.term_min_len, index.n_sentences, index.idf, index.scorer.avgdl, index.k1,
+                                 index.b)  # fmt: skip
+    rng = np.random.default_rng(3)
+    by_df = np.argsort(-index.df)
+    for _ in range(30):
+        terms = [*by_df[:3].tolist(), *rng.choice(len(index.vocab), 5).tolist()]  # repeats allowed
+        sents = np.array([-1, *rng.choice(index.n_sentences, 40)], dtype=np.int64)
+        present, weights = index.scorer.term_weights(terms, sents)
+        ref_present, ref_weights = postings_only.term_weights(terms, sents)
+        assert present.tolist() == ref_present.tolist() and weights.tobytes() == ref_weights.tobytes()
+        query = [(int(term), 1.0) for term in terms]
+        assert index.search(query, 10)[1].tobytes() == postings_only.search(query, 10)[1].tobytes()
 
 
 def test_term_bounds_hold_every_posting(seeds_index):
