@@ -35,7 +35,8 @@ from report import machine_description, markdown_table, text_table, write_sectio
 from qabot.analyze import analyze, stopwords  # noqa: E402
 from qabot.answer import Answerer  # noqa: E402
 from qabot.config import load_settings, replace  # noqa: E402
-from qabot.evaluate import EvalReport, evaluate, load_eval  # noqa: E402
+from qabot.eval_set import load_eval  # noqa: E402
+from qabot.evaluate import EvalReport, evaluate  # noqa: E402
 from qabot.index import Index  # noqa: E402
 from qabot.model import Answer, Passage  # noqa: E402
 from qabot.store import IndexParams, open_index  # noqa: E402

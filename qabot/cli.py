@@ -168,7 +168,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.answer import clean_question
-    from qabot.evaluate import evaluate, open_eval_set, render_report
+    from qabot.eval_report import render_report
+    from qabot.eval_set import open_eval_set
+    from qabot.evaluate import evaluate
     from qabot.phrase import best_phrase
 
     with open_eval_set(args.file, args.outside) as eval_set:
@@ -223,7 +225,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    from qabot.cite import show_citation
+    from qabot.cite_show import show_citation
     from qabot.render import use_color
     from qabot.segment import compile_boilerplate
 
@@ -234,7 +236,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from qabot.cite import verify_saved_output
+    from qabot.cite_verify import verify_saved_output
     from qabot.segment import compile_boilerplate
 
     boilerplate = compile_boilerplate(settings.boilerplate_patterns)

@@ -113,7 +113,8 @@ class ReplSession:
         return None
 
     def show(self, argument: str) -> str:
-        from qabot.cite import read_cited, render_span
+        from qabot.cite import read_cited
+        from qabot.cite_show import render_span
 
         if self.last is None or not self.last.passages:
             return "no passage to show: ask a question that gets an answer first"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qabot.answer import Answerer
-from qabot.evaluate import load_eval
+from qabot.eval_set import load_eval
 from qabot.frontend import answerer_for
 from tests.conftest import DEV_SET, answerer_over, needs_shared, settings_for
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from qabot.cli import main
-from qabot.evaluate import evaluate, open_eval_set
+from qabot.eval_set import open_eval_set
+from qabot.evaluate import evaluate
 from qabot.frontend import answerer_for
 from tests.conftest import DEV_SET, PROJECT, settings_for
 from tests.test_squad import SQUAD_DEV, needs_squad_dev

@@ -1,4 +1,4 @@
-"""The eval set scorer: the hit rule (with paragraph gold), the figures, calibration, and clear errors."""
+"""The eval set scorer: the hit rule (with paragraph gold), the figures, and calibration over answers."""
 
 from __future__ import annotations
 
@@ -7,23 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from qabot.evaluate import (
-    EvalFileError,
-    EvalItem,
-    Gold,
-    ItemResult,
-    ReliabilityBin,
-    abstention_by_kind,
-    calibration_pairs,
-    evaluate,
-    expected_calibration_error,
-    fold_for_match,
-    is_hit,
-    load_eval,
-    open_eval_set,
-    reliability_bins,
-    render_report,
-)
+from qabot.calibration import ReliabilityBin
+from qabot.eval_match import fold_for_match, is_hit
+from qabot.eval_report import render_report
+from qabot.eval_set import EvalItem, Gold, load_eval
+from qabot.evaluate import ItemResult, abstention_by_kind, calibration_pairs, evaluate
 from qabot.model import Answer, Location, Passage
 from tests.conftest import DEV_SET, SAMPLE_SET, SEEDS, needs_shared
 
@@ -116,24 +104,6 @@ def test_mrr_counts_only_the_top_ten_when_asked_deeper():
 # --- calibration ----------------------------------------------------------------------------------
 
 
-def test_reliability_bins_and_ece_on_known_values():
-    pairs = [(0.05, False), (0.15, True), (0.15, False), (0.95, True), (1.0, True)]
-    bins = reliability_bins(pairs)
-    assert [(b.low, b.high, b.count) for b in bins] == [(0.0, 0.1, 1), (0.1, 0.2, 2), (0.9, 1.0, 2)]
-    assert [b.mean_confidence for b in bins] == pytest.approx([0.05, 0.15, 0.975])
-    assert [b.accuracy for b in bins] == [0.0, 0.5, 1.0]
-    # (1 * |0.05 - 0| + 2 * |0.15 - 0.5| + 2 * |0.975 - 1|) / 5
-    assert expected_calibration_error(bins) == pytest.approx(0.16)
-    assert expected_calibration_error(reliability_bins([(0.7, True)] * 7 + [(0.7, False)] * 3)) == pytest.approx(0.0)
-    assert expected_calibration_error(()) is None
-
-
-def test_bin_edges_fall_in_the_upper_bin():
-    bins = reliability_bins([(0.0, True), (0.1, True), (0.5, False), (0.9999, True)])
-    assert [(b.low, b.count) for b in bins] == [(0.0, 1), (0.1, 1), (0.5, 1), (0.9, 1)]
-    assert ReliabilityBin(0.9, 1.0, 1, 0.9999, 1.0) in bins
-
-
 def test_calibration_is_over_shown_answers_and_a_shown_unanswerable_is_a_miss():
     answerable = EvalItem("a", "Who?", True, "factoid", (Gold("a.txt", "gold"),))
     unanswerable = EvalItem("u", "Why?", False, "unanswerable", ())
@@ -207,60 +177,3 @@ def test_dev_set_meets_the_quality_bars(answerer):
     assert report.ece is not None and report.ece <= 0.15
     likely = [f for f in report.labels if f.label == "Likely answer"]
     assert likely and likely[0].precision >= 0.95
-
-
-# --- reading files --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "content",
-    ["", "not json\n", '{"id": 1}\n',
-     '{"id": 1, "question": "q", "answerable": true, "answers": [{"source": "a", "quote": "b", "paragraph": 3}]}\n'],
-)  # fmt: skip
-def test_malformed_eval_files_are_reported(tmp_path, content):
-    path = tmp_path / "e.jsonl"
-    path.write_text(content)
-    with pytest.raises(EvalFileError, match=r"e\.jsonl"):
-        load_eval(path)
-
-
-def test_a_jsonl_set_is_asked_of_the_configured_corpus_with_outside_questions_added(tmp_path):
-    outside = tmp_path / "outside.jsonl"
-    outside.write_text(
-        json.dumps({"id": "o1", "question": "Who won?", "answerable": True, "answers": [{"source": "x", "quote": "y"}]})
-        + "\n"
-        + json.dumps({"id": "o2", "question": "Who lost?", "answerable": False, "answers": []})
-        + "\n"
-    )
-    with open_eval_set(SAMPLE_SET, outside) as eval_set:
-        assert eval_set.corpus is None and eval_set.cache_dir is None
-        items = eval_set.items
-    assert items[:-1] == tuple(load_eval(SAMPLE_SET))
-    assert items[-1] == EvalItem("o1", "Who won?", False, "out-of-corpus", ()), "only answerable outside questions"
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "message"),
-    [
-        ("set.json", '{"data": [', "not valid JSON"),
-        ("set.json", "[1, 2]", "neither JSON lines of eval items nor SQuAD JSON"),
-        ("set.json", '{"version": "v2.0", "data": []}', "holds no questions"),
-        ("set.json", '{"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": [{"id": "1"}]}]}]}',
-         'data[0].paragraphs[0].qas[0] has no "question" string'),
-        ("set.json", '{"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": '
-         '[{"id": "1", "question": "q", "answers": []}]}]}]}', "is answerable but has no answer text"),
-    ],
-)  # fmt: skip
-def test_malformed_squad_files_are_reported_with_where(tmp_path, name, content, message):
-    path = tmp_path / name
-    path.write_text(content)
-    with pytest.raises(EvalFileError, match=r"set\.json") as raised, open_eval_set(path):
-        pass
-    assert message in str(raised.value)
-
-
-def test_json_lines_in_a_file_named_json_are_read_as_json_lines(tmp_path):
-    path = tmp_path / "dev.json"
-    path.write_text(SAMPLE_SET.read_text(encoding="utf-8"), encoding="utf-8")
-    with open_eval_set(path) as eval_set:
-        assert eval_set.items == tuple(load_eval(SAMPLE_SET)) and eval_set.corpus is None

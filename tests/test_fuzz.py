@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 
 from qabot.analyze import analyze, fold, stopwords, surface_words, term_spans
 from qabot.answer import Answerer, clean_question
-from qabot.cite import Citation, parse_citation, show_citation
+from qabot.cite import Citation, parse_citation
+from qabot.cite_show import show_citation
 from qabot.errors import CitationError
-from qabot.evaluate import EvalFileError, Gold, load_eval
+from qabot.eval_set import EvalFileError, Gold, load_eval
 from qabot.frontend import answerer_for
 from qabot.model import Answer, Location, Passage
 from qabot.render import BOLD, NORMAL, RESET, UNDERLINE, answer_json, render_json, render_text

@@ -13,16 +13,10 @@ from qabot.answer import Answerer, clean_question
 from qabot.answer_type import QUESTION_FORMS, question_form, question_word
 from qabot.cite import column_of, line_of
 from qabot.errors import ConfigError
-from qabot.evaluate import (
-    EvalItem,
-    Gold,
-    ItemResult,
-    exact_match,
-    f1_score,
-    render_report,
-    score_results,
-    squad_normalise,
-)
+from qabot.eval_match import exact_match, f1_score, squad_normalise
+from qabot.eval_report import render_report
+from qabot.eval_set import EvalItem, Gold
+from qabot.evaluate import ItemResult, score_results
 from qabot.frontend import answerer_for
 from qabot.model import Answer, AnswerPhrase
 from qabot.phrase import best_phrase, model_to_json, parse_phrase_model, phrase_in_passage, shipped_phrase_model

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from qabot.cite import verify_saved_output
+from qabot.cite_verify import verify_saved_output
 from qabot.cli import main
 from qabot.discord_render import answer_embed
 from qabot.model import Answer

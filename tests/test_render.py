@@ -138,7 +138,7 @@ def test_terminal_width_only_for_terminals(monkeypatch):
 
 
 def test_saved_text_with_article_urls_still_verifies(answerer, monkeypatch, tmp_path):
-    from qabot.cite import verify_saved_output
+    from qabot.cite_verify import verify_saved_output
 
     monkeypatch.chdir(PROJECT)
     saved = tmp_path / "answer.txt"

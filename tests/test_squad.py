@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qabot.evaluate import load_eval, open_eval_set
+from qabot.eval_set import load_eval, open_eval_set
 from qabot.squad import SquadFormatError, article_text, parse_squad, safe_file_names, write_corpus
 from tests.conftest import PROJECT
 

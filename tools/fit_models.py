@@ -43,19 +43,12 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from qabot.answer import VARIANT_KINDS, Answerer, AnswerParams, Ranking, clean_question
+from qabot.calibration import expected_calibration_error, reliability_bins
 from qabot.config import load_settings
 from qabot.config import replace as replace_settings
-from qabot.evaluate import (
-    EvalItem,
-    EvalReport,
-    ItemResult,
-    ask_item,
-    expected_calibration_error,
-    is_hit,
-    load_eval,
-    reliability_bins,
-    score_results,
-)
+from qabot.eval_match import is_hit
+from qabot.eval_set import EvalItem, load_eval
+from qabot.evaluate import EvalReport, ItemResult, ask_item, score_results
 from qabot.features import CANDIDATE_FEATURES, QUESTION_FEATURES, question_features
 from qabot.learned import LIKELY, POSSIBLE, WEAK, Labels, LinearModel, Models, logistic, models_to_json
 from qabot.store import IndexParams, open_index

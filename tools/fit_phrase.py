@@ -32,8 +32,9 @@ from scipy.special import expit
 from qabot.analyze import term_of
 from qabot.answer import Answerer, clean_question
 from qabot.answer_type import QUESTION_FORMS, question_form
+from qabot.calibration import expected_calibration_error, reliability_bins
 from qabot.config import load_settings, replace
-from qabot.evaluate import exact_match, expected_calibration_error, f1_score, fold_for_match, reliability_bins
+from qabot.eval_match import exact_match, f1_score, fold_for_match
 from qabot.frontend import answerer_for
 from qabot.phrase import PhraseModel, index_idf, model_to_json, show_features, softmax
 from qabot.phrase_signals import PHRASE_FEATURES, candidate_spans, phrase_features, question_terms, tokenize
