@@ -74,3 +74,11 @@ def test_neither_the_readme_nor_the_help_points_outside_the_repository() -> None
         assert "DESIGN.md" not in text
     evaluate = next(h for h in helps if h.startswith("usage: qabot eval"))
     assert "docs/eval-sets.md" in " ".join(evaluate.split()) and (PROJECT / "docs" / "eval-sets.md").is_file()
+
+
+def test_the_module_map_has_a_row_for_every_module() -> None:
+    """docs/architecture.md's module map names every module of the package, and no module that is gone."""
+    mapped = set(re.findall(r"^\| [^|]+ \| \[`([\w.]+\.py)`\]\(\.\./qabot/", (PROJECT / "docs" / "architecture.md")
+                            .read_text(encoding="utf-8"), re.MULTILINE))  # fmt: skip
+    modules = {path.name for path in (PROJECT / "qabot").glob("*.py")} - {"__init__.py"}
+    assert mapped == modules, (sorted(modules - mapped), sorted(mapped - modules))
