@@ -6,7 +6,7 @@ Each eval set is asked of its own corpus (../shared/eval: news dev.jsonl over se
 squad-multi over their corpus folders). The corpus is indexed by qabot (index cache in a temporary
 folder), so every anchor ranks exactly qabot's sentences; each anchor scores every sentence for each
 question and answers with the top 10, never abstaining. Passages are `Answerer.passage_of`, scored by
-`qabot.evaluate` (the hit rule, R@1, R@3, MRR@10, refusals) exactly as `qabot eval` scores qabot.
+`qabot.evaluate` (with `qabot.eval_match`'s hit rule: R@1, R@3, MRR@10, refusals) exactly as `qabot eval` scores qabot.
 Prints a table and replaces its section of bench/RESULTS.md.
 """
 
@@ -166,7 +166,7 @@ def measure(source: EvalSource, anchors: Sequence[Anchor]) -> list[list[str]]:
 
 
 NOTE = """\
-R@1, R@3 and MRR@10 are over the answerable questions, with `qabot.evaluate`'s hit rule on each
+R@1, R@3 and MRR@10 are over the answerable questions, with `qabot.eval_match`'s hit rule on each
 passage (`Answerer.passage_of` of the ranked sentence): exactly how `qabot eval --top-k 10` scores
 qabot. The anchors never refuse, so false abstention and out-of-corpus refused are 0 by
 construction: every question gets its 10 best sentences. Out-of-corpus counts the unanswerable
