@@ -193,14 +193,16 @@ class Bm25Postings:
             candidates = np.sort(seen[acc[seen] + missing >= floor])
             partial = acc[candidates]  # summed in scan order: good enough to prune, not to rank
             acc[seen] = 0.0
+        counted = self.sentence_terms is not None and len(candidates) <= COUNTED_SENTENCES
+        weighed = self._counted_weights(terms, scales, candidates) if counted else np.empty((0, 0))
         for i in sorted(order[scanned:], key=lambda i: -upper[i]):  # the weightiest first: it prunes the most
-            partial += self._gathered(terms[i : i + 1], scales[i : i + 1], candidates)
+            partial += weighed[i] if counted else self._gathered(terms[i : i + 1], scales[i : i + 1], candidates)
             missing -= upper[i]
             if len(partial) > k:  # partial scores grew: the floor may rise too
                 floor = max(floor, float(np.partition(partial, len(partial) - k)[len(partial) - k]) / (1 + BOUND_SLACK))
             alive = partial + missing >= floor
-            candidates, partial = candidates[alive], partial[alive]
-        scores = self._gathered(terms, scales, candidates)
+            candidates, partial, weighed = candidates[alive], partial[alive], weighed[:, alive] if counted else weighed
+        scores = _summed(weighed) if counted else self._gathered(terms, scales, candidates)
         if len(candidates) > k:
             kept = scores >= np.partition(scores, len(scores) - k)[len(scores) - k]  # ties at the cut stay
             candidates, scores = candidates[kept], scores[kept]
@@ -238,13 +240,9 @@ class Bm25Postings:
         given order, as search_exhaustive sums them (so the floats are identical). For a few sentences
         their own terms are counted; else a term is looked up by binary search or, for many sentences,
         scattered into the (zero) accumulator and read back."""
-        total = np.zeros(len(sents))
         if self.sentence_terms is not None and len(sents) <= COUNTED_SENTENCES:
-            held, lengths = self.held(terms, sents)
-            for row, scale in enumerate(scales):
-                at = np.flatnonzero(held[row])
-                total[at] += self.weights(held[row, at], lengths[at], scale)
-            return total
+            return _summed(self._counted_weights(terms, scales, sents))
+        total = np.zeros(len(sents))
         acc, scratch = self._accumulator()
         for term, scale in zip(terms.tolist(), scales, strict=True):
             lo, hi = int(self.post_ptr[term]), int(self.post_ptr[term + 1])
@@ -321,6 +319,16 @@ class Bm25Postings:
             self._buffers.arrays = buffers
         return buffers
 
+    def _counted_weights(self, terms: np.ndarray, scales: list[float], sents: np.ndarray) -> np.ndarray:
+        """Each term's weight (rows, at its scale) in each sentence (columns, 0 where absent), counted in the
+        sentences' own terms."""
+        held, lengths = self.held(terms, sents)
+        weights = np.zeros(held.shape)
+        for row, scale in enumerate(scales):
+            at = np.flatnonzero(held[row])
+            weights[row, at] = self.weights(held[row, at], lengths[at], scale)
+        return weights
+
     def held(self, terms: np.ndarray, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """How often each term (rows) stands in each sentence (columns; -1 holds nothing), counted in the
         sentences' own terms (so equal to the postings' tf), and each sentence's length in terms."""
@@ -359,3 +367,12 @@ class Bm25Postings:
         scale = np.repeat(self.idf[np.asarray(terms, dtype=np.int64)], len(sents))
         weights = self.weights(self.post_tf[found.ravel()], self.post_len[found.ravel()], scale)
         return present, np.where(present, weights.reshape(present.shape), 0.0)
+
+
+def _summed(weights: np.ndarray) -> np.ndarray:
+    """The rows of a terms x sentences weight matrix added up in term order, as search_exhaustive sums them
+    (a term's 0 where it is absent leaves a sum as it was)."""
+    total = np.zeros(weights.shape[1])
+    for row in weights:
+        total += row
+    return total
