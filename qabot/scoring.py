@@ -190,7 +190,7 @@ class Bm25Postings:
             acc.fill(0.0)
         else:
             seen = np.concatenate(seen)
-            candidates = np.sort(seen[acc[seen] + missing >= floor])
+            candidates = np.sort(seen[acc[seen] + missing >= floor], kind="stable")  # merges sorted runs
             partial = acc[candidates]  # summed in scan order: good enough to prune, not to rank
             acc[seen] = 0.0
         counted = self.sentence_terms is not None and len(candidates) <= COUNTED_SENTENCES
@@ -340,10 +340,12 @@ class Bm25Postings:
         shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)  # from place in the run to place in tok_ids
         tokens = tok_ids[np.arange(len(owner), dtype=np.int64) + shift]
         distinct, row_of = np.unique(terms, return_inverse=True)
-        slot = np.minimum(np.searchsorted(distinct, tokens), len(distinct) - 1)
-        hit = distinct[slot] == tokens
-        counts = np.zeros((len(distinct), len(sents)), dtype=np.int64)
-        np.add.at(counts, (slot[hit], owner[hit]), 1)
+        slot_of = np.full(len(self.idf), -1, dtype=np.int32)  # each vocabulary term's row, -1 for the others
+        slot_of[distinct] = np.arange(len(distinct), dtype=np.int32)
+        slot = slot_of[tokens]
+        hit = slot >= 0
+        cells = slot[hit].astype(np.int64) * len(sents) + owner[hit]  # (term, sentence) flattened
+        counts = np.bincount(cells, minlength=len(distinct) * len(sents)).reshape(len(distinct), len(sents))
         return counts[row_of.ravel()], lengths
 
     def term_weights(self, terms: Sequence[int], sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
