@@ -283,7 +283,6 @@ def phrase_features(
         "capitalised": first[:, col["capital"]],
         "all_capitalised": (inside[:, col["capital_content"]] == content_count) & (content_count > 0),
         "number": inside[:, col["numeric"]] > 0,
-        **{name: inside[:, col[name]] > 0 for name in _SPAN_FLAGS},
         "person_suffix": last[:, col["person_suffix"]],
         "abstract_suffix": last[:, col["abstract_suffix"]],
         "lowercase": (inside[:, col["capital"]] == 0) & (inside[:, col["numeric"]] == 0),
@@ -295,19 +294,16 @@ def phrase_features(
         "len_4_5": (length >= 4) & (length <= 5),
         "len_6_up": length >= 6,
         "after_start": s == 0,
-        **{name: prev[:, col[name]] for name in _BEFORE},
-        "after_open": prev[:, col["opener"]],
-        "after_number": prev[:, col["numeric"]],
-        "after_name": prev[:, col["capital"]],
         "before_end": (e == n) | (after[:, col["period"]] > 0),
-        **{name: after[:, col[name]] for name in _AFTER},
-        "before_close": after[:, col["closer"]],
-        "before_number": after[:, col["numeric"]],
-        "before_name": after[:, col["capital"]],
     }
-    features = np.empty((len(s), len(PHRASE_FEATURES)))
+    features = np.zeros((len(s), len(PHRASE_FEATURES)))
     for i, name in enumerate(PHRASE_FEATURES):
-        features[:, i] = columns[name]
+        if name in columns:
+            features[:, i] = columns[name]
+    # the signals that are a token column as it stands before the span, after it, or anywhere in it
+    features[:, _FROM_BEFORE[0]] = prev[:, _FROM_BEFORE[1]]
+    features[:, _FROM_AFTER[0]] = after[:, _FROM_AFTER[1]]
+    features[:, _FROM_INSIDE[0]] = inside[:, _FROM_INSIDE[1]] > 0
     return features
 
 
@@ -325,6 +321,18 @@ _STATIC_COLUMNS = (
 )  # fmt: skip
 _TOKEN_COLUMNS = (*_STATIC_COLUMNS, "matched", "head", "rarity", "rare")
 _TOKEN_INDEX = {name: i for i, name in enumerate(_TOKEN_COLUMNS)}
+
+
+def _copied(pairs: dict[str, str]) -> tuple[list[int], list[int]]:
+    """(feature columns, token columns) of signals that copy a token column: PHRASE_FEATURES name -> its column."""
+    return [PHRASE_FEATURES.index(name) for name in pairs], [_TOKEN_INDEX[column] for column in pairs.values()]
+
+
+_FROM_BEFORE = _copied({**{name: name for name in _BEFORE}, "after_open": "opener", "after_number": "numeric",
+                        "after_name": "capital"})  # fmt: skip
+_FROM_AFTER = _copied({**{name: name for name in _AFTER}, "before_close": "closer", "before_number": "numeric",
+                       "before_name": "capital"})  # fmt: skip
+_FROM_INSIDE = _copied({name: name for name in _SPAN_FLAGS})  # any token of the span has it
 
 
 # Every word a _STATIC_COLUMNS flag looks for; any other token's row depends only on its shape.

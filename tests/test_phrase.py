@@ -71,6 +71,31 @@ def test_features_are_one_row_per_candidate_and_see_the_question():
     assert year[texts.index("1,050,000")] == 0.0
 
 
+def test_the_words_around_a_span_and_in_it_are_read_from_the_right_tokens():
+    sentence = 'Talks in (Geneva) ended in 2021, after "Rome" cost $ 10 million and 5 % of 3 km of road.'
+    question = "Where did the talks end?"
+    tokens = tokenize(sentence)
+    features = phrase_features(question_form(question), question_terms(question), tokens, candidate_spans(tokens))
+    texts = candidates(sentence)
+
+    def signals(span: str) -> set[str]:
+        row = features[texts.index(span)]
+        return {name for name, value in zip(PHRASE_FEATURES, row, strict=True) if value and name in WORD_SIGNALS}
+
+    assert signals("Geneva") == {"after_open", "before_close", "bracketed", "capitalised", "all_capitalised"}
+    assert signals("2021") == {"after_in", "before_comma", "year", "number"}
+    # a straight quote mark both opens and closes
+    assert signals("Rome") == {"quoted", "after_open", "before_close", "capitalised", "all_capitalised"}
+    assert signals("$ 10 million") == {"money", "number", "before_and"}
+    assert signals("5 %") == {"percent", "number", "before_of"}
+    assert signals("3 km") == {"unit", "number", "after_of", "before_of"}
+    assert signals("road") == {"after_of", "before_end", "lowercase"}
+
+
+WORD_SIGNALS = frozenset(PHRASE_FEATURES[PHRASE_FEATURES.index("capitalised") :]) - {"len_1", "len_2", "len_3",
+                                                                                      "len_4_5", "len_6_up"}
+
+
 @pytest.mark.parametrize(
     ("question", "form", "head"),
     [
