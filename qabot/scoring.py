@@ -319,6 +319,13 @@ class Bm25Postings:
             self._buffers.arrays = buffers
         return buffers
 
+    def _row_map(self) -> np.ndarray:
+        """This thread's row per vocabulary term for `held` (all -1 between calls)."""
+        rows = getattr(self._buffers, "rows", None)
+        if rows is None:
+            rows = self._buffers.rows = np.full(len(self.idf), -1, dtype=np.int32)
+        return rows
+
     def _counted_weights(self, terms: np.ndarray, scales: list[float], sents: np.ndarray) -> np.ndarray:
         """Each term's weight (rows, at its scale) in each sentence (columns, 0 where absent), counted in the
         sentences' own terms."""
@@ -340,9 +347,10 @@ class Bm25Postings:
         shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)  # from place in the run to place in tok_ids
         tokens = tok_ids[np.arange(len(owner), dtype=np.int64) + shift]
         distinct, row_of = np.unique(terms, return_inverse=True)
-        slot_of = np.full(len(self.idf), -1, dtype=np.int32)  # each vocabulary term's row, -1 for the others
+        slot_of = self._row_map()
         slot_of[distinct] = np.arange(len(distinct), dtype=np.int32)
         slot = slot_of[tokens]
+        slot_of[distinct] = -1
         hit = slot >= 0
         cells = slot[hit].astype(np.int64) * len(sents) + owner[hit]  # (term, sentence) flattened
         counts = np.bincount(cells, minlength=len(distinct) * len(sents)).reshape(len(distinct), len(sents))
