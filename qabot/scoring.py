@@ -26,6 +26,8 @@ TABLED_TF = 32  # saturations are looked up for term frequencies up to this; hig
 DENSE_SHARE = 0.25  # a query with postings above this share of the sentences is summed over all sentences
 FLOOR_SAMPLE = 4096  # sentences whose full scores give the exhaustive scorer a first floor
 COUNTED_SENTENCES = 2048  # up to this many sentences are scored by counting their own terms
+HOT_POSTINGS = 100_000  # a posting list at least this long keeps its weights once computed (per scale)
+HOT_KEPT = 8_000_000  # at most this many kept weights (64 MB); past it the kept lists are dropped
 
 
 def idf_okapi(df: np.ndarray, n_docs: int, epsilon: float = EPSILON) -> np.ndarray:
@@ -100,6 +102,8 @@ class Bm25Postings:
             for tf in range(self._tabled_tf + 1)
         ])  # fmt: skip
         self._buffers = threading.local()
+        self.hot_weights: dict[tuple[int, float], np.ndarray] = {}  # list_weights of long lists, by (term, scale)
+        self._hot_lock = threading.Lock()
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         """The sentences holding `term`, ascending, and its BM25 weight in each."""
@@ -141,6 +145,24 @@ class Bm25Postings:
                 return found
         return self.search_exhaustive(weighted_terms, k)
 
+    def list_weights(self, term: int, scale: float, scratch: np.ndarray) -> np.ndarray:
+        """weights() of the term's whole posting list at `scale` (read-only), in scratch; a list of
+        HOT_POSTINGS or more is computed once per scale and kept (the most frequent words recur in
+        questions, and their lists cost the most)."""
+        lo, hi = int(self.post_ptr[term]), int(self.post_ptr[term + 1])
+        if hi - lo < HOT_POSTINGS:
+            return self.weights(self.post_tf[lo:hi], self.post_len[lo:hi], scale, scratch[: hi - lo])
+        key = (term, scale)
+        kept = self.hot_weights.get(key)
+        if kept is None:
+            kept = self.weights(self.post_tf[lo:hi], self.post_len[lo:hi], scale)
+            kept.flags.writeable = False
+            with self._hot_lock:
+                if sum(map(len, self.hot_weights.values())) + len(kept) > HOT_KEPT:
+                    self.hot_weights.clear()  # rarely reached: a few dozen words stay in most questions' way
+                self.hot_weights[key] = kept
+        return kept
+
     def _search_pruned(
         self, terms: np.ndarray, scales: list[float], k: int, postings: int
     ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -175,8 +197,7 @@ class Bm25Postings:
             sents = self.post_sent[lo[i] : hi[i]]
             partial = acc[sents]
             seen.append(sents[partial == 0.0])  # every weight is positive: zero means not seen yet
-            partial += self.weights(self.post_tf[lo[i] : hi[i]], self.post_len[lo[i] : hi[i]], scales[i],
-                                     scratch[: hi[i] - lo[i]])  # fmt: skip
+            partial += self.list_weights(int(terms[i]), scales[i], scratch)
             acc[sents] = partial
             scanned += 1
             if scanned < len(order):
@@ -251,7 +272,7 @@ class Bm25Postings:
                 total[found] += self.weights(self.post_tf[rows], self.post_len[rows], scale)
                 continue
             listed = self.post_sent[lo:hi]
-            acc[listed] = self.weights(self.post_tf[lo:hi], self.post_len[lo:hi], scale, scratch[: hi - lo])
+            acc[listed] = self.list_weights(term, scale, scratch)
             total += acc[sents]  # adding 0.0 where the term is absent leaves the sum as it was
             acc[listed] = 0.0
         return total
@@ -270,7 +291,7 @@ class Bm25Postings:
             sents = self.post_sent[lo:hi]
             scale = self.idf[term_id] * query_weight
             # add.at skips the gathered copy that `acc[sents] += ...` makes; each sentence appears once
-            np.add.at(acc, sents, self.weights(self.post_tf[lo:hi], self.post_len[lo:hi], scale, scratch[: hi - lo]))
+            np.add.at(acc, sents, self.list_weights(int(term_id), scale, scratch))
             touched.append(sents)
             positive = positive and scale > 0
         if positive and sum(len(sents) for sents in touched) > DENSE_SHARE * self.n_sentences:

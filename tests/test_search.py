@@ -227,3 +227,30 @@ def test_term_ids_find_every_term_and_nothing_else(seeds_index):
         assert missing not in seeds_index.term_ids and seeds_index.term_ids.get(missing) is None
     with pytest.raises(KeyError):
         seeds_index.term_ids["okapi-not-a-term"]
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_kept_weights_of_long_lists_score_as_computed_ones(seeds_index, monkeypatch, pruned):
+    """Long lists keep their weights once computed (per scale); answers are the same, bit for bit, and a
+    full keep is emptied rather than grown."""
+    rng = np.random.default_rng(7)
+    by_df = np.argsort(-seeds_index.df)
+    queries = []
+    for _ in range(40):
+        terms = [*by_df[:3].tolist(), *rng.choice(len(seeds_index.vocab), 3).tolist()]
+        queries.append([(int(term), weight) for term, weight in zip(terms, rng.choice([1.0, 0.7], 6).tolist(),
+                                                                    strict=True)])  # fmt: skip
+    if pruned:
+        monkeypatch.setattr(scoring, "EXHAUSTIVE_POSTINGS", 0)
+    computed = [seeds_index.search(query, 10) for query in queries]
+    monkeypatch.setattr(scoring, "HOT_POSTINGS", 1)
+    monkeypatch.setattr(scoring, "HOT_KEPT", 400)  # a few lists at a time
+    kept = seeds_index.scorer.hot_weights
+    try:
+        for repeat in range(2):
+            for query, (sents, scores) in zip(queries, computed, strict=True):
+                kept_sents, kept_scores = seeds_index.search(query, 10)
+                assert kept_sents.tolist() == sents.tolist() and kept_scores.tobytes() == scores.tobytes(), repeat
+        assert kept and sum(map(len, kept.values())) <= 400 and not any(w.flags.writeable for w in kept.values())
+    finally:
+        kept.clear()  # the index is shared with other tests
