@@ -62,15 +62,10 @@ def frame_terms() -> frozenset[str]:
 @cache
 def everyday_terms() -> dict[str, float]:
     """Index term -> Zipf frequency of the everyday words it stands for, in English and five other languages
-    (from wordfreq, shipped in qabot/data)."""
-    text = files("qabot").joinpath("data/common_words.txt").read_text(encoding="utf-8")
-    zipf: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            word, frequency = line.split()
-            if term := term_of(word):
-                zipf[term] = max(zipf.get(term, 0.0), float(frequency))
-    return zipf
+    (from wordfreq; shipped in qabot/data, stemmed by tools/derive_common_words.py)."""
+    text = files("qabot").joinpath("data/common_terms.txt").read_text(encoding="utf-8")
+    rows = (line.split() for line in text.splitlines() if line and not line.startswith("#"))
+    return {term: float(frequency) for term, frequency in rows}
 
 
 @cache
