@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
-from operator import attrgetter
 from pathlib import Path
 
 from qabot.errors import CorpusError
@@ -133,7 +132,8 @@ def list_articles(root: Path) -> tuple[Listing, list[Skipped]]:
     found: list[tuple[str, int, int, int]] = []
     skipped: list[Skipped] = []
     _list_folder(str(root), "", root, found, skipped)
-    if any(a[0] >= b[0] for a, b in pairwise(found)):  # names that sort before "/" ("a-b" < "a/x")
+    paths = [row[0] for row in found]
+    if paths != sorted(paths):  # names that sort before "/" ("a-b" < "a/x")
         found.sort()
     skipped.sort(key=lambda skip: skip.path)
     return Listing(*zip(*found, strict=True)) if found else Listing((), (), (), ()), skipped
@@ -145,27 +145,26 @@ def _list_folder(
     """Append the articles under folder, names in order (so the paths come out sorted but for names
     that sort before "/"), and the entries passed over."""
     try:
-        # Listed through a descriptor, so each stat looks up one name, not the whole path.
+        # Names looked up through a descriptor: each stat resolves one name, not the whole path.
         descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         skipped.append(Skipped(prefix.rstrip("/") or ".", f"folder cannot be listed ({exc.strerror or exc})"))
         return
     try:
-        with os.scandir(descriptor) as scan:
-            listing = sorted(scan, key=attrgetter("name"))
-        for item in listing:
-            name = item.name
+        names = sorted(os.listdir(descriptor))
+        for name in names:
             if name.startswith("."):
                 continue
-            if item.is_file(follow_symlinks=False) and is_article(name):  # most entries: one stat, no path made
-                try:
-                    stat = item.stat()
-                except OSError as exc:
-                    skipped.append(Skipped(prefix + name, f"cannot be read ({exc.strerror or exc})"))
-                    continue
-                found.append((prefix + name, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
+            rel = prefix + name
+            try:
+                status = os.stat(name, dir_fd=descriptor, follow_symlinks=False)
+            except OSError as exc:
+                skipped.append(Skipped(rel, f"cannot be read ({exc.strerror or exc})"))
+                continue
+            if stat.S_ISREG(status.st_mode) and is_article(name):  # most entries: this one stat, no path made
+                found.append((rel, status.st_size, status.st_mtime_ns, status.st_ctime_ns))
             else:
-                _list_other(item, f"{folder}/{name}", prefix + name, root, found, skipped)
+                _list_other(status.st_mode, f"{folder}/{name}", rel, root, found, skipped)
     except OSError as exc:
         skipped.append(Skipped(prefix.rstrip("/") or ".", f"folder cannot be listed ({exc.strerror or exc})"))
     finally:
@@ -173,28 +172,28 @@ def _list_folder(
 
 
 def _list_other(
-    item: os.DirEntry, path: str, rel: str, root: Path, found: list[tuple[str, int, int, int]], skipped: list[Skipped]
+    mode: int, path: str, rel: str, root: Path, found: list[tuple[str, int, int, int]], skipped: list[Skipped]
 ) -> None:
     """A folder (listed unless it is an index cache), or an entry other than a regular article file."""
-    if item.is_dir(follow_symlinks=False):
+    if stat.S_ISDIR(mode):
         if not os.path.exists(os.path.join(path, "CURRENT")):  # CURRENT marks a qabot index cache
             _list_folder(path, rel + "/", root, found, skipped)
-    elif not is_article(item.name):
-        if item.is_symlink() and os.path.isdir(path):
+    elif not is_article(rel):
+        if stat.S_ISLNK(mode) and os.path.isdir(path):
             skipped.append(Skipped(rel, "symbolic link to a folder; not followed"))
         else:
             skipped.append(Skipped(rel, UNSUPPORTED))
-    elif item.is_symlink():
+    elif stat.S_ISLNK(mode):
         problem = _link_problem(Path(path), root)
         if problem:
             skipped.append(Skipped(rel, problem))
         else:
             try:
-                stat = os.stat(path)
+                status = os.stat(path)
             except OSError as exc:
                 skipped.append(Skipped(rel, f"cannot be read ({exc.strerror or exc})"))
             else:
-                found.append((rel, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
+                found.append((rel, status.st_size, status.st_mtime_ns, status.st_ctime_ns))
     else:
         skipped.append(Skipped(rel, "not a regular file"))
 
