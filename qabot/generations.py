@@ -64,10 +64,10 @@ def file_checksum(path: Path) -> str:
     return f"crc32:{crc:08x}"
 
 
-def load_array(path: Path, record: object) -> np.ndarray:
+def load_array(path: Path, record: object, verify: bool = False) -> np.ndarray:
     """The .npy at path memory-mapped, after its size is checked against its record ([checksum, size,
-    ctime_ns]) and, when its ctime moved since, its checksum verified; CacheInvalid when either differs
-    or the file cannot be read."""
+    ctime_ns]) and, when its ctime moved since (or `verify` asks), its checksum verified; CacheInvalid
+    when either differs or the file cannot be read."""
     if not (isinstance(record, list) and len(record) == 3 and isinstance(record[0], str)
             and all(type(number) is int for number in record[1:])):  # fmt: skip
         raise CacheInvalid(f"the metadata's record of {path.name} is damaged")
@@ -76,7 +76,7 @@ def load_array(path: Path, record: object) -> np.ndarray:
         status = os.stat(path)
         if status.st_size != size:
             raise CacheInvalid(f"{path.name} has {status.st_size} bytes, not {size}")
-        if status.st_ctime_ns != ctime_ns and file_checksum(path) != checksum:
+        if (verify or status.st_ctime_ns != ctime_ns) and file_checksum(path) != checksum:
             raise CacheInvalid(f"checksum mismatch in {path.name}")
         # A plain ndarray view of the map: slicing a np.memmap is several times slower.
         return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
@@ -84,11 +84,13 @@ def load_array(path: Path, record: object) -> np.ndarray:
         raise CacheInvalid(f"arrays unreadable ({path.name}: {exc.__class__.__name__})") from None
 
 
-def load_arrays(generation: Path, names: Sequence[str], records: object) -> dict[str, np.ndarray]:
+def load_arrays(
+    generation: Path, names: Sequence[str], records: object, verify: bool = False
+) -> dict[str, np.ndarray]:
     """The named arrays of a generation, each checked against `records` (its metadata's, by name)."""
     if not isinstance(records, Mapping) or not all(name in records for name in names):
         raise CacheInvalid("the metadata lacks some arrays' records")
-    return {name: load_array(generation / f"{name}.npy", records[name]) for name in names}
+    return {name: load_array(generation / f"{name}.npy", records[name], verify) for name in names}
 
 
 class JsonColumn(Sequence[Any]):

@@ -137,15 +137,17 @@ def open_index(
     params: IndexParams,
     warn: Warn,
     progress: Progress | None = None,
+    verify: bool = False,
 ) -> tuple[Index, OpenReport]:
-    """The corpus's index: loaded when no file changed, else refreshed or rebuilt, then saved."""
+    """The corpus's index: loaded when no file changed, else refreshed or rebuilt, then saved. With
+    `verify`, every stored array's checksum is checked, whatever its ctime says (`qabot index`)."""
     started = time.perf_counter()
     root = check_root(corpus_root)
     if cache_root.exists() and not cache_root.is_dir():
         raise ConfigError(f"cache_dir {cache_root} is a file, not a folder; point cache_dir at a folder")
     entries, listing_skips = list_articles(root)
     folder = corpus_cache_dir(cache_root, root)
-    index, report = update_index(root, folder, entries, listing_skips, params, warn, progress)
+    index, report = update_index(root, folder, entries, listing_skips, params, warn, progress, verify)
     return index, replace(report, seconds=time.perf_counter() - started)
 
 
@@ -157,12 +159,13 @@ def update_index(
     params: IndexParams,
     warn: Warn,
     progress: Progress | None = None,
+    verify: bool = False,
 ) -> tuple[Index, OpenReport]:
     """The index of `entries` (files of root) stored in folder: loaded when none changed, else
     refreshed or rebuilt, then saved. A shard of a sharded index is one such folder."""
     started = time.perf_counter()
     try:
-        stored = load_index(folder, root, params)
+        stored = load_index(folder, root, params, verify)
     except CacheInvalid as exc:
         if (folder / "CURRENT").exists():
             warn(f"index cache {folder} is out of date or damaged: {exc}; rebuilding it")
@@ -396,9 +399,9 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
     return folder / generation
 
 
-def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, list[Skipped]]:
-    """The current stored generation, checked (generations.py says how); CacheInvalid when absent,
-    stale-format or damaged."""
+def load_index(folder: Path, root: Path, params: IndexParams, verify: bool = False) -> tuple[Index, list[Skipped]]:
+    """The current stored generation, checked (generations.py says how; `verify`: every checksum);
+    CacheInvalid when absent, stale-format or damaged."""
     name, meta_sha = read_pointer(folder)
     generation = folder / name
     meta = read_metadata(generation, META, meta_sha)
@@ -409,8 +412,8 @@ def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, li
                 raise CacheInvalid(f"built by another version of qabot ({key} differs)")
             raise CacheInvalid(f"built with {key} = {meta.get(key)!r}, now {value!r}")
     try:
-        arrays = load_arrays(generation, (*ARRAYS, *DOC_ARRAYS, *VOCAB_ARRAYS), meta["arrays"])
-        text_packs = tuple(_load_pack(folder / TEXTS, entry) for entry in meta["packs"])
+        arrays = load_arrays(generation, (*ARRAYS, *DOC_ARRAYS, *VOCAB_ARRAYS), meta["arrays"], verify)
+        text_packs = tuple(_load_pack(folder / TEXTS, entry, verify) for entry in meta["packs"])
         docs = DocTable.stored({name: arrays.pop(name) for name in DOC_ARRAYS})
         vocab = JsonColumn(arrays.pop("vocab_text"), arrays.pop("vocab_starts"))
         skipped = [stored_skip(row) for row in meta["skipped"]]
@@ -424,13 +427,13 @@ def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, li
     return index, skipped
 
 
-def _load_pack(texts: Path, entry: object) -> TextPack:
+def _load_pack(texts: Path, entry: object, verify: bool) -> TextPack:
     """A text pack from its metadata entry [name, checksum, size, ctime_ns]."""
     if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str)
             and re.fullmatch(r"[0-9a-f]{32}", entry[0])):  # fmt: skip
         raise CacheInvalid("text pack entry is damaged")
     name, record = entry[0], entry[1:]
-    data = load_array(texts / f"{name}.npy", record)
+    data = load_array(texts / f"{name}.npy", record, verify)
     if data.dtype != np.uint8 or data.ndim != 1:
         raise CacheInvalid(f"text pack {name} is not a byte array")
     return TextPack(name, data, record[0])

@@ -9,7 +9,7 @@ import unicodedata
 
 import pytest
 
-from qabot.analyze import analyze, everyday_terms, fold, term_spans
+from qabot.analyze import TermTable, analyze, derivations, everyday_terms, fold, term_spans
 from tests.conftest import PROJECT
 
 
@@ -100,3 +100,12 @@ def test_the_shipped_everyday_terms_are_the_common_words_as_the_analyzer_stems_t
     derived = tool.everyday_terms(words)
     assert everyday_terms() == derived
     assert derived["quien"] >= 4.0 and "keep" in derived and "the" not in derived  # folded, stemmed; no stopwords
+
+
+def test_a_term_table_finds_a_terms_line_and_nothing_else():
+    table = TermTable("# a comment line\nagre agreeabl agreement\npeac 5.12\nlast x", str.split)
+    assert table["agre"] == ["agreeabl", "agreement"] and table["last"] == ["x"] and table["peac"] == ["5.12"]
+    for missing in ("agr", "agreeabl", "agre agreeabl", "#", "# a", "", "x"):
+        assert missing not in table and table.get(missing) is None
+    assert list(table) == ["agre", "peac", "last"] and len(table) == 3
+    assert derivations()["agre"] == ("agreeabl", "agreement") and everyday_terms()["agre"] >= 4.0

@@ -382,3 +382,23 @@ def test_two_processes_indexing_at_once_leave_a_complete_index(corpus_copy, tmp_
         assert answers_of_index(index, settings) == answers(fresh)
         if round_ >= 1:
             assert f"okapi{round_}" in index.vocab
+
+
+def test_damage_that_moves_no_ctime_is_left_to_qabot_index_which_checks_every_checksum(built) -> None:
+    """Bit rot moves no ctime: an ask maps the array unread (as documented); `qabot index` reads and checks it."""
+    settings, folder, reference = built
+    path = generation(folder) / "post_tf.npy"
+    flip_byte(path, -3)
+    meta = json.loads((generation(folder) / "meta.json").read_text(encoding="utf-8"))
+    checksum = meta["arrays"]["post_tf"][0]  # the CRC of the bytes as written; the ctime as the disk now says
+    edit_meta(folder, arrays={**meta["arrays"], "post_tf": [checksum, path.stat().st_size, path.stat().st_ctime_ns]})
+    root, params = settings.corpus.resolve(), index_params(settings)
+    load_index(folder, root, params)  # not read, so not caught
+    with pytest.raises(CacheInvalid, match=r"checksum mismatch in post_tf\.npy"):
+        load_index(folder, root, params, verify=True)
+    result = subprocess.run([sys.executable, "-m", "qabot.cli", "index"], cwd=PROJECT,
+                            env=qabot_env(settings.corpus, settings.index_dir), capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 0 and "post_tf.npy" in result.stderr and "rebuilding" in result.stderr, result
+    load_index(folder, root, params, verify=True)  # rebuilt: every checksum holds
+    assert answers(answerer_for(settings)) == reference
