@@ -94,7 +94,7 @@ def load_arrays(
 
 
 class JsonColumn(Sequence[Any]):
-    """JSON values (strings, None, ...) stored as two arrays: their UTF-8 text as one JSON list with a
+    """JSON scalars (strings, None, numbers) stored as two arrays: their text as one JSON list with a
     newline between values (JSON text never holds a raw newline), and where each value starts (then
     the text's length). A value is decoded when it is read; a fresh process decodes the few it uses."""
 
