@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from importlib.resources import files
+from typing import TypeVar
+
+V = TypeVar("V")
 
 
 def _combining_mark() -> str:
@@ -59,26 +62,44 @@ def frame_terms() -> frozenset[str]:
     return frozenset(term for word in words if (term := term_of(word)))
 
 
+class TermTable(Mapping[str, V]):
+    """A shipped table of one `term values...` line per term, a term's line found in the text when it is
+    looked up: a fresh process looks up its question's few terms instead of parsing 10,000 lines."""
+
+    __slots__ = ("_parse", "_text")
+
+    def __init__(self, text: str, parse: Callable[[str], V]) -> None:
+        self._text, self._parse = "\n" + text, parse
+
+    def __getitem__(self, term: str) -> V:
+        if not isinstance(term, str) or not term or term[0] == "#" or any(ch in term for ch in " \n"):
+            raise KeyError(term)
+        at = self._text.find(f"\n{term} ")
+        if at < 0:
+            raise KeyError(term)
+        start = at + len(term) + 2
+        end = self._text.find("\n", start)
+        return self._parse(self._text[start : end if end >= 0 else None])
+
+    def __iter__(self) -> Iterator[str]:
+        return (line.split(" ", 1)[0] for line in self._text.splitlines() if line and not line.startswith("#"))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @cache
-def everyday_terms() -> dict[str, float]:
+def everyday_terms() -> Mapping[str, float]:
     """Index term -> Zipf frequency of the everyday words it stands for, in English and five other languages
-    (from wordfreq, shipped in qabot/data)."""
-    text = files("qabot").joinpath("data/common_words.txt").read_text(encoding="utf-8")
-    zipf: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            word, frequency = line.split()
-            if term := term_of(word):
-                zipf[term] = max(zipf.get(term, 0.0), float(frequency))
-    return zipf
+    (from wordfreq; shipped in qabot/data, stemmed by tools/derive_common_words.py)."""
+    return TermTable(files("qabot").joinpath("data/common_terms.txt").read_text(encoding="utf-8"), float)
 
 
 @cache
-def derivations() -> dict[str, tuple[str, ...]]:
+def derivations() -> Mapping[str, tuple[str, ...]]:
     """Index term -> terms of its derivationally related words (agree -> agreement), from WordNet."""
     text = files("qabot").joinpath("data/derivations.txt").read_text(encoding="utf-8")
-    rows = (line.split() for line in text.splitlines() if line.strip() and not line.startswith("#"))
-    return {row[0]: tuple(row[1:]) for row in rows}
+    return TermTable(text, lambda related: tuple(related.split()))
 
 
 @cache

@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--misses", action="store_true", help="also list every miss, one per line")
 
     index = commands.add_parser("index", parents=[common], help="build or refresh the persisted index and print stats",
-                                description="Build or refresh the index (only changed files are re-read) and print "
-                                "stats, naming every file skipped and why.")
+                                description="Build or refresh the index (only changed files are re-read; an "
+                                "unsharded index has every stored array's checksum checked, and is rebuilt if damaged) "
+                                "and print stats, naming every file skipped and why.")
     index.add_argument("--json", action="store_true", help="print the stats as one JSON object")
 
     show = commands.add_parser("show", parents=[common], help="print a cited sentence with its surrounding lines",
@@ -199,7 +200,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     started = time.perf_counter()
     params = IndexParams.from_settings(settings)
-    index, report = open_index(settings.corpus, settings.index_dir, params, warn, progress_bar())
+    index, report = open_index(settings.corpus, settings.index_dir, params, warn, progress_bar(), verify=True)
     seconds = time.perf_counter() - started
     if args.json:
         import json

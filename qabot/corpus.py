@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,50 +95,107 @@ def is_article(name: str) -> bool:
     return name.lower().endswith(ARTICLE_SUFFIXES)
 
 
-def list_articles(root: Path) -> tuple[list[FileEntry], list[Skipped]]:
+@dataclass(frozen=True, slots=True)
+class Listing(Sequence[FileEntry]):
+    """The article files of a corpus, sorted by path, as columns: a fresh process lists 50,000 files
+    without making an object for each; a FileEntry is made when one is asked for."""
+
+    paths: tuple[str, ...]
+    sizes: tuple[int, ...]
+    mtimes_ns: tuple[int, ...]
+    ctimes_ns: tuple[int, ...]
+
+    @staticmethod
+    def of(entries: Sequence[FileEntry]) -> Listing:
+        """The listing of entries (sorted by path)."""
+        if isinstance(entries, Listing):
+            return entries
+        columns = tuple(zip(*((e.path, e.size, e.mtime_ns, e.ctime_ns) for e in entries), strict=True))
+        return Listing(*columns) if columns else Listing((), (), (), ())
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, at):  # type: ignore[override]
+        if isinstance(at, slice):
+            return [self[i] for i in range(*at.indices(len(self)))]
+        return FileEntry(self.paths[at], self.sizes[at], self.mtimes_ns[at], self.ctimes_ns[at])
+
+    def __iter__(self) -> Iterator[FileEntry]:
+        return map(FileEntry, self.paths, self.sizes, self.mtimes_ns, self.ctimes_ns)
+
+
+def list_articles(root: Path) -> tuple[Listing, list[Skipped]]:
     """Every article file under root (sorted), without following links that leave it; every other
     file is Skipped as not supported. Hidden files and folders and index caches are passed over."""
     root = check_root(root)
-    entries: list[FileEntry] = []
+    found: list[tuple[str, int, int, int]] = []
     skipped: list[Skipped] = []
-    pending = [(str(root), "")]
-    while pending:
-        folder, prefix = pending.pop()
-        try:
-            listing = list(os.scandir(folder))
-        except OSError as exc:
-            skipped.append(Skipped(prefix.rstrip("/") or ".", f"folder cannot be listed ({exc.strerror or exc})"))
-            continue
-        for item in listing:
-            rel = prefix + item.name
-            if item.name.startswith("."):
-                continue
-            if item.is_dir(follow_symlinks=False):
-                if not os.path.exists(os.path.join(item.path, "CURRENT")):  # CURRENT marks a qabot index cache
-                    pending.append((item.path, rel + "/"))
-            elif item.is_symlink() and not is_article(item.name):
-                if os.path.isdir(item.path):
-                    skipped.append(Skipped(rel, "symbolic link to a folder; not followed"))
-                else:
-                    skipped.append(Skipped(rel, UNSUPPORTED))
-            elif not is_article(item.name):
-                skipped.append(Skipped(rel, UNSUPPORTED))
-            else:
-                problem = _link_problem(Path(item.path), root) if item.is_symlink() else None
-                if not problem and not item.is_file():
-                    problem = "not a regular file"
-                if problem:
-                    skipped.append(Skipped(rel, problem))
-                    continue
-                try:
-                    stat = item.stat()
-                except OSError as exc:
-                    skipped.append(Skipped(rel, f"cannot be read ({exc.strerror or exc})"))
-                    continue
-                entries.append(FileEntry(rel, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
-    entries.sort(key=lambda entry: entry.path)
+    _list_folder(str(root), "", root, found, skipped)
+    paths = [row[0] for row in found]
+    if paths != sorted(paths):  # names that sort before "/" ("a-b" < "a/x")
+        found.sort()
     skipped.sort(key=lambda skip: skip.path)
-    return entries, skipped
+    return Listing(*zip(*found, strict=True)) if found else Listing((), (), (), ()), skipped
+
+
+def _list_folder(
+    folder: str, prefix: str, root: Path, found: list[tuple[str, int, int, int]], skipped: list[Skipped]
+) -> None:
+    """Append the articles under folder, names in order (so the paths come out sorted but for names
+    that sort before "/"), and the entries passed over."""
+    try:
+        # Names looked up through a descriptor: each stat resolves one name, not the whole path.
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        skipped.append(Skipped(prefix.rstrip("/") or ".", f"folder cannot be listed ({exc.strerror or exc})"))
+        return
+    try:
+        names = sorted(os.listdir(descriptor))
+        for name in names:
+            if name.startswith("."):
+                continue
+            rel = prefix + name
+            try:
+                status = os.stat(name, dir_fd=descriptor, follow_symlinks=False)
+            except OSError as exc:
+                skipped.append(Skipped(rel, f"cannot be read ({exc.strerror or exc})"))
+                continue
+            if stat.S_ISREG(status.st_mode) and is_article(name):  # most entries: this one stat, no path made
+                found.append((rel, status.st_size, status.st_mtime_ns, status.st_ctime_ns))
+            else:
+                _list_other(status.st_mode, f"{folder}/{name}", rel, root, found, skipped)
+    except OSError as exc:
+        skipped.append(Skipped(prefix.rstrip("/") or ".", f"folder cannot be listed ({exc.strerror or exc})"))
+    finally:
+        os.close(descriptor)
+
+
+def _list_other(
+    mode: int, path: str, rel: str, root: Path, found: list[tuple[str, int, int, int]], skipped: list[Skipped]
+) -> None:
+    """A folder (listed unless it is an index cache), or an entry other than a regular article file."""
+    if stat.S_ISDIR(mode):
+        if not os.path.exists(os.path.join(path, "CURRENT")):  # CURRENT marks a qabot index cache
+            _list_folder(path, rel + "/", root, found, skipped)
+    elif not is_article(rel):
+        if stat.S_ISLNK(mode) and os.path.isdir(path):
+            skipped.append(Skipped(rel, "symbolic link to a folder; not followed"))
+        else:
+            skipped.append(Skipped(rel, UNSUPPORTED))
+    elif stat.S_ISLNK(mode):
+        problem = _link_problem(Path(path), root)
+        if problem:
+            skipped.append(Skipped(rel, problem))
+        else:
+            try:
+                status = os.stat(path)
+            except OSError as exc:
+                skipped.append(Skipped(rel, f"cannot be read ({exc.strerror or exc})"))
+            else:
+                found.append((rel, status.st_size, status.st_mtime_ns, status.st_ctime_ns))
+    else:
+        skipped.append(Skipped(rel, "not a regular file"))
 
 
 def _link_problem(path: Path, root: Path) -> str | None:

@@ -1,11 +1,17 @@
 """Generations on disk: folders of checksummed .npy arrays plus one JSON metadata file, published atomically.
 
 A folder's `CURRENT` names its complete generation `gen-<id>/` and the sha256 of that generation's
-metadata, which holds the arrays' checksums. A writer fills a `tmp-<id>/` folder, syncs it, renames
-it into place, then swaps in a new CURRENT; a crash at any point leaves the previous generation in
-force. Arrays that several generations share (the index's text packs) live in a folder of their own,
-written once, each named in the metadata with its checksum. The single index (store.py) and the
-sharded index's manifest (shards.py) are both stored this way. No pickle anywhere.
+metadata, which records each array's CRC-32, size and status-change time (ctime) as it was written.
+A writer fills a `tmp-<id>/` folder, syncs it, renames it into place, then swaps in a new CURRENT; a
+crash at any point leaves the previous generation in force. Arrays that several generations share (the
+index's text packs) live in a folder of their own, written once, each named in the metadata with its
+record. The single index (store.py) and the sharded index's manifest (shards.py) are both stored this
+way. No pickle anywhere.
+
+Opening checks every array's size and header, and its CRC-32 whenever its ctime is not the recorded one:
+any write to a file moves its ctime, which no program can set back, so a file damaged by a write (or
+copied, restored or touched) is read in full and checked, while an untouched one is mapped without
+reading it. Strings (file paths, titles, the vocabulary) are stored as JsonColumn arrays, decoded when used.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ import shutil
 import time
 import uuid
 import zlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +39,9 @@ class CacheInvalid(Exception):
     """The stored generation is missing, from another version or damaged; it must be rebuilt."""
 
 
-def write_array(path: Path, array: np.ndarray) -> str:
-    """Save array as .npy, synced to disk; returns its checksum, computed as it is written."""
+def write_array(path: Path, array: np.ndarray) -> list:
+    """Save array as .npy, synced to disk; returns its record: [checksum, size, ctime_ns], the checksum
+    computed as it is written."""
     array = np.ascontiguousarray(array)
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
@@ -43,11 +51,12 @@ def write_array(path: Path, array: np.ndarray) -> str:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())  # on disk before CURRENT can name it, even across a power cut
-    return f"crc32:{zlib.crc32(data, zlib.crc32(header.getvalue())):08x}"
+        status = os.fstat(handle.fileno())
+    return [f"crc32:{zlib.crc32(data, zlib.crc32(header.getvalue())):08x}", status.st_size, status.st_ctime_ns]
 
 
 def file_checksum(path: Path) -> str:
-    """CRC-32 of the file (integrity against torn or damaged writes; 3 GB/s, so loads stay fast)."""
+    """CRC-32 of the file (integrity against torn or damaged writes; 3 GB/s)."""
     crc = 0
     with open(path, "rb") as handle:
         while block := handle.read(1 << 22):
@@ -55,11 +64,19 @@ def file_checksum(path: Path) -> str:
     return f"crc32:{crc:08x}"
 
 
-def load_array(path: Path, checksum: object) -> np.ndarray:
-    """The .npy at path memory-mapped, after its checksum is verified; CacheInvalid when it differs or
-    the file cannot be read."""
+def load_array(path: Path, record: object, verify: bool = False) -> np.ndarray:
+    """The .npy at path memory-mapped, after its size is checked against its record ([checksum, size,
+    ctime_ns]) and, when its ctime moved since (or `verify` asks), its checksum verified; CacheInvalid
+    when either differs or the file cannot be read."""
+    if not (isinstance(record, list) and len(record) == 3 and isinstance(record[0], str)
+            and all(type(number) is int for number in record[1:])):  # fmt: skip
+        raise CacheInvalid(f"the metadata's record of {path.name} is damaged")
+    checksum, size, ctime_ns = record
     try:
-        if file_checksum(path) != checksum:
+        status = os.stat(path)
+        if status.st_size != size:
+            raise CacheInvalid(f"{path.name} has {status.st_size} bytes, not {size}")
+        if (verify or status.st_ctime_ns != ctime_ns) and file_checksum(path) != checksum:
             raise CacheInvalid(f"checksum mismatch in {path.name}")
         # A plain ndarray view of the map: slicing a np.memmap is several times slower.
         return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
@@ -67,11 +84,64 @@ def load_array(path: Path, checksum: object) -> np.ndarray:
         raise CacheInvalid(f"arrays unreadable ({path.name}: {exc.__class__.__name__})") from None
 
 
-def load_arrays(generation: Path, names: Sequence[str], checksums: object) -> dict[str, np.ndarray]:
-    """The named arrays of a generation, each verified against `checksums` (its metadata's, by name)."""
-    if not isinstance(checksums, Mapping) or not all(name in checksums for name in names):
-        raise CacheInvalid("the metadata lacks some arrays' checksums")
-    return {name: load_array(generation / f"{name}.npy", checksums[name]) for name in names}
+def load_arrays(
+    generation: Path, names: Sequence[str], records: object, verify: bool = False
+) -> dict[str, np.ndarray]:
+    """The named arrays of a generation, each checked against `records` (its metadata's, by name)."""
+    if not isinstance(records, Mapping) or not all(name in records for name in names):
+        raise CacheInvalid("the metadata lacks some arrays' records")
+    return {name: load_array(generation / f"{name}.npy", records[name], verify) for name in names}
+
+
+class JsonColumn(Sequence[Any]):
+    """JSON scalars (strings, None, numbers) stored as two arrays: their text as one JSON list with a
+    newline between values (JSON text never holds a raw newline), and where each value starts (then
+    the text's length). A value is decoded when it is read; a fresh process decodes the few it uses."""
+
+    __slots__ = ("_starts", "_text")
+
+    def __init__(self, text: np.ndarray, starts: np.ndarray) -> None:
+        if not (text.dtype == np.uint8 and text.ndim == 1 and starts.ndim == 1 and len(starts) >= 1
+                and int(starts[-1]) == len(text) >= 2 and (len(starts) == 1 or int(starts[0]) == 1)
+                and bool(np.all(starts[1:] > starts[:-1]))):  # fmt: skip
+            raise CacheInvalid("a column of stored strings is damaged")
+        self._text, self._starts = text, starts
+
+    @staticmethod
+    def encode(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The two arrays (text, starts) that hold values."""
+        text = np.frombuffer(json.dumps(list(values), separators=("\n", ":")).encode("ascii"), dtype=np.uint8)
+        starts = np.flatnonzero(text == ord("\n")) + 1
+        return text, np.concatenate([[1] if len(values) else [], starts, [len(text)]]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1
+
+    def __getitem__(self, at):  # type: ignore[override]
+        if isinstance(at, slice):
+            return [self[i] for i in range(*at.indices(len(self)))]
+        at = range(len(self))[at]
+        return json.loads(self._text[self._starts[at] : self._starts[at + 1] - 1].tobytes())
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.decoded())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def decoded(self) -> list:
+        """Every value, decoded at once; CacheInvalid when the text is not the list it should be."""
+        try:
+            values = json.loads(self._text.tobytes().replace(b"\n", b","))
+        except (ValueError, RecursionError):
+            raise CacheInvalid("a column of stored strings is damaged") from None
+        if not isinstance(values, list) or len(values) != len(self):
+            raise CacheInvalid("a column of stored strings is damaged")
+        return values
 
 
 def read_pointer(folder: Path) -> tuple[str, str]:
@@ -101,14 +171,14 @@ def read_metadata(generation: Path, meta_name: str, sha256: str) -> dict:
 
 
 def save_generation(folder: Path, arrays: Mapping[str, np.ndarray], meta_name: str, meta: Mapping) -> tuple[str, str]:
-    """Write arrays and the metadata (meta plus an "arrays" entry of their checksums) as a new generation
+    """Write arrays and the metadata (meta plus an "arrays" entry of their records) as a new generation
     under folder and make it current; returns its name and the metadata's sha256."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
-        checksums = {name: write_array(tmp / f"{name}.npy", array) for name, array in arrays.items()}
-        meta_bytes = json.dumps({**meta, "arrays": checksums}, ensure_ascii=False).encode("utf-8")
+        records = {name: write_array(tmp / f"{name}.npy", array) for name, array in arrays.items()}
+        meta_bytes = json.dumps({**meta, "arrays": records}, ensure_ascii=False).encode("utf-8")
         return publish(folder, tmp, meta_name, meta_bytes)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -124,16 +194,16 @@ def publish(folder: Path, tmp: Path, meta_name: str, meta_bytes: bytes) -> tuple
     os.rename(tmp, folder / generation)
     sha = hashlib.sha256(meta_bytes).hexdigest()
     pointer = folder / f"{POINTER}.{uuid.uuid4().hex}.tmp"
-    # CURRENT names the generation and checksums its metadata (the arrays' checksums live there).
+    # CURRENT names the generation and checksums its metadata (the arrays' records live there).
     write_synced(pointer, f"{generation} {sha}\n".encode())
     os.replace(pointer, folder / POINTER)
     fsync_dir(folder)
     return generation, sha
 
 
-def save_shared(folder: Path, arrays: Sequence[tuple[str, np.ndarray, str | None]]) -> list[list[str]]:
+def save_shared(folder: Path, arrays: Sequence[tuple[str, np.ndarray, str | None]]) -> list[list]:
     """Write the shared arrays (name, data, checksum if already on disk) not yet under folder, each synced
-    and then renamed into place; returns [[name, checksum], ...] for the metadata.
+    and then renamed into place; returns [[name, checksum, size, ctime_ns], ...] for the metadata.
 
     One already on disk is touched instead, so a concurrent writer's clean-up, which spares young files,
     cannot delete it before the new generation names it.
@@ -145,13 +215,14 @@ def save_shared(folder: Path, arrays: Sequence[tuple[str, np.ndarray, str | None
         if checksum is None or not _touched(path):
             tmp = folder / f"tmp-{uuid.uuid4().hex}"
             try:
-                checksum = write_array(tmp, data)
+                checksum = write_array(tmp, data)[0]
                 os.rename(tmp, path)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
             wrote = True
-        saved.append([name, checksum])
+        status = os.stat(path)  # after the rename or the touch, which both move its ctime
+        saved.append([name, checksum, status.st_size, status.st_ctime_ns])
     if wrote:
         fsync_dir(folder)
     return saved

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from qabot.corpus import Skipped
+from qabot.generations import CacheInvalid, JsonColumn
 from qabot.scoring import Bm25Postings, idf_okapi
 from qabot.text_packs import TextPack
 from qabot.variants import BigramTable
@@ -35,6 +36,69 @@ class DocInfo:
     mtime_ns: int
     ctime_ns: int = -1
     url: str | None = None  # the article's original web address (front matter url or source)
+
+
+class DocTable(Sequence[DocInfo]):
+    """A stored index's documents as columns, each DocInfo made when it is asked for: a fresh process
+    compares 50,000 files' paths, sizes and times as arrays and makes objects only for what it shows.
+
+    `details` holds (sha256, title, date, url) of document d at 4d .. 4d + 3.
+    """
+
+    __slots__ = ("_details", "ctimes_ns", "mtimes_ns", "paths", "sizes")
+
+    def __init__(self, paths: Sequence[str], details: JsonColumn, sizes: np.ndarray, mtimes_ns: np.ndarray,
+                 ctimes_ns: np.ndarray) -> None:  # fmt: skip
+        self.paths, self.sizes, self.mtimes_ns, self.ctimes_ns = paths, sizes, mtimes_ns, ctimes_ns
+        self._details = details
+
+    @staticmethod
+    def columns(docs: Sequence[DocInfo]) -> dict[str, np.ndarray]:
+        """The arrays that store docs (named as the generation's files)."""
+        path_text, path_starts = JsonColumn.encode([doc.path for doc in docs])
+        detail_text, detail_starts = JsonColumn.encode(
+            [value for doc in docs for value in (doc.sha256, doc.title, doc.date, doc.url)]
+        )
+        return {
+            "doc_path_text": path_text, "doc_path_starts": path_starts, "doc_detail_text": detail_text,
+            "doc_detail_starts": detail_starts, "doc_size": np.array([doc.size for doc in docs], dtype=np.int64),
+            "doc_mtime_ns": np.array([doc.mtime_ns for doc in docs], dtype=np.int64),
+            "doc_ctime_ns": np.array([doc.ctime_ns for doc in docs], dtype=np.int64),
+        }  # fmt: skip
+
+    @staticmethod
+    def stored(arrays: Mapping[str, np.ndarray]) -> DocTable:
+        """The documents that `columns` stored; CacheInvalid when the columns do not agree."""
+        paths = JsonColumn(arrays["doc_path_text"], arrays["doc_path_starts"]).decoded()
+        details = JsonColumn(arrays["doc_detail_text"], arrays["doc_detail_starts"])
+        sizes, mtimes, ctimes = arrays["doc_size"], arrays["doc_mtime_ns"], arrays["doc_ctime_ns"]
+        if not (len(details) == 4 * len(paths) and len(sizes) == len(mtimes) == len(ctimes) == len(paths)
+                and set(map(type, paths)) <= {str}):  # fmt: skip
+            raise CacheInvalid("the documents' columns do not agree")
+        return DocTable(paths, details, sizes, mtimes, ctimes)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, at):  # type: ignore[override]
+        if isinstance(at, slice):
+            return [self[i] for i in range(*at.indices(len(self)))]
+        at = range(len(self))[at]
+        sha256, title, date, url = self._details[4 * at : 4 * at + 4]
+        return DocInfo(self.paths[at], sha256, title, date, int(self.sizes[at]), int(self.mtimes_ns[at]),
+                       int(self.ctimes_ns[at]), url)  # fmt: skip
+
+    def __iter__(self) -> Iterator[DocInfo]:
+        details = self._details.decoded()
+        return map(DocInfo, self.paths, details[0::4], details[1::4], details[2::4], self.sizes.tolist(),
+                   self.mtimes_ns.tolist(), self.ctimes_ns.tolist(), details[3::4])  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class VocabularyIds(Mapping[str, int]):
@@ -69,7 +133,7 @@ class Index:
     """
 
     root: Path
-    docs: tuple[DocInfo, ...]
+    docs: Sequence[DocInfo]  # a tuple, or a stored index's DocTable
     skipped: tuple[Skipped, ...]
     k1: float
     b: float
@@ -90,7 +154,7 @@ class Index:
     sent_cues: np.ndarray  # uint8[N], answer_type.sentence_cues of each sentence
     tok_ptr: np.ndarray  # int64[N + 1]
     tok_ids: np.ndarray  # int32[T], term ids of every sentence in order
-    vocab: tuple[str, ...]  # sorted terms; a term's id is its position
+    vocab: Sequence[str]  # sorted terms (a tuple, or a stored index's JsonColumn); a term's id is its position
     df: np.ndarray  # int64[V]
     post_ptr: np.ndarray  # int64[V + 1]
     post_sent: np.ndarray  # int32[P]

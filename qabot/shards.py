@@ -26,6 +26,7 @@ from qabot.corpus import FileEntry, Skipped, check_root, list_articles
 from qabot.errors import ClusterError, ConfigError
 from qabot.generations import (
     CacheInvalid,
+    JsonColumn,
     load_array,
     load_arrays,
     read_metadata,
@@ -33,13 +34,13 @@ from qabot.generations import (
     remove_old_generations,
     save_generation,
 )
-from qabot.index import DocInfo
+from qabot.index import DocInfo, DocTable
 from qabot.scoring import idf_okapi
-from qabot.store import META, IndexParams, Warn, corpus_cache_dir, stored_skip, update_index
+from qabot.store import DOC_ARRAYS, META, VOCAB_ARRAYS, IndexParams, Warn, corpus_cache_dir, stored_skip, update_index
 
 MANIFEST = "manifest.json"
 FORMAT = "qabot-shards"
-VERSION = 1
+VERSION = 2
 MAX_SHARDS = 4096
 MANIFEST_ARRAYS = ("df", "doc_shard", "doc_sent_ptr")
 
@@ -139,7 +140,7 @@ class Manifest:
     doc_shard: np.ndarray  # int32[D], the shard holding each document
     doc_sent_ptr: np.ndarray  # int64[D + 1], global sentence ids of each document
     tokens: int
-    checksums: dict[str, str]  # of the generation's arrays, by name (the shards' term maps among them)
+    records: dict[str, list]  # [checksum, size, ctime_ns] of its arrays, by name (the term maps among them)
 
     @property
     def n_sentences(self) -> int:
@@ -148,7 +149,7 @@ class Manifest:
     def term_map(self, number: int) -> np.ndarray:
         """int32: global term id of each of shard `number`'s terms (both vocabularies sorted, so ascending)."""
         name = f"terms-{number:04d}"
-        return load_array(self.ref.layout / self.ref.generation / f"{name}.npy", self.checksums.get(name))
+        return load_array(self.ref.layout / self.ref.generation / f"{name}.npy", self.records.get(name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,12 +293,15 @@ class _ShardSummary:
 def _shard_summary(folder: Path, listing: str) -> _ShardSummary:
     generation, meta_sha = read_pointer(folder)
     meta = read_metadata(folder / generation, META, meta_sha)
-    arrays = load_arrays(folder / generation, ("df", "doc_sent_ptr"), meta.get("arrays"))
+    arrays = load_arrays(folder / generation, ("df", "doc_sent_ptr", *DOC_ARRAYS, *VOCAB_ARRAYS), meta.get("arrays"))
     df, doc_sent_ptr = arrays["df"], arrays["doc_sent_ptr"]
+    docs = [[d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns, d.ctime_ns, d.url]
+            for d in DocTable.stored({name: arrays[name] for name in DOC_ARRAYS})]  # fmt: skip
+    vocab = JsonColumn(arrays["vocab_text"], arrays["vocab_starts"]).decoded()
     # Only the last entry is read; the whole array is verified when the shard is served.
     tokens = int(np.load(folder / generation / "tok_ptr.npy", mmap_mode="r", allow_pickle=False)[-1])
-    record = ShardRecord(generation, meta_sha, listing, len(meta["docs"]), int(doc_sent_ptr[-1]), tokens)
-    return _ShardSummary(record, meta["docs"], meta["skipped"], meta["vocab"], df, np.diff(doc_sent_ptr))
+    record = ShardRecord(generation, meta_sha, listing, len(docs), int(doc_sent_ptr[-1]), tokens)
+    return _ShardSummary(record, docs, meta["skipped"], vocab, df, np.diff(doc_sent_ptr))
 
 
 def write_manifest(
@@ -366,7 +370,7 @@ def load_manifest(layout: Path, root: Path, params: IndexParams, ref: ManifestRe
             listing_skips=tuple(Skipped(*row) for row in meta["listing_skips"]),
             vocab=tuple(meta["vocab"]),
             tokens=int(meta["tokens"]),
-            checksums=dict(meta["arrays"]),
+            records=dict(meta["arrays"]),
             **arrays,
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -9,26 +9,23 @@ the text that changed. Freshness is decided here: which files are new, changed o
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib.resources import files
-from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qabot.corpus import FileEntry, Skipped, check_root, list_articles, read_document
+from qabot.corpus import FileEntry, Listing, Skipped, check_root, list_articles, read_document
 from qabot.errors import ConfigError
 from qabot.generations import (
     CacheInvalid,
+    JsonColumn,
     load_array,
     load_arrays,
     read_metadata,
@@ -38,16 +35,15 @@ from qabot.generations import (
     save_generation,
     save_shared,
 )
-from qabot.index import DocInfo, Index
-from qabot.postings import Chunk, analyze_documents, build_index, refresh_index
-from qabot.segment import compile_boilerplate
+from qabot.index import DocTable, Index
 from qabot.text_packs import TextPack
 
 if TYPE_CHECKING:
     from qabot.config import Settings
+    from qabot.postings import Chunk
 
 FORMAT = "qabot-index"
-VERSION = 9
+VERSION = 10
 META = "meta.json"
 TEXTS = "texts"  # folder of text packs, beside the generations
 # Code and data that decide what a sentence and a term are: any change to them rebuilds the index.
@@ -66,6 +62,10 @@ SENTENCE_ARRAYS = (
     "sent_start", "sent_end", "sent_line", "sent_end_line", "sent_column", "sent_para_before", "sent_para_after",
     "sent_cues",
 )  # fmt: skip
+# The documents (index.DocTable) and the vocabulary (a JsonColumn), stored beside the Index's arrays.
+DOC_ARRAYS = ("doc_path_text", "doc_path_starts", "doc_detail_text", "doc_detail_starts", "doc_size", "doc_mtime_ns",
+              "doc_ctime_ns")  # fmt: skip
+VOCAB_ARRAYS = ("vocab_text", "vocab_starts")
 POSTING_ARRAYS = ("post_sent", "post_tf", "post_len")
 PER_TERM_ARRAYS = ("term_max_tf", "term_min_len", "term_grams", "term_length", "term_first")
 BATCH_FILES = 200  # files analyzed together (one Chunk; one task for a worker process)
@@ -114,9 +114,9 @@ class OpenReport:
 @cache
 def analysis_fingerprint() -> str:
     """sha256 over the analyzer's and segmenter's code and word lists, plus the stemmer's version."""
-    from importlib.metadata import version
+    import Stemmer
 
-    digest = hashlib.sha256(f"PyStemmer {version('PyStemmer')}".encode())
+    digest = hashlib.sha256(f"PyStemmer {Stemmer.version()}".encode())
     package = files("qabot")
     for name in _ANALYSIS_SOURCES:
         digest.update(package.joinpath(name).read_bytes())
@@ -137,15 +137,17 @@ def open_index(
     params: IndexParams,
     warn: Warn,
     progress: Progress | None = None,
+    verify: bool = False,
 ) -> tuple[Index, OpenReport]:
-    """The corpus's index: loaded when no file changed, else refreshed or rebuilt, then saved."""
+    """The corpus's index: loaded when no file changed, else refreshed or rebuilt, then saved. With
+    `verify`, every stored array's checksum is checked, whatever its ctime says (`qabot index`)."""
     started = time.perf_counter()
     root = check_root(corpus_root)
     if cache_root.exists() and not cache_root.is_dir():
         raise ConfigError(f"cache_dir {cache_root} is a file, not a folder; point cache_dir at a folder")
     entries, listing_skips = list_articles(root)
     folder = corpus_cache_dir(cache_root, root)
-    index, report = update_index(root, folder, entries, listing_skips, params, warn, progress)
+    index, report = update_index(root, folder, entries, listing_skips, params, warn, progress, verify)
     return index, replace(report, seconds=time.perf_counter() - started)
 
 
@@ -157,12 +159,13 @@ def update_index(
     params: IndexParams,
     warn: Warn,
     progress: Progress | None = None,
+    verify: bool = False,
 ) -> tuple[Index, OpenReport]:
     """The index of `entries` (files of root) stored in folder: loaded when none changed, else
     refreshed or rebuilt, then saved. A shard of a sharded index is one such folder."""
     started = time.perf_counter()
     try:
-        stored = load_index(folder, root, params)
+        stored = load_index(folder, root, params, verify)
     except CacheInvalid as exc:
         if (folder / "CURRENT").exists():
             warn(f"index cache {folder} is out of date or damaged: {exc}; rebuilding it")
@@ -172,7 +175,7 @@ def update_index(
         _save_quietly(index, folder, params, warn)
         return index, OpenReport("built", added=len(index.docs), seconds=time.perf_counter() - started)
     index, stored_skips = stored
-    stale, removed = _stale_entries(index, stored_skips, entries), _removed(index, entries)
+    stale, removed = _changes(index, stored_skips, entries)
     if not stale and not removed and _same_skips(stored_skips, listing_skips):
         return index, OpenReport("loaded", seconds=time.perf_counter() - started)
     reported = {(s.path, s.reason) for s in stored_skips}
@@ -186,6 +189,8 @@ def update_index(
                for entry in same}  # fmt: skip
     keep = indexed.keys() - removed - {entry.path for entry in stale} | renewed.keys()
     skipped = sorted([*listing_skips, *skips, *_kept_skips(stored_skips, entries, stale)], key=lambda s: s.path)
+    from qabot.postings import refresh_index
+
     refreshed = refresh_index(index, parts, keep, skipped, renewed)
     _save_quietly(refreshed, folder, params, warn)
     changed_paths = [doc.path for chunk in parts for doc in chunk.docs]
@@ -198,7 +203,7 @@ def corpus_changed(index: Index, corpus_root: Path) -> bool:
     """Whether a file was added, changed (size or mtime) or removed since index was made; cheap:
     the folder is listed, nothing is read."""
     entries, listing_skips = list_articles(check_root(corpus_root))
-    stale, removed = _stale_entries(index, index.skipped, entries), _removed(index, entries)
+    stale, removed = _changes(index, index.skipped, entries)
     return bool(stale or removed) or not _same_skips(index.skipped, listing_skips)
 
 
@@ -215,6 +220,8 @@ def build_corpus_index(
     skipped = sorted([*listing_skips, *skips], key=lambda s: s.path)
     for skip in listing_skips:
         warn(str(skip))
+    from qabot.postings import build_index
+
     return build_index(root, parts, skipped, params.k1, params.b)
 
 
@@ -251,6 +258,8 @@ def _read_and_analyze(
         if progress:
             progress(done, len(entries))
 
+    import threading
+
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
     # Forking is only safe with no other thread running (the bot reloads from a worker thread);
     # spawn-like methods would re-run the caller's main script, so those callers go serial.
@@ -258,6 +267,10 @@ def _read_and_analyze(
         for batch, batch_shas in zip(batches, batch_known, strict=True):
             collect(analyze_batch(root, batch, params, batch_shas), len(batch))
         return chunks, skips, same
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from itertools import repeat
+
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         results = pool.map(analyze_batch, repeat(root), batches, repeat(params), batch_known)
@@ -271,6 +284,9 @@ def analyze_batch(
 ) -> tuple[Chunk, list[Skipped], list[FileEntry]]:
     """One batch of files read and analyzed into a Chunk, the files skipped and why, and the files
     whose bytes still have the sha256 `known` gives for their path (read, not analyzed)."""
+    from qabot.postings import analyze_documents
+    from qabot.segment import compile_boilerplate
+
     boilerplate = compile_boilerplate(params.boilerplate_patterns)
     docs, skips, same = [], [], []
     for entry in entries:
@@ -300,16 +316,47 @@ def stored_skip(row: Sequence) -> Skipped:
     return SkippedEntry(*row) if row[2] >= 0 else Skipped(row[0], row[1])
 
 
-def _stale_entries(index: Index, stored_skips: Sequence[Skipped], entries: Sequence[FileEntry]) -> list[FileEntry]:
-    """Files that are new or whose size, mtime or ctime differ from what the index saw. A file whose
-    ctime alone moved (written in place, its mtime set back) is re-read and its bytes compared."""
-    seen = {doc.path: (doc.size, doc.mtime_ns, doc.ctime_ns) for doc in index.docs}
-    seen.update({s.path: (s.size, s.mtime_ns, s.ctime_ns) for s in stored_skips if isinstance(s, SkippedEntry)})
-    return [entry for entry in entries if seen.get(entry.path) != (entry.size, entry.mtime_ns, entry.ctime_ns)]
+def _changes(
+    index: Index, stored_skips: Sequence[Skipped], entries: Sequence[FileEntry]
+) -> tuple[list[FileEntry], set[str]]:
+    """The files that are new or whose size, mtime or ctime differ from what the index saw, and the
+    documents whose files are gone. A file whose ctime alone moved (written in place, its mtime set
+    back) is re-read and its bytes compared. Compared as arrays: a fresh process checks 50,000 files."""
+    listing = Listing.of(entries)
+    paths, seen = _seen(index, stored_skips)
+    listed = np.array([listing.sizes, listing.mtimes_ns, listing.ctimes_ns], dtype=np.int64).T.reshape(-1, 3)
+    if len(paths) == len(listing) and tuple(paths) == listing.paths:  # the same files: compare their times
+        stale = (listed != seen).any(axis=1)
+        removed: set[str] = set()
+    else:
+        position = {path: i for i, path in enumerate(paths)}
+        at = np.fromiter((position.get(path, -1) for path in listing.paths), dtype=np.int64, count=len(listing))
+        stale, known = np.ones(len(listing), dtype=bool), at >= 0
+        stale[known] = (listed[known] != seen[at[known]]).any(axis=1)
+        removed = set(_doc_paths(index)) - set(listing.paths)
+    return [listing[i] for i in np.flatnonzero(stale).tolist()], removed
 
 
-def _removed(index: Index, entries: Sequence[FileEntry]) -> set[str]:
-    return {doc.path for doc in index.docs} - {entry.path for entry in entries}
+def _doc_paths(index: Index) -> Sequence[str]:
+    docs = index.docs
+    return docs.paths if isinstance(docs, DocTable) else [doc.path for doc in docs]
+
+
+def _seen(index: Index, stored_skips: Sequence[Skipped]) -> tuple[Sequence[str], np.ndarray]:
+    """Paths and (size, mtime_ns, ctime_ns) rows of the files the index read: its documents, then the
+    read files it skipped."""
+    docs = index.docs
+    if isinstance(docs, DocTable):
+        seen = np.column_stack([docs.sizes, docs.mtimes_ns, docs.ctimes_ns])
+    else:
+        seen = np.array([(doc.size, doc.mtime_ns, doc.ctime_ns) for doc in docs], dtype=np.int64).reshape(-1, 3)
+    paths = _doc_paths(index)
+    read = [skip for skip in stored_skips if isinstance(skip, SkippedEntry)]
+    if read:
+        paths = [*paths, *(skip.path for skip in read)]
+        rows = np.array([(skip.size, skip.mtime_ns, skip.ctime_ns) for skip in read], dtype=np.int64)
+        seen = np.concatenate([seen, rows])
+    return paths, seen
 
 
 def _kept_skips(stored: Sequence[Skipped], entries: Sequence[FileEntry], stale: Sequence[FileEntry]) -> list[Skipped]:
@@ -339,21 +386,22 @@ def save_index(index: Index, folder: Path, params: IndexParams) -> Path:
     meta = {
         **params.fingerprint(),
         "root": str(index.root),
-        "docs": [[d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns, d.ctime_ns, d.url] for d in index.docs],
         "skipped": [[s.path, s.reason, getattr(s, "size", -1), getattr(s, "mtime_ns", -1), getattr(s, "ctime_ns", -1)]
                     for s in index.skipped],
-        "vocab": list(index.vocab),
         "packs": packs,
     }
-    arrays = {name: getattr(index, name) for name in ARRAYS}
+    vocab_text, vocab_starts = JsonColumn.encode(index.vocab)
+    arrays = {**{name: getattr(index, name) for name in ARRAYS}, **DocTable.columns(index.docs),
+              "vocab_text": vocab_text, "vocab_starts": vocab_starts}  # fmt: skip
     generation, _ = save_generation(folder, arrays, META, meta)
     remove_old_generations(folder, keep=generation)
-    remove_unused_shared(folder / TEXTS, folder, keep=generation, used={name for name, _ in packs})
+    remove_unused_shared(folder / TEXTS, folder, keep=generation, used={pack[0] for pack in packs})
     return folder / generation
 
 
-def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, list[Skipped]]:
-    """The current stored generation, verified; CacheInvalid when absent, stale-format or damaged."""
+def load_index(folder: Path, root: Path, params: IndexParams, verify: bool = False) -> tuple[Index, list[Skipped]]:
+    """The current stored generation, checked (generations.py says how; `verify`: every checksum);
+    CacheInvalid when absent, stale-format or damaged."""
     name, meta_sha = read_pointer(folder)
     generation = folder / name
     meta = read_metadata(generation, META, meta_sha)
@@ -364,12 +412,13 @@ def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, li
                 raise CacheInvalid(f"built by another version of qabot ({key} differs)")
             raise CacheInvalid(f"built with {key} = {meta.get(key)!r}, now {value!r}")
     try:
-        arrays = load_arrays(generation, ARRAYS, meta["arrays"])
-        text_packs = tuple(_load_pack(folder / TEXTS, name, checksum) for name, checksum in meta["packs"])
-        docs = tuple(DocInfo(*row) for row in meta["docs"])
+        arrays = load_arrays(generation, (*ARRAYS, *DOC_ARRAYS, *VOCAB_ARRAYS), meta["arrays"], verify)
+        text_packs = tuple(_load_pack(folder / TEXTS, entry, verify) for entry in meta["packs"])
+        docs = DocTable.stored({name: arrays.pop(name) for name in DOC_ARRAYS})
+        vocab = JsonColumn(arrays.pop("vocab_text"), arrays.pop("vocab_starts"))
         skipped = [stored_skip(row) for row in meta["skipped"]]
-        index = Index(root=root, docs=docs, skipped=tuple(skipped), k1=params.k1, b=params.b,
-                      vocab=tuple(meta["vocab"]), text_packs=text_packs, **arrays)  # fmt: skip
+        index = Index(root=root, docs=docs, skipped=tuple(skipped), k1=params.k1, b=params.b, vocab=vocab,
+                      text_packs=text_packs, **arrays)  # fmt: skip
     except CacheInvalid:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -378,13 +427,16 @@ def load_index(folder: Path, root: Path, params: IndexParams) -> tuple[Index, li
     return index, skipped
 
 
-def _load_pack(texts: Path, name: object, checksum: object) -> TextPack:
-    if not isinstance(name, str) or not re.fullmatch(r"[0-9a-f]{32}", name) or not isinstance(checksum, str):
+def _load_pack(texts: Path, entry: object, verify: bool) -> TextPack:
+    """A text pack from its metadata entry [name, checksum, size, ctime_ns]."""
+    if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str)
+            and re.fullmatch(r"[0-9a-f]{32}", entry[0])):  # fmt: skip
         raise CacheInvalid("text pack entry is damaged")
-    data = load_array(texts / f"{name}.npy", checksum)
+    name, record = entry[0], entry[1:]
+    data = load_array(texts / f"{name}.npy", record, verify)
     if data.dtype != np.uint8 or data.ndim != 1:
         raise CacheInvalid(f"text pack {name} is not a byte array")
-    return TextPack(name, data, checksum)
+    return TextPack(name, data, record[0])
 
 
 def _check_shapes(index: Index) -> None:

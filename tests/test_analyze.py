@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import unicodedata
 
 import pytest
 
-from qabot.analyze import analyze, fold, term_spans
+from qabot.analyze import TermTable, analyze, derivations, everyday_terms, fold, term_spans
 from tests.conftest import PROJECT
 
 
@@ -88,3 +89,23 @@ def test_the_shipped_combining_marks_are_this_pythons_marks():
     if f"Unicode {unicodedata.unidata_version})" in text:  # the version the list was generated from
         marks = {code for code in range(0x110000) if unicodedata.category(chr(code)).startswith("M")}
         assert listed == marks
+
+
+def test_the_shipped_everyday_terms_are_the_common_words_as_the_analyzer_stems_them_now():
+    """common_terms.txt is derived from common_words.txt with term_of: a change to the analyzer must re-derive it."""
+    spec = importlib.util.spec_from_file_location("derive_common_words", PROJECT / "tools" / "derive_common_words.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)  # wordfreq is imported only to derive common_words.txt itself
+    words = (PROJECT / "qabot" / "data" / "common_words.txt").read_text(encoding="utf-8")
+    derived = tool.everyday_terms(words)
+    assert everyday_terms() == derived
+    assert derived["quien"] >= 4.0 and "keep" in derived and "the" not in derived  # folded, stemmed; no stopwords
+
+
+def test_a_term_table_finds_a_terms_line_and_nothing_else():
+    table = TermTable("# a comment line\nagre agreeabl agreement\npeac 5.12\nlast x", str.split)
+    assert table["agre"] == ["agreeabl", "agreement"] and table["last"] == ["x"] and table["peac"] == ["5.12"]
+    for missing in ("agr", "agreeabl", "agre agreeabl", "#", "# a", "", "x"):
+        assert missing not in table and table.get(missing) is None
+    assert list(table) == ["agre", "peac", "last"] and len(table) == 3
+    assert derivations()["agre"] == ("agreeabl", "agreement") and everyday_terms()["agre"] >= 4.0

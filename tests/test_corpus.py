@@ -7,7 +7,16 @@ import os
 import pytest
 
 from qabot.config import DEFAULT_BOILERPLATE
-from qabot.corpus import Document, Skipped, check_root, list_articles, parse_document, read_document
+from qabot.corpus import (
+    Document,
+    FileEntry,
+    Listing,
+    Skipped,
+    check_root,
+    list_articles,
+    parse_document,
+    read_document,
+)
 from qabot.errors import CorpusError
 from qabot.segment import compile_boilerplate
 from tests.conftest import SEEDS
@@ -80,3 +89,17 @@ def test_missing_corpus_folder_is_a_corpus_error(tmp_path):
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(CorpusError, match="not a folder"):
         check_root(tmp_path / "file.txt")
+
+
+def test_listing_is_sorted_by_path_even_where_a_name_sorts_before_the_slash(tmp_path):
+    for rel in ("a/x.txt", "a-b.txt", "a b/y.md", "a.txt", "b/c/d.txt", "b/c.txt", "b.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("An article.\n", encoding="utf-8")
+    entries, skipped = list_articles(tmp_path)
+    paths = [entry.path for entry in entries]
+    assert paths == sorted(paths) == ["a b/y.md", "a-b.txt", "a.txt", "a/x.txt", "b.txt", "b/c.txt", "b/c/d.txt"]
+    assert skipped == []
+    status = (tmp_path / "b/c.txt").stat()
+    expected = FileEntry("b/c.txt", status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+    assert entries[5] == expected == list(entries)[5]
+    assert Listing.of(list(entries)) == entries and len(entries) == 7

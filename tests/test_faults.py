@@ -20,7 +20,7 @@ from qabot.answer import Answerer, AnswerParams
 from qabot.config import Settings
 from qabot.frontend import answerer_for
 from qabot.generations import CacheInvalid
-from qabot.store import ARRAYS, IndexParams, corpus_cache_dir, load_index, open_index
+from qabot.store import ARRAYS, DOC_ARRAYS, VOCAB_ARRAYS, IndexParams, corpus_cache_dir, load_index, open_index
 from tests.conftest import MAKE_CORPUS, PROJECT, settings_for
 
 QUESTIONS = (
@@ -86,7 +86,7 @@ def resave_array(folder: Path, name: str, array: np.ndarray, allow_pickle: bool 
     path = generation(folder) / f"{name}.npy"
     np.save(path, array, allow_pickle=allow_pickle)
     arrays = json.loads((generation(folder) / "meta.json").read_text(encoding="utf-8"))["arrays"]
-    edit_meta(folder, arrays={**arrays, name: crc32_of(path)})
+    edit_meta(folder, arrays={**arrays, name: [crc32_of(path), path.stat().st_size, path.stat().st_ctime_ns]})
 
 
 CORRUPTIONS = {
@@ -105,7 +105,8 @@ CORRUPTIONS = {
     "meta.json is a list": lambda f: (generation(f) / "meta.json").write_text("[1, 2, 3]"),
     "older format version": lambda f: edit_meta(f, version=0),
     "older analyzer": lambda f: edit_meta(f, analyzer="nfkc-casefold-porter-punkt0"),
-    "meta missing its docs": lambda f: edit_meta(f, docs=None),
+    "meta missing its skipped files": lambda f: edit_meta(f, skipped=None),
+    "array record damaged": lambda f: edit_meta(f, arrays={"df": "crc32:00000000"}),
     "array of the wrong length": lambda f: resave_array(f, "sent_start", np.zeros(3, dtype=np.int64)),
     "CURRENT garbage": lambda f: (f / "CURRENT").write_bytes(b"\x89\xff\x00gen-zzz"),
     "CURRENT path traversal": lambda f: (f / "CURRENT").write_text("gen-../../../../etc"),
@@ -119,7 +120,8 @@ CORRUPTIONS = {
 CAUGHT_BY = {
     "older format version": "another version",
     "older analyzer": "another version",
-    "meta missing its docs": "arrays unreadable",
+    "meta missing its skipped files": "arrays unreadable",
+    "array record damaged": "records",
     "array of the wrong length": "array sizes do not agree",
     "text pack name is a path": "text pack entry is damaged",
     "document text outside its pack": "outside its pack",
@@ -174,7 +176,8 @@ def test_any_flipped_or_truncated_array_or_text_pack_byte_is_detected(built) -> 
     rng = random.Random(20240601)
     root, params = settings.corpus.resolve(), index_params(settings)
     faults = 0
-    for path in [generation(folder) / f"{name}.npy" for name in ARRAYS] + [text_pack(folder)]:
+    stored = (*ARRAYS, *DOC_ARRAYS, *VOCAB_ARRAYS)
+    for path in [generation(folder) / f"{name}.npy" for name in stored] + [text_pack(folder)]:
         original = path.read_bytes()
         for offset in [0, len(original) - 1, *rng.sample(range(len(original)), min(8, len(original)))]:
             flip_byte(path, offset)
@@ -188,7 +191,7 @@ def test_any_flipped_or_truncated_array_or_text_pack_byte_is_detected(built) -> 
                 load_index(folder, root, params)
             path.write_bytes(original)
             faults += 1
-    assert faults >= (len(ARRAYS) + 1) * 5
+    assert faults >= (len(stored) + 1) * 5
     load_index(folder, root, params)  # restored: loads again
 
 
@@ -215,12 +218,13 @@ def test_any_flipped_meta_byte_is_detected_or_harmless(built) -> None:
 
 def test_a_corrupted_vocabulary_term_does_not_change_answers_silently(built) -> None:
     settings, folder, reference = built
-    path = generation(folder) / "meta.json"
-    text = path.read_text(encoding="utf-8")
-    assert text.count('"bono"') == 1
-    path.write_text(text.replace('"bono"', '"bonp"'), encoding="utf-8")  # one bit of one byte
+    path = generation(folder) / "vocab_text.npy"
+    data = path.read_bytes()
+    assert data.count(b'"bono"') == 1
+    path.write_bytes(data.replace(b'"bono"', b'"bonp"'))  # one bit of one byte, the file's size unchanged
     warnings: list[str] = []
-    assert answers(answerer_for(settings, warn=warnings.append)) == reference, warnings
+    assert answers(answerer_for(settings, warn=warnings.append)) == reference
+    assert len(warnings) == 1 and "checksum mismatch in vocab_text.npy" in warnings[0], warnings
 
 
 # --- killing `qabot index` mid-write -------------------------------------------------------------
@@ -378,3 +382,23 @@ def test_two_processes_indexing_at_once_leave_a_complete_index(corpus_copy, tmp_
         assert answers_of_index(index, settings) == answers(fresh)
         if round_ >= 1:
             assert f"okapi{round_}" in index.vocab
+
+
+def test_damage_that_moves_no_ctime_is_left_to_qabot_index_which_checks_every_checksum(built) -> None:
+    """Bit rot moves no ctime: an ask maps the array unread (as documented); `qabot index` reads and checks it."""
+    settings, folder, reference = built
+    path = generation(folder) / "post_tf.npy"
+    flip_byte(path, -3)
+    meta = json.loads((generation(folder) / "meta.json").read_text(encoding="utf-8"))
+    checksum = meta["arrays"]["post_tf"][0]  # the CRC of the bytes as written; the ctime as the disk now says
+    edit_meta(folder, arrays={**meta["arrays"], "post_tf": [checksum, path.stat().st_size, path.stat().st_ctime_ns]})
+    root, params = settings.corpus.resolve(), index_params(settings)
+    load_index(folder, root, params)  # not read, so not caught
+    with pytest.raises(CacheInvalid, match=r"checksum mismatch in post_tf\.npy"):
+        load_index(folder, root, params, verify=True)
+    result = subprocess.run([sys.executable, "-m", "qabot.cli", "index"], cwd=PROJECT,
+                            env=qabot_env(settings.corpus, settings.index_dir), capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 0 and "post_tf.npy" in result.stderr and "rebuilding" in result.stderr, result
+    load_index(folder, root, params, verify=True)  # rebuilt: every checksum holds
+    assert answers(answerer_for(settings)) == reference

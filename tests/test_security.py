@@ -81,7 +81,7 @@ def test_every_np_load_refuses_pickles() -> None:
 
 
 def test_a_crafted_cache_with_a_pickle_cannot_run_code(corpus_copy, tmp_path) -> None:
-    """An object array whose unpickling would create a file, with its checksum made valid: refused, rebuilt."""
+    """An object array whose unpickling would create a file, with its record made valid: refused, rebuilt."""
     settings = settings_for(corpus_copy, tmp_path / "cache")
     reference = answerer_for(settings).ask("Who is Louis Bono?")
     folder = corpus_cache_dir(settings.index_dir, corpus_copy)
@@ -96,7 +96,8 @@ def test_a_crafted_cache_with_a_pickle_cannot_run_code(corpus_copy, tmp_path) ->
     np.save(target, np.array([Payload()], dtype=object), allow_pickle=True)
     meta_path = generation / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta["arrays"]["df"] = f"crc32:{zlib.crc32(target.read_bytes()):08x}"
+    status = target.stat()
+    meta["arrays"]["df"] = [f"crc32:{zlib.crc32(target.read_bytes()):08x}", status.st_size, status.st_ctime_ns]
     meta_bytes = json.dumps(meta).encode("utf-8")
     meta_path.write_bytes(meta_bytes)
     (folder / "CURRENT").write_text(f"{generation.name} {hashlib.sha256(meta_bytes).hexdigest()}\n")

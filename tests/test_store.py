@@ -8,11 +8,12 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from qabot import store
+from qabot import postings, store
 from qabot.index import Index
 from qabot.postings import analyze_documents
 from qabot.store import ARRAYS, IndexParams, corpus_cache_dir, corpus_changed, open_index
@@ -139,7 +140,7 @@ def test_files_touched_but_unchanged_are_read_and_hashed_but_not_analyzed_again(
         analyzed.extend(doc.path for doc in docs)
         return analyze_documents(docs, boilerplate)
 
-    monkeypatch.setattr(store, "analyze_documents", recording)
+    monkeypatch.setattr(postings, "analyze_documents", recording)  # store imports it when it analyzes
     for path in corpus_copy.glob("*.txt"):
         os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     same = corpus_copy / "004_d9f82656579fc0ba.txt"
@@ -173,13 +174,17 @@ def test_a_file_rewritten_in_place_with_its_size_and_mtime_restored_is_still_see
 
 
 def test_an_index_stored_without_status_change_times_opens_and_checks_each_file_once(corpus_copy, tmp_path):
-    """An index stored by the previous version (no ctime column) is not rebuilt: each file's bytes are
-    compared with its sha256 once, none is analyzed again, and the times are stored from then on."""
+    """An index whose files' ctimes are unknown (-1) is not rebuilt: each file's bytes are compared with its
+    sha256 once, none is analyzed again, and the times are stored from then on."""
     built, _ = open_index(corpus_copy, tmp_path / "cache", PARAMS, quiet)
     folder = corpus_cache_dir(tmp_path / "cache", corpus_copy)
     generation, _ = (folder / "CURRENT").read_text(encoding="ascii").split()
+    column = folder / generation / "doc_ctime_ns.npy"
+    np.save(column, np.full(len(built.docs), -1, dtype=np.int64))
     meta = json.loads((folder / generation / "meta.json").read_bytes())
-    meta["docs"] = [row[:6] for row in meta["docs"]]
+    status = column.stat()
+    checksum = f"crc32:{zlib.crc32(column.read_bytes()):08x}"
+    meta["arrays"]["doc_ctime_ns"] = [checksum, status.st_size, status.st_ctime_ns]
     meta["skipped"] = [row[:4] for row in meta["skipped"]]
     meta_bytes = json.dumps(meta, ensure_ascii=False).encode("utf-8")
     (folder / generation / "meta.json").write_bytes(meta_bytes)
