@@ -266,8 +266,8 @@ def _read_and_analyze(
 def _worker_context() -> multiprocessing.context.BaseContext:
     """How worker processes start: forked from this process when it runs no other thread (at once, sharing
     what is loaded), else from a single-threaded fork server, since a fork would copy a lock that another
-    thread (the bot's event loop, a benchmark's memory sampler) may hold. The fork server imports the
-    caller's main module, so a script that builds a large index from a thread needs the usual
+    thread (the bot's event loop, a benchmark's memory sampler) may hold. Workers started that way import
+    the caller's main module, so a script that builds a large index from a thread needs the usual
     `if __name__ == "__main__":` guard."""
     return multiprocessing.get_context("fork" if threading.active_count() == 1 else "forkserver")
 
