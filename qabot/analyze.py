@@ -7,6 +7,8 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from importlib.resources import files
+from itertools import compress, repeat
+from operator import is_
 from typing import TypeVar
 
 V = TypeVar("V")
@@ -141,6 +143,7 @@ def term_of(token: str) -> str | None:
     return _stemmer().stemWord(word.replace("'", ""))
 
 
+@cache
 def _is_capital_stopword(token: str) -> bool:
     if not token.isupper():
         return False
@@ -171,10 +174,11 @@ def _terms_with_offsets(text: str) -> Iterator[tuple[re.Match[str], str]]:
 def analyze(text: str) -> list[str]:
     """Index terms of text, in order, stopwords removed."""
     tokens = TOKEN.findall(text)
-    terms = [term_of(token) for token in tokens]
-    if any(term is None and _is_capital_stopword(token) for token, term in zip(tokens, terms, strict=True)):
+    terms = list(map(term_of, tokens))
+    # map and compress keep the per-token work in C: this runs on every sentence of a build.
+    if any(map(_is_capital_stopword, compress(tokens, map(is_, terms, repeat(None))))):
         return [term for _, term in _terms_with_offsets(text)]
-    return [term for term in terms if term]
+    return list(filter(None, terms))
 
 
 def term_spans(text: str) -> Iterator[tuple[int, int, str]]:

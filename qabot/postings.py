@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +55,8 @@ def _joined(pieces: Sequence[np.ndarray], dtype: type) -> np.ndarray:
 
 def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | None) -> Chunk:
     """Segment and analyze documents into one Chunk; boilerplate sentences are left out."""
-    local: dict[str, int] = {}
-    texts, starts, ends, lines, end_lines, lengths, tok_ids, counts = [], [], [], [], [], [], [], []
+    terms_in_order: list[str] = []
+    texts, starts, ends, lines, end_lines, lengths, counts = [], [], [], [], [], [], []
     before, after, cues, columns = [], [], [], []
     for doc in docs:
         spans = [(start, end) for start, end, flagged in sentence_spans(doc.text, boilerplate, doc.head)
@@ -69,7 +70,7 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
             cues.append(sentence_cues(sentence))
             columns.append(start - doc.text.rfind("\n", 0, start))
             lengths.append(len(terms))
-            tok_ids.extend(local.setdefault(term, len(local)) for term in terms)
+            terms_in_order.extend(terms)
         texts.append(doc.text.encode("utf-8"))
         starts.append(first)
         ends.append(last)
@@ -80,6 +81,9 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
         before.append(position - np.searchsorted(paragraph, paragraph, side="left"))
         after.append(np.searchsorted(paragraph, paragraph, side="right") - 1 - position)
         counts.append(len(spans))
+    # Terms are numbered in order of first use, by C-level passes rather than a lookup per token in Python.
+    local = {term: i for i, term in enumerate(dict.fromkeys(terms_in_order))}
+    tok_ids = np.fromiter(map(local.__getitem__, terms_in_order), dtype=np.int32, count=len(terms_in_order))
 
     return Chunk(
         docs=tuple(DocInfo(d.path, d.sha256, d.title, d.date, d.size, d.mtime_ns, d.ctime_ns, d.url) for d in docs),
@@ -95,7 +99,7 @@ def analyze_documents(docs: Sequence[Document], boilerplate: re.Pattern[str] | N
         para_after=_joined(after, np.int32),
         cues=np.array(cues, dtype=np.uint8),
         lengths=np.array(lengths, dtype=np.int64),
-        tok_ids=np.array(tok_ids, dtype=np.int32),
+        tok_ids=tok_ids,
         vocab=tuple(local),
     )
 
@@ -211,10 +215,10 @@ def _assemble(chunks: Sequence[Chunk], wanted: Callable[[DocInfo], bool] | None 
         else:
             runs.append([c, i, i + 1])
 
-    union: dict[str, int] = {}
+    # Union ids in order of first appearance, found by C-level passes (a build unions millions of terms).
+    union = {term: i for i, term in enumerate(dict.fromkeys(chain.from_iterable(chunk.vocab for chunk in chunks)))}
     to_union = [
-        np.fromiter((union.setdefault(t, len(union)) for t in chunk.vocab), dtype=np.int32, count=len(chunk.vocab))
-        for chunk in chunks
+        np.fromiter(map(union.__getitem__, chunk.vocab), dtype=np.int32, count=len(chunk.vocab)) for chunk in chunks
     ]
     pointers = [(_pointers(chunk.sent_counts), _pointers(chunk.lengths)) for chunk in chunks]
 

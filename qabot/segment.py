@@ -6,7 +6,7 @@ import re
 import sys
 from bisect import bisect_right
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,7 @@ ABBREVIATIONS = frozenset(
 MAX_SENTENCE_CHARS = 1000
 _LINE_BREAK = re.compile(r"\n")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
+_REMEMBERED_CONTEXTS = 1 << 16  # Punkt break decisions kept (a few MB)
 
 
 @cache
@@ -44,9 +45,19 @@ def punkt_tokenizer() -> PunktSentenceTokenizer:
         # Curly quotes open words too, so “U.S. is still seen as the abbreviation U.S.
         _re_word_start = r"[^\(\"\`{\[:;&\#\*@\)}\]\-,“‘«]"
 
+    class RememberingTokenizer(punkt.PunktSentenceTokenizer):
+        # Whether a candidate break ends a sentence depends on its context alone (the words around the
+        # period, given fixed parameters), and contexts repeat ("said. The"): the decisions are remembered.
+        def __init__(self, params: punkt.PunktParameters, lang_vars: punkt.PunktLanguageVars) -> None:
+            super().__init__(params, lang_vars=lang_vars)
+            self._sentbreaks = lru_cache(maxsize=_REMEMBERED_CONTEXTS)(super().text_contains_sentbreak)
+
+        def text_contains_sentbreak(self, text: str) -> bool:
+            return self._sentbreaks(text)
+
     params = punkt.PunktParameters()
     params.abbrev_types = set(ABBREVIATIONS)
-    return punkt.PunktSentenceTokenizer(params, lang_vars=NewsLanguageVars())
+    return RememberingTokenizer(params, NewsLanguageVars())
 
 
 def _import_punkt() -> ModuleType:

@@ -39,6 +39,8 @@ from qabot.index import DocTable, Index
 from qabot.text_packs import TextPack
 
 if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
     from qabot.config import Settings
     from qabot.postings import Chunk
 
@@ -258,25 +260,31 @@ def _read_and_analyze(
         if progress:
             progress(done, len(entries))
 
-    import threading
-
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    # Forking is only safe with no other thread running (the bot reloads from a worker thread);
-    # spawn-like methods would re-run the caller's main script, so those callers go serial.
-    if len(entries) < PARALLEL_FILES or workers < 2 or threading.active_count() > 1:
+    if len(entries) < PARALLEL_FILES or workers < 2:
         for batch, batch_shas in zip(batches, batch_known, strict=True):
             collect(analyze_batch(root, batch, params, batch_shas), len(batch))
         return chunks, skips, same
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from itertools import repeat
 
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
         results = pool.map(analyze_batch, repeat(root), batches, repeat(params), batch_known)
         for batch, result in zip(batches, results, strict=True):
             collect(result, len(batch))
     return chunks, skips, same
+
+
+def _worker_context() -> BaseContext:
+    """How worker processes start: forked from this process when it runs no other thread (at once, sharing
+    what is loaded), else from a single-threaded fork server, since a fork would copy a lock that another
+    thread (the bot's event loop, a benchmark's memory sampler) may hold. Workers started that way import
+    the caller's main module, so a script that builds a large index from a thread needs the usual
+    `if __name__ == "__main__":` guard."""
+    import multiprocessing
+    import threading
+
+    return multiprocessing.get_context("fork" if threading.active_count() == 1 else "forkserver")
 
 
 def analyze_batch(

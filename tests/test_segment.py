@@ -123,3 +123,21 @@ def test_punkt_loads_without_scipy_and_scipy_still_imports_afterwards():
                             text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2", "False", "False", "0.5"]
+
+
+def test_remembered_break_decisions_split_as_punkt_decides_afresh(monkeypatch):
+    """Punkt's break decision per context is remembered: every seed splits as when each is decided anew,
+    and a second pass over the same text (decided from memory only) splits the same way again."""
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+    from qabot.segment import punkt_tokenizer, sentence_spans
+
+    docs = [parse_document(p.name, p.read_bytes(), boilerplate=BOILERPLATE) for p in sorted(SEEDS.glob("*.txt"))]
+    tokenizer = punkt_tokenizer()
+    tokenizer._sentbreaks.cache_clear()
+    remembered = [sentence_spans(doc.text, BOILERPLATE, doc.head) for doc in docs]
+    assert tokenizer._sentbreaks.cache_info().hits > 0, "contexts repeat across the seeds"
+    assert [sentence_spans(doc.text, BOILERPLATE, doc.head) for doc in docs] == remembered
+    afresh = PunktSentenceTokenizer.text_contains_sentbreak
+    monkeypatch.setattr(type(tokenizer), "text_contains_sentbreak", lambda self, text: afresh(self, text))
+    assert [sentence_spans(doc.text, BOILERPLATE, doc.head) for doc in docs] == remembered

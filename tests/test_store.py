@@ -114,6 +114,31 @@ def test_parallel_build_equals_serial_build(tmp_path, monkeypatch):
     assert len(parallel.docs) == 45
 
 
+def test_parallel_build_with_another_thread_running_equals_serial_build(tmp_path, monkeypatch):
+    """The bot reloads from a worker thread: its workers then come from a fork server, not a fork."""
+    import threading
+
+    corpus = tmp_path / "many"
+    corpus.mkdir()
+    for i in range(30):
+        (corpus / f"a{i:03d}.txt").write_text(f"Title {i}\n\nThe U.S. envoy met minister {i}. Talks went on.\n")
+    serial, _ = open_index(corpus, tmp_path / "serial", PARAMS, quiet)
+    monkeypatch.setattr(store, "PARALLEL_FILES", 10)
+    monkeypatch.setattr(store, "BATCH_FILES", 4)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert store._worker_context().get_start_method() == "forkserver"
+        parallel, report = open_index(corpus, tmp_path / "parallel", PARAMS, quiet)
+    finally:
+        stop.set()
+        other.join()
+    assert report.action == "built"
+    assert_same_index(serial, parallel)
+    assert len(parallel.docs) == 30
+
+
 def test_corpus_changed_sees_added_changed_removed_and_skipped_files(corpus_copy, tmp_path):
     def fresh_index():
         return open_index(corpus_copy, tmp_path / "cache", PARAMS, lambda message: None)[0]
