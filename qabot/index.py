@@ -101,18 +101,32 @@ class DocTable(Sequence[DocInfo]):
     __hash__ = None  # type: ignore[assignment]
 
 
+# A lookup in a stored vocabulary decodes about log2(V) terms, each costing some 400 times what decoding one
+# term costs when the whole vocabulary is decoded at once; after V / LOOKUPS_PER_DECODE lookups the lazy probes
+# have cost what decoding everything would, so the vocabulary is decoded (a fresh `qabot ask` makes ~20).
+LOOKUPS_PER_DECODE = 400
+
+
 class VocabularyIds(Mapping[str, int]):
     """A sorted vocabulary's term -> id (its position), by binary search: an index opens without
-    building a dictionary of every term, which a fresh process would pay for a handful of lookups."""
+    building a dictionary of every term, which a fresh process would pay for a handful of lookups.
+    A stored vocabulary is read term by term until a long-lived process has looked up enough terms
+    to make decoding all of it cheaper."""
 
-    __slots__ = ("_vocab",)
+    __slots__ = ("_lookups", "_vocab")
 
     def __init__(self, vocab: Sequence[str]) -> None:
         self._vocab = vocab
+        self._lookups = 0
 
     def __getitem__(self, term: str) -> int:
-        at = bisect_left(self._vocab, term)
-        if at < len(self._vocab) and self._vocab[at] == term:
+        vocab = self._vocab
+        if isinstance(vocab, JsonColumn):
+            self._lookups += 1
+            if self._lookups * LOOKUPS_PER_DECODE > len(vocab):
+                vocab = self._vocab = vocab.decoded()  # threads racing here decode the same list
+        at = bisect_left(vocab, term)
+        if at < len(vocab) and vocab[at] == term:
             return at
         raise KeyError(term)
 

@@ -10,9 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qabot import index as index_module
 from qabot import scoring
 from qabot.corpus import Document
-from qabot.index import Index
+from qabot.generations import JsonColumn
+from qabot.index import Index, VocabularyIds
 from qabot.postings import analyze_documents, build_index
 from qabot.scoring import Bm25Postings, length_norm
 from qabot.store import IndexParams, open_index
@@ -254,3 +256,15 @@ def test_kept_weights_of_long_lists_score_as_computed_ones(seeds_index, monkeypa
         assert kept and sum(map(len, kept.values())) <= 400 and not any(w.flags.writeable for w in kept.values())
     finally:
         kept.clear()  # the index is shared with other tests
+
+
+def test_a_stored_vocabulary_finds_the_same_ids_read_lazily_or_decoded(monkeypatch):
+    terms = sorted({"a", "zebra", "é", "ß", "東京", 'qu"ote', "back\\slash", "okapi", "okapis", *map(str, range(400))})
+    ids = VocabularyIds(JsonColumn(*JsonColumn.encode(terms)))
+    probes = [*terms, "", "aa", "zz", "東", "okap", "okapiss"]
+    monkeypatch.setattr(index_module, "LOOKUPS_PER_DECODE", 1)  # stays lazy: never as many lookups as terms
+    lazy = [ids.get(probe) for probe in probes]
+    monkeypatch.setattr(index_module, "LOOKUPS_PER_DECODE", 10_000)  # decodes at the next lookup
+    decoded = [ids.get(probe) for probe in probes]
+    assert lazy == decoded == [terms.index(p) if p in terms else None for p in probes]
+    assert isinstance(ids._vocab, list)
