@@ -64,24 +64,46 @@ def frame_terms() -> frozenset[str]:
     return frozenset(term for word in words if (term := term_of(word)))
 
 
+# A lookup that misses scans the whole table's text, about a fiftieth of what splitting it into lines costs:
+# after this many lookups a long-lived process splits it once (then a lookup is a dictionary's).
+LOOKUPS_BEFORE_SPLITTING = 64
+
+
 class TermTable(Mapping[str, V]):
     """A shipped table of one `term values...` line per term, a term's line found in the text when it is
-    looked up: a fresh process looks up its question's few terms instead of parsing 10,000 lines."""
+    looked up: a fresh process looks up its question's few terms instead of parsing 10,000 lines; a
+    process that goes on asking splits the lines into a dictionary once."""
 
-    __slots__ = ("_parse", "_text")
+    __slots__ = ("_lines", "_lookups", "_parse", "_text")
 
     def __init__(self, text: str, parse: Callable[[str], V]) -> None:
         self._text, self._parse = "\n" + text, parse
+        self._lookups, self._lines = 0, None
 
     def __getitem__(self, term: str) -> V:
         if not isinstance(term, str) or not term or term[0] == "#" or any(ch in term for ch in " \n"):
             raise KeyError(term)
+        if self._lines is None:
+            self._lookups += 1
+            if self._lookups > LOOKUPS_BEFORE_SPLITTING:
+                self._lines = self._split()
+        if self._lines is not None:
+            return self._parse(self._lines[term])
         at = self._text.find(f"\n{term} ")
         if at < 0:
             raise KeyError(term)
         start = at + len(term) + 2
         end = self._text.find("\n", start)
         return self._parse(self._text[start : end if end >= 0 else None])
+
+    def _split(self) -> dict[str, str]:
+        """Each term's values text, the first line of a term winning as find() would have it."""
+        lines: dict[str, str] = {}
+        for line in self._text.split("\n"):
+            term, space, values = line.partition(" ")
+            if term and space and not term.startswith("#"):
+                lines.setdefault(term, values)
+        return lines
 
     def __iter__(self) -> Iterator[str]:
         return (line.split(" ", 1)[0] for line in self._text.splitlines() if line and not line.startswith("#"))

@@ -6,9 +6,11 @@ import importlib.util
 import subprocess
 import sys
 import unicodedata
+from importlib.resources import files
 
 import pytest
 
+from qabot import analyze as analyze_module
 from qabot.analyze import TermTable, analyze, derivations, everyday_terms, fold, term_spans
 from tests.conftest import PROJECT
 
@@ -109,3 +111,16 @@ def test_a_term_table_finds_a_terms_line_and_nothing_else():
         assert missing not in table and table.get(missing) is None
     assert list(table) == ["agre", "peac", "last"] and len(table) == 3
     assert derivations()["agre"] == ("agreeabl", "agreement") and everyday_terms()["agre"] >= 4.0
+
+
+def test_a_term_table_answers_alike_before_and_after_splitting_its_lines(monkeypatch):
+    """A long-lived process splits the table once; every lookup, found or not, answers as the text search did."""
+    text = files("qabot").joinpath("data/derivations.txt").read_text(encoding="utf-8")
+    probes = [line.split(" ", 1)[0] for line in text.split("\n")[::37]] + ["agr", "zzzz", "#", "a b", "", "x\ny"]
+    monkeypatch.setattr(analyze_module, "LOOKUPS_BEFORE_SPLITTING", 10**9)
+    searched = TermTable(text, str.split)
+    answers = [searched.get(probe) for probe in probes]
+    monkeypatch.setattr(analyze_module, "LOOKUPS_BEFORE_SPLITTING", 0)
+    split = TermTable(text, str.split)
+    assert [split.get(probe) for probe in probes] == answers and sum(a is not None for a in answers) > 100
+    assert split._lines is not None and searched._lines is None
