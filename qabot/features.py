@@ -277,8 +277,8 @@ def _word_signals(sequences: Sequences, question_ids: set[int], question_pairs: 
     count = len(lengths)
     at = sequences.holding(question_ids)
     held = np.bincount(owner[at], minlength=count)
-    novelty = np.divide(held, lengths, out=np.ones(count), where=lengths > 0)
-    novelty = np.where(lengths > 0, 1.0 - novelty, 0.0)
+    share_held = np.divide(held, lengths, out=np.ones(count), where=lengths > 0)
+    novelty = np.where(lengths > 0, 1.0 - share_held, 0.0)
     in_order = np.zeros(count)
     if question_pairs and len(tokens) > 1:
         codes = tokens[:-1] << 32 | tokens[1:]  # each adjacent pair of terms (ids are below 2^32)
