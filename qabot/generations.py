@@ -119,7 +119,13 @@ class JsonColumn(Sequence[Any]):
 
     def __getitem__(self, at):  # type: ignore[override]
         if isinstance(at, slice):
-            return [self[i] for i in range(*at.indices(len(self)))]
+            start, stop, step = at.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            if start >= stop:
+                return []
+            run = self._text[self._starts[start] : self._starts[stop] - 1].tobytes()  # one decoding for the run
+            return json.loads(b"[" + run.replace(b"\n", b",") + b"]")
         at = range(len(self))[at]
         return json.loads(self._text[self._starts[at] : self._starts[at + 1] - 1].tobytes())
 

@@ -25,7 +25,6 @@ LOOKUP_COST = 4  # a binary search per sentence costs about as much as this many
 TABLED_TF = 32  # saturations are looked up for term frequencies up to this; higher ones (rare) are computed
 DENSE_SHARE = 0.25  # a query with postings above this share of the sentences is summed over all sentences
 FLOOR_SAMPLE = 4096  # sentences whose full scores give the exhaustive scorer a first floor
-COUNTED_SENTENCES = 2048  # up to this many sentences are scored by counting their own terms
 HOT_POSTINGS = 100_000  # a posting list at least this long keeps its weights once computed (per scale)
 HOT_KEPT = 8_000_000  # at most this many kept weights (64 MB); past it the kept lists are dropped
 
@@ -66,7 +65,8 @@ class Bm25Postings:
     term_max_tf and term_min_len bound each term's weight (BM25's saturation grows with tf and shrinks
     with length), whatever the statistics are. sentence_terms, when given, is the same index read
     sentence by sentence (tok_ptr, tok_ids: the term ids of sentence s are tok_ids[tok_ptr[s]:tok_ptr[s + 1]]),
-    from which a few sentences' weights are counted instead of searched for in long posting lists.
+    from which the term weights of the few sentences a ranker reads are counted instead of searched for in
+    long posting lists.
     Thread-safe: each thread scores in buffers of its own.
     """
 
@@ -214,16 +214,14 @@ class Bm25Postings:
             candidates = np.sort(seen[acc[seen] + missing >= floor], kind="stable")  # merges sorted runs
             partial = acc[candidates]  # summed in scan order: good enough to prune, not to rank
             acc[seen] = 0.0
-        counted = self.sentence_terms is not None and len(candidates) <= COUNTED_SENTENCES
-        weighed = self._counted_weights(terms, scales, candidates) if counted else np.empty((0, 0))
         for i in sorted(order[scanned:], key=lambda i: -upper[i]):  # the weightiest first: it prunes the most
-            partial += weighed[i] if counted else self._gathered(terms[i : i + 1], scales[i : i + 1], candidates)
+            partial += self._gathered(terms[i : i + 1], scales[i : i + 1], candidates)
             missing -= upper[i]
             if len(partial) > k:  # partial scores grew: the floor may rise too
                 floor = max(floor, float(np.partition(partial, len(partial) - k)[len(partial) - k]) / (1 + BOUND_SLACK))
             alive = partial + missing >= floor
-            candidates, partial, weighed = candidates[alive], partial[alive], weighed[:, alive] if counted else weighed
-        scores = _summed(weighed) if counted else self._gathered(terms, scales, candidates)
+            candidates, partial = candidates[alive], partial[alive]
+        scores = self._gathered(terms, scales, candidates)
         if len(candidates) > k:
             kept = scores >= np.partition(scores, len(scores) - k)[len(scores) - k]  # ties at the cut stay
             candidates, scores = candidates[kept], scores[kept]
@@ -258,11 +256,8 @@ class Bm25Postings:
 
     def _gathered(self, terms: np.ndarray, scales: list[float], sents: np.ndarray) -> np.ndarray:
         """Exact scores of sorted distinct sentences over the given terms, summed term by term in the
-        given order, as search_exhaustive sums them (so the floats are identical). For a few sentences
-        their own terms are counted; else a term is looked up by binary search or, for many sentences,
-        scattered into the (zero) accumulator and read back."""
-        if self.sentence_terms is not None and len(sents) <= COUNTED_SENTENCES:
-            return _summed(self._counted_weights(terms, scales, sents))
+        given order, as search_exhaustive sums them (so the floats are identical). A term is looked up by
+        binary search or, for many sentences, scattered into the (zero) accumulator and read back."""
         total = np.zeros(len(sents))
         acc, scratch = self._accumulator()
         for term, scale in zip(terms.tolist(), scales, strict=True):
@@ -347,16 +342,6 @@ class Bm25Postings:
             rows = self._buffers.rows = np.full(len(self.idf), -1, dtype=np.int32)
         return rows
 
-    def _counted_weights(self, terms: np.ndarray, scales: list[float], sents: np.ndarray) -> np.ndarray:
-        """Each term's weight (rows, at its scale) in each sentence (columns, 0 where absent), counted in the
-        sentences' own terms."""
-        held, lengths = self.held(terms, sents)
-        weights = np.zeros(held.shape)
-        for row, scale in enumerate(scales):
-            at = np.flatnonzero(held[row])
-            weights[row, at] = self.weights(held[row, at], lengths[at], scale)
-        return weights
-
     def held(self, terms: np.ndarray, sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """How often each term (rows) stands in each sentence (columns; -1 holds nothing), counted in the
         sentences' own terms (so equal to the postings' tf), and each sentence's length in terms."""
@@ -367,7 +352,9 @@ class Bm25Postings:
         owner = np.repeat(np.arange(len(sents), dtype=np.int64), lengths)
         shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)  # from place in the run to place in tok_ids
         tokens = tok_ids[np.arange(len(owner), dtype=np.int64) + shift]
-        distinct, row_of = np.unique(terms, return_inverse=True)
+        slot_by_term = {term: slot for slot, term in enumerate(dict.fromkeys(terms.tolist()))}
+        distinct = np.fromiter(slot_by_term, dtype=np.int64, count=len(slot_by_term))
+        row_of = [slot_by_term[term] for term in terms.tolist()]
         slot_of = self._row_map()
         slot_of[distinct] = np.arange(len(distinct), dtype=np.int32)
         slot = slot_of[tokens]
@@ -375,7 +362,7 @@ class Bm25Postings:
         hit = slot >= 0
         cells = slot[hit].astype(np.int64) * len(sents) + owner[hit]  # (term, sentence) flattened
         counts = np.bincount(cells, minlength=len(distinct) * len(sents)).reshape(len(distinct), len(sents))
-        return counts[row_of.ravel()], lengths
+        return counts[row_of], lengths
 
     def term_weights(self, terms: Sequence[int], sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per term (rows) and sentence (columns; -1 holds nothing): whether the sentence holds the term,
@@ -399,11 +386,3 @@ class Bm25Postings:
         weights = self.weights(self.post_tf[found.ravel()], self.post_len[found.ravel()], scale)
         return present, np.where(present, weights.reshape(present.shape), 0.0)
 
-
-def _summed(weights: np.ndarray) -> np.ndarray:
-    """The rows of a terms x sentences weight matrix added up in term order, as search_exhaustive sums them
-    (a term's 0 where it is absent leaves a sum as it was)."""
-    total = np.zeros(weights.shape[1])
-    for row in weights:
-        total += row
-    return total

@@ -85,7 +85,6 @@ def test_pruned_search_equals_exhaustive_on_the_seeds(seeds_index, always_pruned
 def test_pruning_looks_the_common_term_up_instead_of_scanning_it(always_pruned, monkeypatch):
     """A rare term and a very common one: once the rare term's sentences set the floor, the common
     term's 4,002 postings are only searched for the few sentences that can still make the top k."""
-    monkeypatch.setattr(scoring, "COUNTED_SENTENCES", 0)  # look terms up in their lists, not in the sentences
     filler = [f"common words number{i % 7} item{i}" for i in range(4000)]
     index = index_of([*filler, "common okapi sighting", "okapi okapi near common words"])
     okapi, common = index.term_ids["okapi"], index.term_ids["common"]
@@ -132,12 +131,9 @@ def test_summing_over_every_sentence_or_the_touched_ones_ranks_alike(seeds_index
             assert sents.tolist() == ref_sents and scores.tobytes() == ref_scores.tobytes(), (query, k)
 
 
-@pytest.mark.parametrize("counted", [0, 2048])
-def test_a_few_sentences_counted_in_their_own_terms_weigh_what_their_postings_say(
-    seeds_index, always_pruned, monkeypatch, counted
-):
-    """Term weights and pruned scores read from the sentences' terms equal those found in the posting lists."""
-    monkeypatch.setattr(scoring, "COUNTED_SENTENCES", counted)
+def test_a_few_sentences_counted_in_their_own_terms_weigh_what_their_postings_say(seeds_index, always_pruned):
+    """Term weights read from the sentences' terms equal those found in the posting lists, and so do the
+    scores of an index that has them."""
     index = seeds_index
     postings_only = Bm25Postings(index.post_ptr, index.post_sent, index.post_tf, index.post_len, index.term_max_tf,
                                  index.term_min_len, index.n_sentences, index.idf, index.scorer.avgdl, index.k1,
