@@ -16,6 +16,7 @@ import numpy as np
 
 from qabot.analyze import term_spans
 from qabot.answer_type import ANAPHORA, cue_bits, has_answer_type
+from qabot.arrays import distinct, run_starts
 from qabot.searchable import SearchableIndex
 
 # Names of the columns candidate_features returns, in order (the ranker's weights follow them).
@@ -281,16 +282,20 @@ def _word_signals(sequences: Sequences, question_ids: set[int], question_pairs: 
     novelty = np.where(lengths > 0, 1.0 - share_held, 0.0)
     in_order = np.zeros(count)
     if question_pairs and len(tokens) > 1:
-        codes = tokens[:-1] << 32 | tokens[1:]  # each adjacent pair of terms (ids are below 2^32)
         wanted = np.sort(np.array([first << 32 | second for first, second in question_pairs], dtype=np.int64))
-        hit = np.flatnonzero((owner[:-1] == owner[1:]) & np.isin(codes, wanted))
-        distinct = np.unique(owner[hit] * len(wanted) + np.searchsorted(wanted, codes[hit]))  # a pair counts once
-        in_order = np.bincount(distinct // len(wanted), minlength=count) / len(question_pairs)
+        starts = at[at < len(tokens) - 1]  # a question pair starts at a question term
+        starts = starts[owner[starts] == owner[starts + 1]]
+        codes = tokens[starts] << 32 | tokens[starts + 1]  # the adjacent pair of terms there (ids are below 2^32)
+        slot = np.minimum(np.searchsorted(wanted, codes), len(wanted) - 1)
+        hit = wanted[slot] == codes
+        pairs = distinct(owner[starts[hit]] * len(wanted) + slot[hit])  # a pair counts once
+        in_order = np.bincount(pairs // len(wanted), minlength=count) / len(question_pairs)
     proximity = np.zeros(count)
     if len(at):
-        rows, first = np.unique(owner[at], return_index=True)
+        first = run_starts(owner[at])  # owner[at] ascends
+        rows = owner[at][first]
         last = np.append(first[1:], len(at)) - 1
-        kinds = np.bincount(np.unique(owner[at] << 32 | tokens[at]) >> 32, minlength=count)[rows]
+        kinds = np.bincount(distinct(owner[at] << 32 | tokens[at]) >> 32, minlength=count)[rows]
         several = held[rows] > 1
         stretch = at[last] - at[first] + 1
         proximity[rows[several]] = kinds[several] / stretch[several]
@@ -304,6 +309,7 @@ def _match_position(sequences: Sequences, question_ids: Sequence[int]) -> np.nda
     lengths = sequences.lengths
     place = np.ones(len(lengths))
     at = sequences.holding(question_ids)
-    owner, first = np.unique(sequences.owner[at], return_index=True)
+    first = run_starts(sequences.owner[at])  # ascends, as `at` does
+    owner = sequences.owner[at][first]
     place[owner] = (at[first] - sequences.starts[owner]) / np.maximum(lengths - 1, 1)[owner]
     return place

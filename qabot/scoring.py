@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from qabot.arrays import distinct
+
 EPSILON = 0.25  # rank-bm25's default floor for negative IDF, as a share of the mean IDF
 # Top-k search: below this many postings a query is scored exhaustively (bounds would cost more than they save).
 EXHAUSTIVE_POSTINGS = 30_000
@@ -318,7 +320,7 @@ class Bm25Postings:
             held += len(sample[-1])
             if held >= FLOOR_SAMPLE:
                 break
-        scores = acc[np.unique(np.concatenate(sample))]  # each sentence once: the k-th best of distinct ones
+        scores = acc[distinct(np.concatenate(sample))]  # each sentence once: the k-th best of distinct ones
         floor = float(np.partition(scores, len(scores) - k)[len(scores) - k]) if len(scores) >= k else 0.0
         candidates = np.flatnonzero(acc >= floor) if floor > 0 else np.flatnonzero(acc)
         scores = acc[candidates]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from qabot import index as index_module
 from qabot import scoring
+from qabot.arrays import distinct, run_starts
 from qabot.corpus import Document
 from qabot.generations import JsonColumn
 from qabot.index import Index, VocabularyIds
@@ -264,3 +265,12 @@ def test_a_stored_vocabulary_finds_the_same_ids_read_lazily_or_decoded(monkeypat
     decoded = [ids.get(probe) for probe in probes]
     assert lazy == decoded == [terms.index(p) if p in terms else None for p in probes]
     assert isinstance(ids._vocab, list)
+
+
+def test_distinct_values_by_one_sort_are_numpys_unique():
+    rng = np.random.default_rng(11)
+    for size in (0, 1, 2, 50, 3000):
+        values = rng.integers(-5, 40 if size < 100 else 10**9, size)
+        assert distinct(values).tolist() == np.unique(values).tolist()
+        ordered = np.sort(values)
+        assert run_starts(ordered).tolist() == np.unique(ordered, return_index=True)[1].tolist()
