@@ -42,15 +42,17 @@ class DocTable(Sequence[DocInfo]):
     """A stored index's documents as columns, each DocInfo made when it is asked for: a fresh process
     compares 50,000 files' paths, sizes and times as arrays and makes objects only for what it shows.
 
-    `details` holds (sha256, title, date, url) of document d at 4d .. 4d + 3.
+    `details` holds (sha256, title, date, url) of document d at 4d .. 4d + 3. Once iterated (a refresh
+    reads every document, twice), the DocInfo are kept.
     """
 
-    __slots__ = ("_details", "ctimes_ns", "mtimes_ns", "paths", "sizes")
+    __slots__ = ("_details", "_made", "ctimes_ns", "mtimes_ns", "paths", "sizes")
 
     def __init__(self, paths: Sequence[str], details: JsonColumn, sizes: np.ndarray, mtimes_ns: np.ndarray,
                  ctimes_ns: np.ndarray) -> None:  # fmt: skip
         self.paths, self.sizes, self.mtimes_ns, self.ctimes_ns = paths, sizes, mtimes_ns, ctimes_ns
         self._details = details
+        self._made: list[DocInfo] | None = None
 
     @staticmethod
     def columns(docs: Sequence[DocInfo]) -> dict[str, np.ndarray]:
@@ -84,14 +86,19 @@ class DocTable(Sequence[DocInfo]):
         if isinstance(at, slice):
             return [self[i] for i in range(*at.indices(len(self)))]
         at = range(len(self))[at]
+        if self._made is not None:
+            return self._made[at]
         sha256, title, date, url = self._details[4 * at : 4 * at + 4]
         return DocInfo(self.paths[at], sha256, title, date, int(self.sizes[at]), int(self.mtimes_ns[at]),
                        int(self.ctimes_ns[at]), url)  # fmt: skip
 
     def __iter__(self) -> Iterator[DocInfo]:
-        details = self._details.decoded()
-        return map(DocInfo, self.paths, details[0::4], details[1::4], details[2::4], self.sizes.tolist(),
-                   self.mtimes_ns.tolist(), self.ctimes_ns.tolist(), details[3::4])  # fmt: skip
+        if self._made is None:
+            details = self._details.decoded()
+            self._made = list(map(DocInfo, self.paths, details[0::4], details[1::4], details[2::4],
+                                  self.sizes.tolist(), self.mtimes_ns.tolist(), self.ctimes_ns.tolist(),
+                                  details[3::4]))  # fmt: skip
+        return iter(self._made)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, str):
