@@ -255,16 +255,23 @@ def test_kept_weights_of_long_lists_score_as_computed_ones(seeds_index, monkeypa
         kept.clear()  # the index is shared with other tests
 
 
-def test_a_stored_vocabulary_finds_the_same_ids_read_lazily_or_decoded(monkeypatch):
+@pytest.mark.parametrize("stored", [True, False])
+def test_a_vocabulary_finds_the_same_ids_by_bisection_or_decoded_into_a_dictionary(monkeypatch, stored):
     terms = sorted({"a", "zebra", "é", "ß", "東京", 'qu"ote', "back\\slash", "okapi", "okapis", *map(str, range(400))})
-    ids = VocabularyIds(JsonColumn(*JsonColumn.encode(terms)))
+    ids = VocabularyIds(JsonColumn(*JsonColumn.encode(terms)) if stored else tuple(terms))
     probes = [*terms, "", "aa", "zz", "東", "okap", "okapiss"]
-    monkeypatch.setattr(index_module, "LOOKUPS_PER_DECODE", 1)  # stays lazy: never as many lookups as terms
+    expected = [terms.index(p) if p in terms else None for p in probes]
+    monkeypatch.setattr(index_module, "LOOKUPS_PER_DECODE", 0)  # stays lazy: never decodes
     lazy = [ids.get(probe) for probe in probes]
+    assert not isinstance(ids._vocab, dict)
     monkeypatch.setattr(index_module, "LOOKUPS_PER_DECODE", 10_000)  # decodes at the next lookup
     decoded = [ids.get(probe) for probe in probes]
-    assert lazy == decoded == [terms.index(p) if p in terms else None for p in probes]
-    assert isinstance(ids._vocab, list)
+    assert isinstance(ids._vocab, dict)
+    assert lazy == decoded == expected
+    assert list(ids) == terms and len(ids) == len(terms) and ids["okapi"] == terms.index("okapi")
+    assert "okapis" in ids and "okap" not in ids and None not in ids
+    with pytest.raises(KeyError):
+        ids["okap"]
 
 
 def test_distinct_values_by_one_sort_are_numpys_unique():
