@@ -26,6 +26,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import numpy as np
 
 POINTER = "CURRENT"
 SPARED_SECONDS = 60  # files younger than this may belong to a writer still finishing; clean-up spares them
+WRITERS = 3  # arrays of a generation written at once (a 1M-sentence index's 218 MB: 0.55-0.9 s one by one, 0.17-0.3 s)
 
 
 class CacheInvalid(Exception):
@@ -183,7 +185,9 @@ def save_generation(folder: Path, arrays: Mapping[str, np.ndarray], meta_name: s
     tmp = folder / f"tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
-        records = {name: write_array(tmp / f"{name}.npy", array) for name, array in arrays.items()}
+        with ThreadPoolExecutor(WRITERS) as writers:  # writing, syncing and checksumming release the GIL
+            written = list(writers.map(lambda item: write_array(tmp / f"{item[0]}.npy", item[1]), arrays.items()))
+        records = dict(zip(arrays, written, strict=True))
         meta_bytes = json.dumps({**meta, "arrays": records}, ensure_ascii=False).encode("utf-8")
         return publish(folder, tmp, meta_name, meta_bytes)
     except BaseException:
