@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, pairwise
 from pathlib import Path
 
 import numpy as np
@@ -221,6 +221,7 @@ def _assemble(chunks: Sequence[Chunk], wanted: Callable[[DocInfo], bool] | None 
         np.fromiter(map(union.__getitem__, chunk.vocab), dtype=np.int32, count=len(chunk.vocab)) for chunk in chunks
     ]
     pointers = [(_pointers(chunk.sent_counts), _pointers(chunk.lengths)) for chunk in chunks]
+    renamed = [not np.array_equal(ids, np.arange(len(ids))) for ids in to_union]  # the first chunk's ids stay
 
     def take(field: str, level: str, dtype: type) -> np.ndarray:
         pieces = []
@@ -233,7 +234,7 @@ def _assemble(chunks: Sequence[Chunk], wanted: Callable[[DocInfo], bool] | None 
             else:
                 lo, hi = tok_ptr[sent_ptr[first]], tok_ptr[sent_ptr[stop]]
             piece = getattr(chunks[c], field)[lo:hi]
-            pieces.append(to_union[c][piece] if field == "tok_ids" else piece)
+            pieces.append(to_union[c][piece] if field == "tok_ids" and renamed[c] else piece)
         return _joined(pieces, dtype)
 
     tok_ids = take("tok_ids", "token", np.int32)
@@ -314,9 +315,8 @@ def _merged_postings(old: Index, layout: _Layout) -> dict[str, np.ndarray]:
     dropped = np.flatnonzero(renumbered < 0)
     dropped_terms = np.searchsorted(old.post_ptr, dropped, side="right") - 1
     kept_per_old_term = old.df - np.bincount(dropped_terms, minlength=len(old.vocab))
-    kept = {"post_sent": np.delete(renumbered, dropped)}
+    kept_sent = _spliced(renumbered, dropped, np.empty(0, dtype=np.int64), renumbered[:0])
     del renumbered
-    kept.update({name: np.delete(getattr(old, name), dropped) for name in ("post_tf", "post_len")})
     kept_df = np.zeros(len(layout.vocab), dtype=np.int64)
     live = kept_per_old_term > 0  # a term with no kept sentence may have left the vocabulary
     kept_df[layout.first_term_map[live]] = kept_per_old_term[live]
@@ -333,8 +333,39 @@ def _merged_postings(old: Index, layout: _Layout) -> dict[str, np.ndarray]:
     for term in np.flatnonzero(fresh["df"]).tolist():
         lo, hi = fresh["post_ptr"][term], fresh["post_ptr"][term + 1]
         kept_lo, kept_hi = kept_ptr[term], kept_ptr[term + 1]
-        insert_at[lo:hi] = kept_lo + np.searchsorted(kept["post_sent"][kept_lo:kept_hi], fresh_sent[lo:hi])
-    fresh["post_sent"] = fresh_sent
+        insert_at[lo:hi] = kept_lo + np.searchsorted(kept_sent[kept_lo:kept_hi], fresh_sent[lo:hi])
     df = kept_df + fresh["df"]
-    merged = {name: np.insert(kept[name], insert_at, fresh[name]) for name in ("post_sent", "post_tf", "post_len")}
+    merged = {
+        "post_sent": _spliced(kept_sent, np.empty(0, dtype=np.int64), insert_at, fresh_sent),
+        **{name: _spliced(getattr(old, name), dropped, insert_at, fresh[name]) for name in ("post_tf", "post_len")},
+    }
     return {"df": df, "post_ptr": _pointers(df), **merged}
+
+
+SPLICED_PLACES = 10_000  # beyond this many deleted or inserted postings, numpy's delete and insert join the rest
+
+
+def _spliced(source: np.ndarray, dropped: np.ndarray, insert_at: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """np.insert(np.delete(source, dropped), insert_at, values) (dropped ascending), copied once: the
+    stretches between the few places a refresh changes are joined, each read straight from source."""
+    values = values.astype(source.dtype, copy=False)
+    if len(dropped) + len(insert_at) > SPLICED_PLACES:
+        return np.insert(np.delete(source, dropped), insert_at, values)
+    order = np.argsort(insert_at, kind="stable")  # numpy inserts values at equal places in the given order
+    places, values = insert_at[order].tolist(), values[order]
+    pieces, kept, at = [], 0, 0  # kept: where the current stretch starts once `dropped` is gone
+    bounds = [-1, *dropped.tolist(), len(source)]
+    for lo, hi in pairwise(bounds):  # source[lo + 1 : hi] is kept
+        start = lo + 1
+        while at < len(places) and places[at] < kept + hi - start:
+            cut = start + places[at] - kept
+            pieces.append(source[start:cut])
+            kept, start = places[at], cut
+            group = at
+            while at < len(places) and places[at] == places[group]:
+                at += 1
+            pieces.append(values[group:at])
+        pieces.append(source[start:hi])
+        kept += hi - start
+    pieces.append(values[at:])  # placed at the very end
+    return _joined(pieces, source.dtype)

@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from qabot import postings
 from qabot.store import corpus_cache_dir, load_index, open_index, save_index
 from qabot.text_packs import MAX_PACKS
 from tests.conftest import SEEDS
@@ -136,3 +138,21 @@ def test_packs_no_document_uses_are_dropped(corpus_copy, tmp_path):
     write(corpus_copy / "okapi.txt", ["Okapi news", "The okapi met Louis Bono in Baku."])
     index, _ = open_index(corpus_copy, cache, PARAMS, quiet)
     assert [len(pack.data) for pack in index.text_packs] == [(corpus_copy / "okapi.txt").stat().st_size]
+
+
+@pytest.mark.parametrize("places_limit", [10_000, 0])
+def test_postings_spliced_from_stretches_are_numpys_delete_then_insert(monkeypatch, places_limit):
+    """A refresh joins the stretches between the postings it drops and inserts (or, past a limit, lets
+    numpy delete and insert): the same array either way, wherever the places fall."""
+    monkeypatch.setattr(postings, "SPLICED_PLACES", places_limit)
+    rng = np.random.default_rng(4)
+    for size in (0, 1, 7, 200):
+        source = rng.integers(0, 60_000, size).astype(np.uint16)
+        for _ in range(40):
+            dropped = np.sort(rng.choice(size, rng.integers(0, size + 1), replace=False)) if size else np.empty(0, int)
+            kept = size - len(dropped)
+            insert_at = rng.integers(0, kept + 1, rng.integers(0, 12))  # repeats, the very start and end allowed
+            values = rng.integers(0, 60_000, len(insert_at)).astype(np.int64)
+            expected = np.insert(np.delete(source, dropped), insert_at, values)
+            got = postings._spliced(source, dropped.astype(np.int64), insert_at, values)
+            assert got.dtype == source.dtype and got.tolist() == expected.tolist(), (size, dropped, insert_at)
