@@ -21,7 +21,7 @@ from qabot.corpus import Document, Skipped
 from qabot.index import DocInfo, Index
 from qabot.segment import line_starts, paragraph_breaks, sentence_spans
 from qabot.text_packs import TextLayout, compacted, text_layout
-from qabot.variants import bigram_table
+from qabot.variants import BigramTable, bigram_table, renumbered_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,7 @@ def build_index(root: Path, chunks: Sequence[Chunk], skipped: Sequence[Skipped],
     postings = _postings(layout.arrays["tok_ids"], layout.lengths, len(layout.vocab))
     return Index(root=root, docs=layout.docs, skipped=tuple(skipped), k1=k1, b=b, vocab=layout.vocab,
                  **text_layout(_texts(chunks), layout.doc_runs).fields(), **layout.arrays, **postings,
-                 **_derived(layout.vocab, postings))  # fmt: skip
+                 **_derived(bigram_table(layout.vocab), postings))  # fmt: skip
 
 
 def refresh_index(
@@ -151,16 +151,16 @@ def refresh_index(
     kept_text = TextLayout(old.text_packs, old.doc_pack, old.doc_text_start, old.doc_text_end)
     text = compacted(text_layout(_texts(chunks), layout.doc_runs, kept_text))
     return Index(root=old.root, docs=layout.docs, skipped=tuple(skipped), k1=old.k1, b=old.b, vocab=layout.vocab,
-                 **text.fields(), **layout.arrays, **postings, **_derived(layout.vocab, postings))  # fmt: skip
+                 **text.fields(), **layout.arrays, **postings,
+                 **_derived(renumbered_table(old.bigrams, layout.first_term_map, layout.vocab), postings))  # fmt: skip
 
 
 def _texts(chunks: Sequence[Chunk]) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(chunk.text, chunk.text_lengths) for chunk in chunks]
 
 
-def _derived(vocab: Sequence[str], postings: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _derived(table: BigramTable, postings: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """What an Index stores beside its postings so that no process recomputes it: term bounds, bigrams."""
-    table = bigram_table(vocab)
     bigrams = {"gram_codes": table.codes, "gram_ptr": table.ptr, "gram_terms": table.terms,
                "term_grams": table.term_grams, "term_length": table.term_length, "term_first": table.term_first}
     return {**_term_bounds(postings["post_ptr"], postings["post_tf"], postings["post_len"]), **bigrams}

@@ -95,16 +95,40 @@ def bigram_table(vocab: Sequence[str]) -> BigramTable:
     keys |= term_of
     keys.sort()
     keys = keys[np.append(True, keys[1:] != keys[:-1])] if len(keys) else keys  # a term counts a bigram once
+    first = points[np.flatnonzero(separator[:-1]) + 1] if len(vocab) else np.empty(0, dtype=np.int64)
+    return _table_of(keys, bits, lengths, first)
+
+
+def renumbered_table(table: BigramTable, new_ids: np.ndarray, vocab: Sequence[str]) -> BigramTable:
+    """bigram_table(vocab) from the table of an older vocabulary: its terms renumbered by new_ids (ascending
+    where kept, -1 where gone) and the terms vocab adds merged in, without re-reading every term."""
+    kept = new_ids >= 0
+    added = np.setdiff1d(np.arange(len(vocab), dtype=np.int64), new_ids[kept])
+    fresh = bigram_table([vocab[i] for i in added.tolist()])
+    bits = max(len(vocab), 1).bit_length()
+    old_terms = new_ids[table.terms].astype(np.int64)
+    keys = np.repeat(table.codes, np.diff(table.ptr)) << bits | old_terms
+    keys = keys[old_terms >= 0]  # ascending: new ids keep the old ids' order
+    fresh_keys = np.repeat(fresh.codes, np.diff(fresh.ptr)) << bits | added[fresh.terms]
+    fresh_keys.sort()
+    keys = np.insert(keys, np.searchsorted(keys, fresh_keys), fresh_keys)
+    lengths, first = np.empty(len(vocab), dtype=np.int32), np.empty(len(vocab), dtype=np.int32)
+    lengths[new_ids[kept]], first[new_ids[kept]] = table.term_length[kept], table.term_first[kept]
+    lengths[added], first[added] = fresh.term_length, fresh.term_first
+    return _table_of(keys, bits, lengths, first)
+
+
+def _table_of(keys: np.ndarray, bits: int, lengths: np.ndarray, first: np.ndarray) -> BigramTable:
+    """The BigramTable of ascending distinct keys (bigram code << bits | term id), given each term's
+    length and first code point."""
     gram_of = keys >> bits
     starts = np.flatnonzero(np.append(True, gram_of[1:] != gram_of[:-1])) if len(keys) else keys
-    codes = gram_of[starts]
     terms = (keys & ((1 << bits) - 1)).astype(np.int32)
-    first = points[np.flatnonzero(separator[:-1]) + 1] if len(vocab) else np.empty(0, dtype=np.int64)
     return BigramTable(
-        codes=codes,
+        codes=gram_of[starts],
         ptr=np.append(starts, len(keys)).astype(np.int64),
         terms=terms,
-        term_grams=np.bincount(terms, minlength=len(vocab)).astype(np.int32),
+        term_grams=np.bincount(terms, minlength=len(lengths)).astype(np.int32),
         term_length=lengths.astype(np.int32),
         term_first=first.astype(np.int32),
     )

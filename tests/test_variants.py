@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from qabot.variants import VariantFinder, bigram_table, edit_distance, max_distance
+from qabot.variants import VariantFinder, bigram_table, edit_distance, max_distance, renumbered_table
 
 
 def reference_distance(a: str, b: str) -> int:
@@ -72,3 +72,20 @@ def test_the_stored_bigram_table_finds_what_a_scan_of_the_vocabulary_finds(answe
 def test_an_empty_vocabulary_has_an_empty_table():
     table = bigram_table(())
     assert len(table.codes) == 0 and table.ptr.tolist() == [0] and VariantFinder((), table).find("okapi") == []
+
+
+def test_a_refreshed_vocabularys_table_renumbered_from_the_old_one_is_the_one_built_afresh(answerer):
+    """A refresh renumbers the old table's terms and merges in the added terms' bigrams: the same arrays as
+    building the table of the new vocabulary, whichever terms go and come (none, all, a new longest id)."""
+    old = list(answerer.index.vocab)
+    rng = np.random.default_rng(8)
+    cases = [(0, 0), (0.3, 0), (0, 40), (0.2, 25), (1.0, 5), (0.9, 3000)]
+    for share_gone, added in cases:
+        kept = [term for term in old if rng.random() >= share_gone]
+        new = sorted({*kept, *("zz" + "".join(rng.choice(list("abcéß東q"), rng.integers(1, 9))) for _ in range(added))})
+        new_ids = np.array([new.index(term) if term in kept else -1 for term in old], dtype=np.int32)
+        expected = bigram_table(new)
+        got = renumbered_table(bigram_table(old), new_ids, new)
+        for name in ("codes", "ptr", "terms", "term_grams", "term_length", "term_first"):
+            expected_array, got_array = getattr(expected, name), getattr(got, name)
+            assert got_array.dtype == expected_array.dtype and np.array_equal(got_array, expected_array), name
