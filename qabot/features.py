@@ -127,8 +127,8 @@ def candidate_features(
     positions = np.concatenate([sents, before, after, members])  # -1 (no neighbour) holds no term
     searched = [term.searched() for term in terms]  # rows: each term's ids, then its parts
     # paragraphs and neighbours overlap: each distinct sentence is looked up once
-    distinct, spread = np.unique(positions, return_inverse=True)
-    present, contribution = index.term_weights([term_id for row in searched for term_id, _ in row], distinct)
+    looked_up, spread = np.unique(positions, return_inverse=True)
+    present, contribution = index.term_weights([term_id for row in searched for term_id, _ in row], looked_up)
     present, contribution = present.take(spread, axis=1), contribution.take(spread, axis=1)  # C order, as summed
     row_weight = np.array([weight for row in searched for _, weight in row])
     ideal = sum(term.count * term.mass for term in terms) or 1.0
@@ -162,7 +162,8 @@ def candidate_features(
     question_ids = {term.own_id for term in terms if term.own_id is not None}
     own_ids = [term.own_id for term in terms if term.own_id is not None]
     sequences = Sequences.of([index.sentence_terms(sent) for sent in sents.tolist()])
-    word_signals = _word_signals(sequences, question_ids, set(pairwise(own_ids)))
+    at = sequences.holding(question_ids)  # where the question's own terms stand
+    word_signals = _word_signals(sequences, at, set(pairwise(own_ids)))
     if answer_type == "definition":  # depends on where the question's words stand: read the texts
         focus_terms = {index.vocab[term_id] for term_id in question_ids}  # strings: no term lookups
         typed = np.array([_defines(index.sentence_text(sent), focus_terms) for sent in sents.tolist()], dtype=float)
@@ -187,7 +188,7 @@ def candidate_features(
         "proximity": word_signals[:, 2],
         "log_length": np.log1p(word_signals[:, 3]),
         # a definition's answer, a role, stands before the name ("Prime Minister X") as often as after it
-        "match_position": _match_position(sequences, own_ids if answer_type != "definition" else ()),
+        "match_position": _match_position(sequences, at if answer_type != "definition" else at[:0]),
     }
     features = np.column_stack([columns[name] for name in CANDIDATE_FEATURES])
     return Candidates(sents, features, match[:, :n], index.sent_doc[sents].astype(np.int64))
@@ -270,13 +271,12 @@ class Sequences:
         return np.flatnonzero(wanted[np.minimum(np.searchsorted(wanted, self.tokens), len(wanted) - 1)] == self.tokens)
 
 
-def _word_signals(sequences: Sequences, question_ids: set[int], question_pairs: set[tuple[int, int]]) -> np.ndarray:
-    """Per sentence, from its terms in order: novelty (share not in the question), in-order (share of the
-    question's adjacent term pairs standing adjacent here), proximity (distinct question terms over
-    the stretch from the first to the last of them) and the sentence's length in terms."""
+def _word_signals(sequences: Sequences, at: np.ndarray, question_pairs: set[tuple[int, int]]) -> np.ndarray:
+    """Per sentence, from its terms in order (`at`: where the question's terms stand): novelty (share not in
+    the question), in-order (share of the question's adjacent term pairs standing adjacent here), proximity
+    (distinct question terms over the stretch from the first to the last of them) and its length in terms."""
     lengths, owner, tokens = sequences.lengths, sequences.owner, sequences.tokens
     count = len(lengths)
-    at = sequences.holding(question_ids)
     held = np.bincount(owner[at], minlength=count)
     share_held = np.divide(held, lengths, out=np.ones(count), where=lengths > 0)
     novelty = np.where(lengths > 0, 1.0 - share_held, 0.0)
@@ -292,24 +292,25 @@ def _word_signals(sequences: Sequences, question_ids: set[int], question_pairs: 
         in_order = np.bincount(pairs // len(wanted), minlength=count) / len(question_pairs)
     proximity = np.zeros(count)
     if len(at):
-        first = run_starts(owner[at])  # owner[at] ascends
-        rows = owner[at][first]
+        owners = owner[at]  # ascending, as `at` is
+        first = run_starts(owners)
+        rows = owners[first]
         last = np.append(first[1:], len(at)) - 1
-        kinds = np.bincount(distinct(owner[at] << 32 | tokens[at]) >> 32, minlength=count)[rows]
+        kinds = np.bincount(distinct(owners << 32 | tokens[at]) >> 32, minlength=count)[rows]
         several = held[rows] > 1
         stretch = at[last] - at[first] + 1
         proximity[rows[several]] = kinds[several] / stretch[several]
     return np.column_stack([novelty, in_order, proximity, lengths])
 
 
-def _match_position(sequences: Sequences, question_ids: Sequence[int]) -> np.ndarray:
-    """Per sentence (its terms in order), the place of its first question term, 0 at its first term and
-    1 at its last; 1 where it has none. A sentence that opens with the question's words tends to go on
-    to the answer; one that reaches them late, to lead up to them."""
+def _match_position(sequences: Sequences, at: np.ndarray) -> np.ndarray:
+    """Per sentence (its terms in order), the place of its first question term (`at`: where they stand),
+    0 at its first term and 1 at its last; 1 where it has none. A sentence that opens with the question's
+    words tends to go on to the answer; one that reaches them late, to lead up to them."""
     lengths = sequences.lengths
     place = np.ones(len(lengths))
-    at = sequences.holding(question_ids)
-    first = run_starts(sequences.owner[at])  # ascends, as `at` does
-    owner = sequences.owner[at][first]
+    owners = sequences.owner[at]  # ascending, as `at` is
+    first = run_starts(owners)
+    owner = owners[first]
     place[owner] = (at[first] - sequences.starts[owner]) / np.maximum(lengths - 1, 1)[owner]
     return place

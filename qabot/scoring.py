@@ -354,9 +354,10 @@ class Bm25Postings:
         owner = np.repeat(np.arange(len(sents), dtype=np.int64), lengths)
         shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)  # from place in the run to place in tok_ids
         tokens = tok_ids[np.arange(len(owner), dtype=np.int64) + shift]
-        slot_by_term = {term: slot for slot, term in enumerate(dict.fromkeys(terms.tolist()))}
+        term_list = terms.tolist()
+        slot_by_term = {term: slot for slot, term in enumerate(dict.fromkeys(term_list))}
         distinct = np.fromiter(slot_by_term, dtype=np.int64, count=len(slot_by_term))
-        row_of = [slot_by_term[term] for term in terms.tolist()]
+        row_of = [slot_by_term[term] for term in term_list]
         slot_of = self._row_map()
         slot_of[distinct] = np.arange(len(distinct), dtype=np.int32)
         slot = slot_of[tokens]

@@ -190,6 +190,7 @@ def plain_word_signals(sequence: list[int], question_ids: set[int], pairs: set[t
 def test_word_signals_of_sentences_end_to_end_are_each_sentence_s(sentences, question):
     pairs = set(pairwise(question))
     arrays = [np.array(sentence, dtype=np.int32) for sentence in sentences]
-    signals = _word_signals(Sequences.of(arrays), set(question), pairs)
+    sequences = Sequences.of(arrays)
+    signals = _word_signals(sequences, sequences.holding(set(question)), pairs)
     expected = np.array([plain_word_signals(sentence, set(question), pairs) for sentence in sentences])
     assert signals.tobytes() == expected.tobytes()
