@@ -258,7 +258,10 @@ class Answerer:
             )
             if not (ids or apart or capitalised) and everyday.get(term, 0.0) >= self.models.everyday_zipf:
                 continue  # an everyday word the corpus lacks ("keep", "quién") frames the question, names no topic
-            terms.append(QueryTerm(word, count, tuple(ids), mass, term_id, term in frame, capitalised, apart, spelled))
+            common = not capitalised and term in everyday
+            terms.append(
+                QueryTerm(word, count, tuple(ids), mass, term_id, term in frame, capitalised, apart, spelled, common)
+            )
         return terms, tuple(expansions), tuple(derived)
 
     def _spelled_as(

@@ -46,7 +46,8 @@ QUESTION_FEATURES = (
     "margin",  # its lead over the second candidate
     "top_coverage",  # the first passage's coverage
     "top_paragraph_coverage",  # its paragraph's coverage
-    "missing_share",  # share of the question's IDF mass that no indexed term stands for
+    "missing_share",  # share of the question's IDF mass that no indexed term stands for, in names and rare words
+    "missing_common_share",  # the same share in lower-case words common in a large language ("regarding")
     "missing_names",  # capitalised question words the corpus does not have, spelled any way we know
     "variant_names",  # capitalised question words the corpus has only written otherwise (Victoria as victory)
     "variant_name_edits",  # how far their closest corpus spellings are: edits per letter plus length lost, summed
@@ -83,6 +84,7 @@ class QueryTerm:
     capitalised: bool = False  # typed with a capital, not as the question's first word
     apart: tuple[tuple[int, float], ...] = ()  # the word as the corpus writes it apart (cease-fire): all or none
     spelled: SpelledAs = SpelledAs()  # for a capitalised word the corpus lacks: its other forms there
+    common: bool = False  # typed in lower case and common (Zipf >= 4) in English or another large language
 
     @property
     def found(self) -> bool:
@@ -200,10 +202,12 @@ def question_features(
     """The QUESTION_FEATURES of a question whose candidates the ranker scored (order: best first)."""
     mass = coverage_mass(terms)
     found = np.array([max((weight for _, weight in term.ids + term.apart), default=0.0) for term in terms])
+    common = np.array([term.common for term in terms], dtype=bool)
     renamed = [term for term in terms if term.capitalised and term.found and term.spelled.variant_only]
     columns = dict.fromkeys(QUESTION_FEATURES, 0.0)
     columns.update(
-        missing_share=float(mass @ (1.0 - found) / (mass.sum() or 1.0)),
+        missing_share=float((mass * ~common) @ (1.0 - found) / (mass.sum() or 1.0)),
+        missing_common_share=float((mass * common) @ (1.0 - found) / (mass.sum() or 1.0)),
         missing_names=sum(1 for term in terms if term.capitalised and not term.found),
         variant_names=len(renamed),
         variant_name_edits=sum(t.spelled.edits / max(len(t.word), 1) + 1.0 - t.spelled.length_ratio for t in renamed),

@@ -87,6 +87,19 @@ def test_features_are_one_row_per_candidate_and_finite(answerer):
     assert sorted(ranking.order.tolist()) == list(range(len(ranking.candidates.sents)))
 
 
+def test_a_missing_common_word_is_counted_apart_from_missing_names_and_rare_words(answerer):
+    def missing(question: str) -> tuple[float, float]:
+        ranking = answerer.rank(question)
+        row = question_features(ranking.terms, ranking.candidates, ranking.scores, ranking.order)
+        return row[QUESTION_FEATURES.index("missing_share")], row[QUESTION_FEATURES.index("missing_common_share")]
+
+    assert missing("What did the US insist on for the Lachin corridor?") == (0.0, 0.0)
+    rare, common = missing("What did the US insist on regarding the Lachin corridor?")
+    assert rare == 0.0 and common > 0.0, "'regarding' is a word of the language the seeds lack"
+    rare, common = missing("What did the US insist on for the Lachin corridor near Qwertzville?")
+    assert rare > 0.0 and common == 0.0, "a name the corpus lacks is no common word"
+
+
 def test_a_frame_word_missing_from_the_sentence_costs_little_coverage(answerer):
     with_frame = column(answerer, "How many officials resigned?", "coverage")
     without = column(answerer, "Which officials resigned?", "coverage")

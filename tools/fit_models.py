@@ -77,7 +77,14 @@ RISING = (
     "top_window_coverage",
     "best_coverage",
 )
-FALLING = ("missing_share", "missing_names", "variant_names", "variant_name_edits", "variant_names_unnamed")
+FALLING = (
+    "missing_share",
+    "missing_common_share",
+    "missing_names",
+    "variant_names",
+    "variant_name_edits",
+    "variant_names_unnamed",
+)
 DEPTH = 10
 FOLD_SEEDS = (0, 1, 2)  # draws of the folds the CV figures are reported over (the first is the headline)
 TRADEOFF_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)  # fixed min_confidence the CV is also reported at
