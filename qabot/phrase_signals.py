@@ -9,6 +9,7 @@ candidate; PHRASE_FEATURES names what phrase_features measures of each. phrase.p
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -207,15 +208,17 @@ def phrase_features(
     s, e = spans
     n = len(tokens.texts)
     head = term_of(form.head) if form.head else None
-    terms = [term_of(text) if text[0].isalnum() else None for text in tokens.texts]
-    table = np.empty((n, len(_TOKEN_COLUMNS)))
-    static = b"".join([_static_row(text) for text in tokens.texts])
-    table[:, : len(_STATIC_COLUMNS)] = np.frombuffer(static, dtype=np.float64).reshape(n, len(_STATIC_COLUMNS))
-    table[:, len(_STATIC_COLUMNS) :] = np.array([
-        (term in question_terms, term == head, (idf(term) if idf else 1.0), 1.0) if term is not None else
-        (0.0, 0.0, 0.0, 0.0) for term in terms
-    ], dtype=np.float64).reshape(n, 4)  # fmt: skip
-    running = np.vstack([np.zeros(len(_TOKEN_COLUMNS)), np.cumsum(table, axis=0)])
+    rows = []
+    for text in tokens.texts:
+        rows.append(_static_row(text))
+        term = term_of(text) if text[0].isalnum() else None
+        rows.append(_NOT_A_WORD if term is None else _QUESTION_ROW.pack(
+            term in question_terms, term == head, idf(term) if idf else 1.0, 1.0))  # fmt: skip
+    rows.append(_NOTHING)  # index n: a padding token that is nothing
+    padded = np.frombuffer(b"".join(rows), dtype=np.float64).reshape(n + 1, len(_TOKEN_COLUMNS))
+    table = padded[:n]
+    running = np.zeros((n + 1, len(_TOKEN_COLUMNS)))
+    np.cumsum(table, axis=0, out=running[1:])
     matched_at = _TOKEN_INDEX["matched"]
     head_at = _TOKEN_INDEX["head"]
     # question words up to each token, padded so that windows reaching past either end need no clipping
@@ -247,11 +250,10 @@ def phrase_features(
         far = np.maximum(np.where(at[0] < s, s - at[0], 0), np.where(at[-1] >= e, at[-1] - e + 1, 0))
     else:
         near = far = np.full(len(s), n)
-    # the tokens around each span; index n is a padding token that is nothing
-    padded = np.vstack([table, np.zeros(len(_TOKEN_COLUMNS))])
-    prev = padded[np.where(s > 0, s - 1, n)]
-    after = padded[e]
-    first, last = table[s], table[e - 1]
+    # the tokens before, after, first in and last in each span, gathered at once
+    m = len(s)
+    around = padded[np.concatenate([np.where(s > 0, s - 1, n), e, s, e - 1])]
+    prev, after, first, last = around[:m], around[m : 2 * m], around[2 * m : 3 * m], around[3 * m :]
     head_count = running[:, head_at]
 
     def window(k: int) -> np.ndarray:
@@ -297,9 +299,8 @@ def phrase_features(
         "before_end": (e == n) | (after[:, col["period"]] > 0),
     }
     features = np.zeros((len(s), len(PHRASE_FEATURES)))
-    for i, name in enumerate(PHRASE_FEATURES):
-        if name in columns:
-            features[:, i] = columns[name]
+    for name, values in columns.items():
+        features[:, _FEATURE_INDEX[name]] = values
     # the signals that are a token column as it stands before the span, after it, or anywhere in it
     features[:, _FROM_BEFORE[0]] = prev[:, _FROM_BEFORE[1]]
     features[:, _FROM_AFTER[0]] = after[:, _FROM_AFTER[1]]
@@ -321,6 +322,10 @@ _STATIC_COLUMNS = (
 )  # fmt: skip
 _TOKEN_COLUMNS = (*_STATIC_COLUMNS, "matched", "head", "rarity", "rare")
 _TOKEN_INDEX = {name: i for i, name in enumerate(_TOKEN_COLUMNS)}
+_FEATURE_INDEX = {name: i for i, name in enumerate(PHRASE_FEATURES)}
+_QUESTION_ROW = struct.Struct("4d")  # a word token's columns after _STATIC_COLUMNS: matched, head, rarity, rare
+_NOT_A_WORD = _QUESTION_ROW.pack(0.0, 0.0, 0.0, 0.0)
+_NOTHING = bytes(8 * len(_TOKEN_COLUMNS))
 
 
 def _copied(pairs: dict[str, str]) -> tuple[list[int], list[int]]:
