@@ -57,6 +57,8 @@ QUESTION_FEATURES = (
     "top_window_coverage",  # the first passage's coverage with its neighbours
     "best_coverage",  # the highest coverage of any candidate
 )
+# The candidate signals question_features reads.
+_READ_BY_QUESTION = ("coverage", "paragraph_coverage", "in_order", "window_coverage")
 FRAME_SHARE = 0.25  # a question-frame word ("many", "called") counts a quarter in coverage
 MAX_PARAGRAPH = 24  # sentences on each side of a candidate that its paragraph may span
 
@@ -215,8 +217,9 @@ def question_features(
     )
     if len(order):
         top = order[0]
-        column = {name: candidates.features[:, CANDIDATE_FEATURES.index(name)] for name in CANDIDATE_FEATURES}
-        articles, article_of = np.unique(candidates.docs, return_inverse=True)
+        column = {name: candidates.features[:, CANDIDATE_FEATURES.index(name)] for name in _READ_BY_QUESTION}
+        articles = distinct(candidates.docs)
+        article_of = np.searchsorted(articles, candidates.docs)
         held = np.zeros((len(terms), len(articles)))  # per term and article: how well the article's candidates hold it
         np.maximum.at(held.T, article_of, candidates.matched.T)
         paired = sum(1 for term in terms if term.own_id is not None) > 1

@@ -147,6 +147,11 @@ class Bm25Postings:
                 return found
         return self.search_exhaustive(weighted_terms, k)
 
+    def _listed(self, lo: int, hi: int) -> np.ndarray:
+        """The sentence ids of postings [lo, hi) as int64: numpy gathers and scatters with int64 indices about
+        twice as fast as with the stored int32, so the copy pays for itself at the first use."""
+        return self.post_sent[lo:hi].astype(np.int64)
+
     def list_weights(self, term: int, scale: float, scratch: np.ndarray) -> np.ndarray:
         """weights() of the term's whole posting list at `scale` (read-only), in scratch; a list of
         HOT_POSTINGS or more is computed once per scale and kept (the most frequent words recur in
@@ -268,7 +273,7 @@ class Bm25Postings:
                 found, rows = self._look_up(term, sents)
                 total[found] += self.weights(self.post_tf[rows], self.post_len[rows], scale)
                 continue
-            listed = self.post_sent[lo:hi]
+            listed = self._listed(lo, hi)
             acc[listed] = self.list_weights(term, scale, scratch)
             total += acc[sents]  # adding 0.0 where the term is absent leaves the sum as it was
             acc[listed] = 0.0
@@ -284,8 +289,8 @@ class Bm25Postings:
         acc, scratch = self._accumulator()
         touched, positive = [], True
         for term_id, query_weight in weighted_terms:
-            lo, hi = self.post_ptr[term_id], self.post_ptr[term_id + 1]
-            sents = self.post_sent[lo:hi]
+            lo, hi = int(self.post_ptr[term_id]), int(self.post_ptr[term_id + 1])
+            sents = self._listed(lo, hi)
             scale = self.idf[term_id] * query_weight
             # add.at skips the gathered copy that `acc[sents] += ...` makes; each sentence appears once
             np.add.at(acc, sents, self.list_weights(int(term_id), scale, scratch))
