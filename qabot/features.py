@@ -131,7 +131,8 @@ def candidate_features(
     positions = np.concatenate([sents, before, after, members])  # -1 (no neighbour) holds no term
     searched = [term.searched() for term in terms]  # rows: each term's ids, then its parts
     # paragraphs and neighbours overlap: each distinct sentence is looked up once
-    looked_up, spread = np.unique(positions, return_inverse=True)
+    looked_up = distinct(positions)
+    spread = np.searchsorted(looked_up, positions)
     present, contribution = index.term_weights([term_id for row in searched for term_id, _ in row], looked_up)
     present, contribution = present.take(spread, axis=1), contribution.take(spread, axis=1)  # C order, as summed
     row_weight = np.array([weight for row in searched for _, weight in row])
@@ -155,7 +156,7 @@ def candidate_features(
     beside = np.maximum(match[:, n : 2 * n], match[:, 2 * n : 3 * n])
     window_coverage = mass @ np.maximum(match[:, :n], beside) / total_mass
     # paragraph signals: members are grouped by candidate, in order
-    group_starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    group_starts = run_starts(owner)
     member_match = match[:, 3 * n :]
     paragraph_seen = np.maximum.reduceat(member_match, group_starts, axis=1)
     paragraph_count = np.add.reduceat(member_match, group_starts, axis=1)

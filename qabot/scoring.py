@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qabot.arrays import distinct
+from qabot.arrays import distinct, run_starts
 
 EPSILON = 0.25  # rank-bm25's default floor for negative IDF, as a share of the mean IDF
 # Top-k search: below this many postings a query is scored exhaustively (bounds would cost more than they save).
@@ -307,9 +307,10 @@ class Bm25Postings:
         if len(candidates) > wanted:
             top = np.flatnonzero(scores >= np.partition(scores, len(scores) - wanted)[len(scores) - wanted])
             candidates, scores = candidates[top], scores[top]
-        if len(touched) > 1:
-            candidates, first = np.unique(candidates, return_index=True)
-            scores = scores[first]
+        if len(touched) > 1:  # each sentence once (its copies hold the same score)
+            by_id = np.argsort(candidates, kind="stable")
+            first = by_id[run_starts(candidates[by_id])]
+            candidates, scores = candidates[first], scores[first]
         order = np.lexsort((candidates, -scores))[:k]
         return candidates[order].astype(np.int64), scores[order]
 
