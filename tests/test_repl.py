@@ -193,6 +193,19 @@ def pty_env(seeds_settings: Settings, tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def wait_until_idle(child: pexpect.spawn, timeout: float = 10.0) -> None:
+    """Until the child has slept (blocked, waiting for input) through two looks 0.1 s apart, on a busy machine
+    too; where /proc cannot tell (not Linux), 0.3 s."""
+    status = Path(f"/proc/{child.pid}/stat")
+    if not status.exists():
+        time.sleep(0.3)
+        return
+    deadline, asleep = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline and asleep < 2:
+        asleep = asleep + 1 if status.read_text().rsplit(")", 1)[1].split()[0] == "S" else 0
+        time.sleep(0.1)
+
+
 def spawn(env: dict[str, str], *args: str) -> pexpect.spawn:
     child = pexpect.spawn(
         sys.executable, ["-m", "qabot.cli", *args], cwd=str(PROJECT), env=env, encoding="utf-8",
@@ -227,7 +240,7 @@ def test_pty_session_question_show_history_ctrl_c_and_quit(pty_env: dict[str, st
     child.expect_exact("who is pashinian")
     # CPython's readline loop notices SIGINT only while waiting for a key, so let it get back to waiting
     # (a person never presses Ctrl-C within microseconds of the previous key).
-    time.sleep(0.3)
+    wait_until_idle(child)
     child.sendintr()
     child.expect_exact(PROMPT)
     assert "^C" in child.before and "[1]" not in child.before
