@@ -16,6 +16,7 @@ import numpy as np
 
 from qabot.analyze import analyze, derivations, everyday_terms, fold, frame_terms, term_spans
 from qabot.answer_type import expected_type
+from qabot.arrays import run_starts
 from qabot.compounds import initials, joined_words, split_words
 from qabot.features import Candidates, QueryTerm, SpelledAs, candidate_features, question_features
 from qabot.learned import Models, logistic, shipped_models
@@ -428,7 +429,7 @@ def _jaccard(sentence_terms: Sequence[np.ndarray]) -> np.ndarray:
     tokens = np.concatenate([np.zeros(0, dtype=np.int64), *sentence_terms])
     count = len(sentence_terms)
     pairs = np.sort(tokens.astype(np.int64) << 32 | np.repeat(np.arange(count, dtype=np.int64), lengths))
-    pairs = pairs[np.append(True, pairs[1:] != pairs[:-1])] if len(pairs) else pairs  # (term, sentence) once
+    pairs = pairs[run_starts(pairs)]  # (term, sentence) once
     rows, terms = pairs & 0xFFFFFFFF, pairs >> 32
     sizes = np.bincount(rows, minlength=count)
     new_term = np.append(True, terms[1:] != terms[:-1]) if len(terms) else np.empty(0, dtype=bool)

@@ -17,3 +17,9 @@ def distinct(values: np.ndarray) -> np.ndarray:
     """np.unique(values): the distinct values, ascending."""
     ordered = np.sort(values)
     return ordered[run_starts(ordered)]
+
+
+def distinct_with_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(values, return_inverse=True): the distinct values, and where each value stands among them."""
+    found = distinct(values)
+    return found, np.searchsorted(found, values)

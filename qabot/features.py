@@ -16,7 +16,7 @@ import numpy as np
 
 from qabot.analyze import term_spans
 from qabot.answer_type import ANAPHORA, cue_bits, has_answer_type
-from qabot.arrays import distinct, run_starts
+from qabot.arrays import distinct, distinct_with_inverse, run_starts
 from qabot.searchable import SearchableIndex
 
 # Names of the columns candidate_features returns, in order (the ranker's weights follow them).
@@ -131,8 +131,7 @@ def candidate_features(
     positions = np.concatenate([sents, before, after, members])  # -1 (no neighbour) holds no term
     searched = [term.searched() for term in terms]  # rows: each term's ids, then its parts
     # paragraphs and neighbours overlap: each distinct sentence is looked up once
-    looked_up = distinct(positions)
-    spread = np.searchsorted(looked_up, positions)
+    looked_up, spread = distinct_with_inverse(positions)
     present, contribution = index.term_weights([term_id for row in searched for term_id, _ in row], looked_up)
     present, contribution = present.take(spread, axis=1), contribution.take(spread, axis=1)  # C order, as summed
     row_weight = np.array([weight for row in searched for _, weight in row])
@@ -219,8 +218,7 @@ def question_features(
     if len(order):
         top = order[0]
         column = {name: candidates.features[:, CANDIDATE_FEATURES.index(name)] for name in _READ_BY_QUESTION}
-        articles = distinct(candidates.docs)
-        article_of = np.searchsorted(articles, candidates.docs)
+        articles, article_of = distinct_with_inverse(candidates.docs)
         held = np.zeros((len(terms), len(articles)))  # per term and article: how well the article's candidates hold it
         np.maximum.at(held.T, article_of, candidates.matched.T)
         paired = sum(1 for term in terms if term.own_id is not None) > 1

@@ -362,15 +362,15 @@ class Bm25Postings:
         tokens = tok_ids[np.arange(len(owner), dtype=np.int64) + shift]
         term_list = terms.tolist()
         slot_by_term = {term: slot for slot, term in enumerate(dict.fromkeys(term_list))}
-        distinct = np.fromiter(slot_by_term, dtype=np.int64, count=len(slot_by_term))
+        wanted = np.fromiter(slot_by_term, dtype=np.int64, count=len(slot_by_term))
         row_of = [slot_by_term[term] for term in term_list]
         slot_of = self._row_map()
-        slot_of[distinct] = np.arange(len(distinct), dtype=np.int32)
+        slot_of[wanted] = np.arange(len(wanted), dtype=np.int32)
         slot = slot_of[tokens]
-        slot_of[distinct] = -1
+        slot_of[wanted] = -1
         hit = slot >= 0
         cells = slot[hit].astype(np.int64) * len(sents) + owner[hit]  # (term, sentence) flattened
-        counts = np.bincount(cells, minlength=len(distinct) * len(sents)).reshape(len(distinct), len(sents))
+        counts = np.bincount(cells, minlength=len(wanted) * len(sents)).reshape(len(wanted), len(sents))
         return counts[row_of], lengths
 
     def term_weights(self, terms: Sequence[int], sents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qabot.arrays import run_starts
+
 MIN_LENGTH = 4  # shorter terms have too many one-letter neighbours to guess from
 _BEGIN, _END = 0x110000, 0x110001  # padding code points, outside Unicode
 
@@ -94,7 +96,7 @@ def bigram_table(vocab: Sequence[str]) -> BigramTable:
     keys <<= bits
     keys |= term_of
     keys.sort()
-    keys = keys[np.append(True, keys[1:] != keys[:-1])] if len(keys) else keys  # a term counts a bigram once
+    keys = keys[run_starts(keys)]  # a term counts a bigram once
     first = points[np.flatnonzero(separator[:-1]) + 1] if len(vocab) else np.empty(0, dtype=np.int64)
     return _table_of(keys, bits, lengths, first)
 
@@ -122,7 +124,7 @@ def _table_of(keys: np.ndarray, bits: int, lengths: np.ndarray, first: np.ndarra
     """The BigramTable of ascending distinct keys (bigram code << bits | term id), given each term's
     length and first code point."""
     gram_of = keys >> bits
-    starts = np.flatnonzero(np.append(True, gram_of[1:] != gram_of[:-1])) if len(keys) else keys
+    starts = run_starts(gram_of)
     terms = (keys & ((1 << bits) - 1)).astype(np.int32)
     return BigramTable(
         codes=gram_of[starts],

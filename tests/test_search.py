@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from qabot import index as index_module
 from qabot import scoring
-from qabot.arrays import distinct, run_starts
+from qabot.arrays import distinct, distinct_with_inverse, run_starts
 from qabot.corpus import Document
 from qabot.generations import JsonColumn
 from qabot.index import Index, VocabularyIds
@@ -279,5 +279,8 @@ def test_distinct_values_by_one_sort_are_numpys_unique():
     for size in (0, 1, 2, 50, 3000):
         values = rng.integers(-5, 40 if size < 100 else 10**9, size)
         assert distinct(values).tolist() == np.unique(values).tolist()
+        found, where = distinct_with_inverse(values)
+        expected, expected_where = np.unique(values, return_inverse=True)
+        assert found.tolist() == expected.tolist() and where.tolist() == expected_where.tolist()
         ordered = np.sort(values)
         assert run_starts(ordered).tolist() == np.unique(ordered, return_index=True)[1].tolist()
